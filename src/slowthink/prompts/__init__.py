@@ -1,0 +1,25 @@
+"""All prompt templates, by name, in one package.
+
+``formats`` holds the reasoning-format prompts (stages, atomic, free); ``judge`` holds the judge and
+scorer prompts. Templates are ``str.format`` strings; look them up with :func:`get_template`.
+"""
+
+from __future__ import annotations
+
+from slowthink.prompts import formats as _formats
+
+TEMPLATES: dict[str, str] = {}
+TEMPLATES.update(_formats.TEMPLATES)
+try:  # judge prompts are added by the scorers package
+    from slowthink.prompts import judge as _judge
+
+    TEMPLATES.update(_judge.TEMPLATES)
+except ImportError:  # pragma: no cover
+    pass
+
+
+def get_template(name: str) -> str:
+    try:
+        return TEMPLATES[name]
+    except KeyError:
+        raise KeyError(f"unknown prompt template '{name}'; known: {', '.join(sorted(TEMPLATES))}") from None

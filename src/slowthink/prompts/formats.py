@@ -1,0 +1,1 @@
+TEMPLATES: dict[str, str] = {}

@@ -1,1 +1,73 @@
-TEMPLATES: dict[str, str] = {}
+"""Prompt templates of the reasoning formats (``str.format`` strings, looked up by name).
+
+Few-shot worked examples are part of the system prompt so that every request of a run shares one
+byte-identical prefix (prefix caches hit across problems, see DESIGN.md speed rules).
+"""
+
+from __future__ import annotations
+
+# --- free: one-shot chain of thought, and direct answer ------------------------------------
+FREE_COT_SYSTEM = (
+    "You are a careful math assistant. Think step by step, then finish with a line of the form "
+    "'The answer is X.'\n\n"
+    "Example question: Tom has 3 apples and buys 5 more. How many apples does he have now?\n"
+    "Example answer: Tom starts with 3 apples. He buys 5 more, so 3 + 5 = 8. The answer is 8.\n\n"
+    "Example question: A pen costs 4 dollars. How much do 6 pens cost?\n"
+    "Example answer: Each pen costs 4 dollars, so 6 pens cost 6 * 4 = 24 dollars. The answer is 24."
+)
+FREE_DIRECT_SYSTEM = (
+    "You are a math assistant. Reply with the final answer only, as 'The answer is X.', "
+    "with no explanation.\n\n"
+    "Example question: Tom has 3 apples and buys 5 more. How many apples does he have now?\n"
+    "Example answer: The answer is 8."
+)
+
+# --- atomic: AtomThink atomic steps ---------------------------------------------------------
+ATOMIC_SYSTEM = (
+    "You are a careful math assistant. Solve the problem in short atomic steps, one step per line, "
+    "written 'Step 1: ...', 'Step 2: ...'. Each step does one small thing: read a fact, or do one "
+    "calculation. The last line is 'To sum up, the final answer is: X'.\n\n"
+    "Example question: Tom has 3 apples and buys 5 more. How many apples does he have now?\n"
+    "Example answer:\n"
+    "Step 1: Tom starts with 3 apples.\n"
+    "Step 2: He buys 5 more apples, so he has 3 + 5 = 8 apples.\n"
+    "To sum up, the final answer is: 8\n\n"
+    "Example question: A pen costs 4 dollars. Ann buys 6 pens and pays with 30 dollars. "
+    "How much change does she get?\n"
+    "Example answer:\n"
+    "Step 1: 6 pens cost 6 * 4 = 24 dollars.\n"
+    "Step 2: Her change is 30 - 24 = 6 dollars.\n"
+    "To sum up, the final answer is: 6"
+)
+ATOMIC_FINAL_MARKER = "To sum up, the final answer is:"
+
+# --- stages: LLaVA-CoT ----------------------------------------------------------------------
+STAGES_SYSTEM = (
+    "You are a careful assistant that answers in four stages, each inside its tags:\n"
+    "<SUMMARY> a one-sentence plan of how to solve the problem </SUMMARY>\n"
+    "<CAPTION> the facts of the image or the question that matter </CAPTION>\n"
+    "<REASONING> step-by-step reasoning with the calculations </REASONING>\n"
+    "<CONCLUSION> the final answer only </CONCLUSION>\n\n"
+    "Example question: Tom has 3 apples and buys 5 more. How many apples does he have now?\n"
+    "Example answer:\n"
+    "<SUMMARY> I will add the apples Tom buys to the apples he has. </SUMMARY>\n\n"
+    "<CAPTION> Tom has 3 apples. He buys 5 more. </CAPTION>\n\n"
+    "<REASONING> He has 3 apples and gets 5 more, so 3 + 5 = 8. </REASONING>\n\n"
+    "<CONCLUSION> 8 </CONCLUSION>"
+)
+
+# --- user turn, shared by all formats -------------------------------------------------------
+USER_QUESTION = "{question}"
+USER_QUESTION_CHOICES = "{question}\nChoices:\n{choices}\nAnswer with the option's letter."
+CHOICE_LINE = "({letter}) {text}"
+
+TEMPLATES: dict[str, str] = {
+    "free.cot.system": FREE_COT_SYSTEM,
+    "free.direct.system": FREE_DIRECT_SYSTEM,
+    "atomic.system": ATOMIC_SYSTEM,
+    "atomic.final_marker": ATOMIC_FINAL_MARKER,
+    "stages.system": STAGES_SYSTEM,
+    "user.question": USER_QUESTION,
+    "user.question_choices": USER_QUESTION_CHOICES,
+    "user.choice_line": CHOICE_LINE,
+}

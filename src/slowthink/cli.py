@@ -1,0 +1,128 @@
+"""Command line: ``slowthink solve | demo`` (``eval``, ``report``, ``annotate``, ``train`` grow here)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from slowthink.types import Problem, SlowthinkError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Step-by-step reasoning and test-time search for LLMs and VLMs.")
+err = Console(stderr=True)
+out = Console()
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _check_image(path: str) -> str:
+    p = Path(path)
+    if not p.is_file():
+        raise SlowthinkError(f"image not found: {path} (check the path given to --image)")
+    try:
+        from PIL import Image
+
+        with Image.open(p) as im:
+            im.verify()
+    except Exception as e:
+        raise SlowthinkError(f"image {path} cannot be read ({type(e).__name__}: {e}); pass a PNG/JPEG file") from e
+    return str(p)
+
+
+def run_solve(problems, *, engine_spec, model, fmt_name, strategy, ignore_images=False, **opts):
+    from slowthink.engines import load_engine
+    from slowthink.formats import get_format
+    from slowthink.search import make_config, solve
+
+    fmt = get_format(fmt_name)
+    make_config(strategy, **opts)  # validate options before loading a model
+    spec = engine_spec if model is None else f"{engine_spec}:{model}" if ":" not in engine_spec else engine_spec
+    engine = load_engine(spec)
+    if ignore_images:
+        for p in problems:
+            p.images = []
+    return solve(problems, engine, fmt, strategy, **opts)
+
+
+@app.command()
+def solve(
+    question: Annotated[str, typer.Argument(help="The question to answer.")],
+    image: Annotated[list[str] | None, typer.Option("--image", help="Image file(s) of the question.")] = None,
+    choices: Annotated[str | None, typer.Option(help="Options of a multiple-choice question, separated by '|' or ';'.")] = None,
+    answer: Annotated[str | None, typer.Option(help="Gold answer, to grade the result.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="Reasoning format: stages | atomic | free.")] = "atomic",
+    strategy: Annotated[str, typer.Option(help="Search strategy: direct | cot | quick | majority.")] = "quick",
+    n: Annotated[int | None, typer.Option(help="Samples / candidates per step (strategy default if unset).")] = None,
+    temperature: Annotated[float | None, typer.Option(help="Sampling temperature (strategy default if unset).")] = None,
+    max_depth: Annotated[int | None, typer.Option(help="Most steps on one path.")] = None,
+    engine: Annotated[str, typer.Option(help="Engine spec: llamacpp | hf:PATH | openai:URL#MODEL | vllm:MODEL.")] = "llamacpp",
+    model: Annotated[str | None, typer.Option(help="Model path for the engine (e.g. a GGUF file).")] = None,
+    seed: Annotated[int, typer.Option(help="Base seed of every request.")] = 0,
+    ignore_images: Annotated[bool, typer.Option("--ignore-images", help="Drop images (text-only engines).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the Trace as JSON.")] = False,
+) -> None:
+    """Answer one question, showing the reasoning, the answer and the compute used."""
+    try:
+        if not question.strip():
+            raise SlowthinkError("the question is empty: pass the question text as the first argument")
+        images = [_check_image(p) for p in (image or [])]
+        opts = [c.strip() for c in choices.replace(";", "|").split("|")] if choices else None
+        if opts is not None and len([o for o in opts if o]) < 2:
+            raise SlowthinkError("--choices needs at least two options separated by '|'")
+        problem = Problem(id="cli", question=question, images=images, choices=opts, answer=answer)
+        traces = run_solve([problem], engine_spec=engine, model=model, fmt_name=fmt, strategy=strategy,
+                           ignore_images=ignore_images, n=n, temperature=temperature, max_depth=max_depth, seed=seed)
+    except SlowthinkError as e:
+        _fail(str(e))
+        return
+    _show(traces[0], problem, as_json)
+
+
+def _show(trace, problem, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(trace.to_json(indent=2) + "\n")
+    else:
+        from slowthink.display import render_trace
+
+        out.print(f"[bold]question[/bold] {problem.question}")
+        render_trace(trace, problem, out)
+
+
+@app.command()
+def demo(
+    strategy: Annotated[str, typer.Option(help="Strategy of the demo.")] = "majority",
+    fmt: Annotated[str, typer.Option("--format", help="Reasoning format of the demo.")] = "atomic",
+    n: Annotated[int, typer.Option(help="Samples.")] = 8,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the Trace as JSON.")] = False,
+) -> None:
+    """Solve a bundled word problem on the embedded model (SmolLM2-135M) and show the result."""
+    data = json.loads(resources.files("slowthink").joinpath("demo/problem.json").read_text())
+    problem = Problem.from_dict(data)
+    out.print(f"[bold]slowthink demo[/bold]: {strategy} over {fmt} steps, N={n}, on the embedded SmolLM2-135M-Instruct")
+    try:
+        traces = run_solve([problem], engine_spec="llamacpp", model=None, fmt_name=fmt, strategy=strategy,
+                           n=n if strategy not in ("direct", "cot", "quick") else None, seed=0)
+    except SlowthinkError as e:
+        _fail(str(e))
+        return
+    _show(traces[0], problem, as_json)
+
+
+def main() -> None:
+    try:
+        app()
+    except SlowthinkError as e:  # pragma: no cover - commands catch their own
+        _fail(str(e))
+
+
+if __name__ == "__main__":
+    main()

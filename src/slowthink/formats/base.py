@@ -1,0 +1,126 @@
+"""The Format role: how a response is cut into steps.
+
+A format owns its prompt templates, the stop strings for the next step, how a step is finished and
+checked, when a path is final, how a whole response is parsed (tolerating malformed model output)
+and where the answer is. Strategies only talk to formats through this interface.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from slowthink.prompts import get_template
+from slowthink.types import Completion, Message, Problem
+
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+@dataclass
+class StepSpec:
+    """What to ask for next: ``opener`` is appended to the prefix (the model continues after it),
+    ``stop`` ends the step, ``kind`` names it (a stage name, ``step`` or ``response``)."""
+
+    kind: str
+    opener: str = ""
+    stop: list[str] = field(default_factory=list)
+    max_tokens: int = 128
+
+
+@dataclass
+class ParsedStep:
+    kind: str
+    text: str
+
+
+@dataclass
+class Parsed:
+    """A parsed response. ``answer_text`` is the raw answer span (before grading's extraction);
+    ``notes`` says what was recovered from malformed output."""
+
+    steps: list[ParsedStep]
+    answer_text: str | None
+    complete: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def user_prompt(problem: Problem) -> str:
+    """The user turn: the question, plus lettered options for multiple choice."""
+    if problem.choices:
+        # MATH-V style: the options are drawn in the image, choices are the bare letters.
+        if all(c.strip().upper() == LETTERS[i] for i, c in enumerate(problem.choices)):
+            lines = ", ".join(LETTERS[: len(problem.choices)])
+        else:
+            line = get_template("user.choice_line")
+            lines = "\n".join(line.format(letter=LETTERS[i], text=c) for i, c in enumerate(problem.choices))
+        return get_template("user.question_choices").format(question=problem.question.strip(), choices=lines)
+    return get_template("user.question").format(question=problem.question.strip())
+
+
+_SENT_SPLIT = re.compile(r"(?<=[.!?])\s+")
+
+
+def repeated_sentences(text: str) -> bool:
+    """True when the same sentence occurs twice in ``text`` (a degenerate loop)."""
+    sents = [s.strip().lower() for s in _SENT_SPLIT.split(text) if len(s.strip()) > 8]
+    return len(sents) != len(set(sents))
+
+
+class Format(ABC):
+    """Base class of the formats; subclasses set ``name`` and ``system_template``."""
+
+    name: str = ""
+    system_template: str = ""
+    #: Token budget of a whole response (majority, best-of-n, cot).
+    full_max_tokens: int = 512
+
+    def messages(self, problem: Problem, *, direct: bool = False) -> list[Message]:
+        system = get_template("free.direct.system" if direct else self.system_template)
+        return [
+            Message("system", system),
+            Message("user", user_prompt(problem), images=list(problem.images)),
+        ]
+
+    def full_spec(self) -> StepSpec:
+        """How to ask for a whole response in one request."""
+        return StepSpec(kind="response", opener=self.full_opener(), stop=[], max_tokens=self.full_max_tokens)
+
+    def full_opener(self) -> str:
+        return ""
+
+    @abstractmethod
+    def next_step(self, prefix: str) -> StepSpec | None:
+        """What the next step after ``prefix`` is; ``None`` when the path is complete."""
+
+    def finish_step(self, spec: StepSpec, completion: Completion) -> tuple[str, str | None]:
+        """Node text for a completion of ``spec`` (opener + completion), and a note on any repair."""
+        return spec.opener + completion.text, None
+
+    def validate_step(self, text: str, history: list[str]) -> str | None:
+        """Why a freshly generated step is unusable (``None`` when it is fine)."""
+        if not text.strip():
+            return "empty step"
+        return None
+
+    @abstractmethod
+    def is_final(self, text: str, kind: str) -> bool:
+        """Whether a step of this kind with this text ends the response."""
+
+    @abstractmethod
+    def parse(self, response: str) -> Parsed:
+        """Cut a whole response into steps and find the answer span. Never raises."""
+
+    def answer_opener(self, prefix: str) -> StepSpec:
+        """How to force a final answer after ``prefix`` (the direct-answer fallback)."""
+        sep = "" if not prefix or prefix.endswith("\n") else "\n"
+        return StepSpec(kind="answer", opener=sep + "The answer is", stop=["\n"], max_tokens=24)
+
+    def answer(self, response: str, problem: Problem | None = None) -> str | None:
+        """The extracted answer of a whole response (``None`` when there is none)."""
+        from slowthink.grading import extract_answer
+
+        parsed = self.parse(response)
+        if parsed.answer_text is None:
+            return None
+        return extract_answer(parsed.answer_text, problem)

@@ -1,0 +1,62 @@
+"""Strategies by name. Each is one module with a config dataclass and
+``run(problems, engine, fmt, config, scorer=None) -> list[Trace]`` over the whole batch."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from slowthink.search.base import SearchConfig
+from slowthink.types import Problem, SlowthinkError, Trace
+
+
+@dataclass(frozen=True)
+class StrategyEntry:
+    module: str
+    config: str
+    needs_scorer: bool = False
+    pathwise: bool = False
+    """Path-wise strategies sample whole responses: smaller N can be derived by subsampling."""
+
+
+STRATEGIES: dict[str, StrategyEntry] = {
+    "direct": StrategyEntry("slowthink.search.direct", "DirectConfig"),
+    "cot": StrategyEntry("slowthink.search.cot", "CotConfig"),
+    "quick": StrategyEntry("slowthink.search.quick", "QuickConfig"),
+    "majority": StrategyEntry("slowthink.search.majority", "MajorityConfig", pathwise=True),
+}
+
+
+def _entry(name: str) -> StrategyEntry:
+    try:
+        return STRATEGIES[name]
+    except KeyError:
+        raise SlowthinkError(f"unknown strategy '{name}': choose one of {', '.join(STRATEGIES)}") from None
+
+
+def make_config(name: str, **overrides: Any) -> SearchConfig:
+    """The strategy's config with ``overrides`` (``None`` values keep the default)."""
+    entry = _entry(name)
+    cls = getattr(importlib.import_module(entry.module), entry.config)
+    fields = cls.__dataclass_fields__
+    unknown = [k for k in overrides if k not in fields]
+    if unknown:
+        raise SlowthinkError(f"strategy '{name}' has no option(s) {', '.join(unknown)}; options: {', '.join(fields)}")
+    return cls(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def get_strategy(name: str) -> Callable[..., list[Trace]]:
+    return importlib.import_module(_entry(name).module).run
+
+
+def solve(
+    problems: Sequence[Problem], engine, fmt, strategy: str = "quick", scorer=None, **overrides: Any
+) -> list[Trace]:
+    """Run one strategy on a batch of problems."""
+    config = make_config(strategy, **overrides)
+    return get_strategy(strategy)(list(problems), engine, fmt, config, scorer=scorer)
+
+
+__all__ = ["STRATEGIES", "SearchConfig", "get_strategy", "make_config", "solve"]

@@ -1,0 +1,145 @@
+"""Strategies: batching (one engine call per depth for the whole batch), trees and accounting.
+
+The scripted engine below is an in-process double for pure search logic; the same properties are
+checked against the real embedded model in ``test_strategies_model.py``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from slowthink.engines.base import RecordingEngine
+from slowthink.formats import get_format
+from slowthink.search import make_config, solve
+from slowthink.search.majority import vote
+from slowthink.types import Completion, Node, Problem, SlowthinkError
+
+
+class ScriptedAtomicEngine:
+    """Writes 'Step k: ...' lines and a final answer after ``steps`` steps; can misbehave on cue."""
+
+    name = "scripted"
+    supports_images = False
+
+    def __init__(self, steps: int = 2, answer: str = "7", bad_first: bool = False, never_final: bool = False):
+        self.steps, self.answer, self.bad_first, self.never_final = steps, answer, bad_first, never_final
+
+    def _one(self, r) -> Completion:
+        done = len(re.findall(r"^Step \d+:", r.prefix, flags=re.M))
+        if not r.stop:  # whole response
+            body = "".join(f"Step {i + 1}: work {i}.\n" for i in range(self.steps))
+            text = body + f"To sum up, the final answer is: {self.answer}"
+        elif r.prefix.endswith("final answer is:"):
+            text = f" {self.answer}\n"
+        elif self.bad_first and r.temperature == 0:
+            text = "\n"  # empty step: rejected, re-sampled hotter
+        elif done >= self.steps and not self.never_final:
+            text = f"To sum up, the final answer is: {self.answer}\n"
+        else:
+            text = f"Step {done + 1}: work {done} for {r.seed}.\n"
+        return Completion(text, stop_str="\n" if text.endswith("\n") and r.stop else None,
+                          prompt_tokens=10, generated_tokens=len(text.split()))
+
+    def generate(self, requests):
+        return [[self._one(r) for _ in range(r.n)] for r in requests]
+
+
+def problems(k: int = 3) -> list[Problem]:
+    return [Problem(id=f"p{i}", question=f"What is {i} + 7?", answer="7") for i in range(k)]
+
+
+def check_tree(trace) -> None:
+    ids = [n.id for n in trace.nodes]
+    assert ids == list(range(len(ids)))
+    assert trace.path[0] == 0
+    for a, b in zip(trace.path, trace.path[1:]):
+        assert trace.nodes[b].parent == a
+    assert all(trace.nodes[i].chosen for i in trace.path)
+    assert sum(n.generated_tokens for n in trace.nodes) == trace.compute.generated_tokens
+
+
+def test_quick_one_engine_call_per_depth():
+    eng = RecordingEngine(ScriptedAtomicEngine(steps=2))
+    traces = solve(problems(3), eng, get_format("atomic"), "quick")
+    # depth 0, 1: steps; depth 2: final answer -> 3 calls for 3 problems, 3 requests each
+    assert eng.n_calls == 3 and [c.n_requests for c in eng.calls] == [3, 3, 3]
+    for t in traces:
+        check_tree(t)
+        assert t.answer == "7" and t.compute.engine_calls == 3
+        assert [n.kind for n in t.steps] == ["step", "step", "step"]
+        assert t.steps[-1].final
+
+
+def test_quick_resamples_invalid_steps_hotter():
+    eng = RecordingEngine(ScriptedAtomicEngine(steps=1, bad_first=True))
+    traces = solve(problems(2), eng, get_format("atomic"), "quick")
+    t = traces[0]
+    rejected = [n for n in t.nodes if n.note and n.note.startswith("rejected")]
+    assert rejected and all("empty step" in n.note for n in rejected)
+    assert not any(n.chosen for n in rejected)
+    assert t.answer == "7"
+    # every retry round is still one call for the whole batch
+    assert all(c.n_requests == 2 for c in eng.calls)
+
+
+def test_quick_fallback_when_no_final():
+    eng = ScriptedAtomicEngine(never_final=True)
+    traces = solve(problems(2), eng, get_format("atomic"), "quick", max_depth=3)
+    t = traces[0]
+    assert t.answer == "7"
+    assert t.steps[-1].kind == "answer" and "fallback" in t.steps[-1].note
+    assert len(t.steps) == 4 and any("no final answer within 3 steps" in n for n in t.notes)
+
+
+def test_majority_single_call_and_vote():
+    eng = RecordingEngine(ScriptedAtomicEngine())
+    traces = solve(problems(4), eng, get_format("atomic"), "majority", n=5)
+    assert eng.n_calls == 1 and eng.calls[0].n_samples == 20
+    for t in traces:
+        check_tree(t)
+        assert len(t.nodes) == 6 and t.votes == {"7": 5.0} and t.answer == "7"
+
+
+def test_vote_ties_first_sampled_wins_and_none_skipped():
+    p = Problem(id="x", question="q")
+    nodes = [Node(1, 0, answer=None), Node(2, 0, answer="3"), Node(3, 0, answer="5"),
+             Node(4, 0, answer="5.0"), Node(5, 0, answer="3")]
+    winner, votes = vote(nodes, p)
+    assert winner.id == 2 and votes == {"3": 2.0, "5": 2.0}
+    assert vote([Node(1, 0)], p) == (None, {})
+
+
+def test_seeds_independent_of_batch():
+    eng = ScriptedAtomicEngine()
+    alone = solve(problems(3)[1:2], eng, get_format("atomic"), "quick", temperature=0.5)
+    batch = solve(problems(3), eng, get_format("atomic"), "quick", temperature=0.5)
+    assert alone[0].response == batch[1].response
+
+
+def test_unknown_strategy_and_option():
+    with pytest.raises(SlowthinkError, match="unknown strategy 'beam9'"):
+        make_config("beam9")
+    with pytest.raises(SlowthinkError, match="no option"):
+        make_config("quick", beam=3)
+
+
+def test_engine_error_recorded_not_raised():
+    class Broken:
+        name, supports_images = "broken", False
+
+        def generate(self, requests):
+            return [[Completion("", finish_reason="error", error="boom") for _ in range(r.n)] for r in requests]
+
+    for strategy in ("direct", "cot", "quick", "majority"):
+        t = solve(problems(1), Broken(), get_format("atomic"), strategy)[0]
+        assert t.error == "boom" and t.answer is None and "no answer" in t.notes
+
+
+def test_trace_json_roundtrip():
+    from slowthink.types import Trace
+
+    t = solve(problems(1), ScriptedAtomicEngine(), get_format("atomic"), "quick")[0]
+    back = Trace.from_dict(__import__("json").loads(t.to_json()))
+    assert back == t and back.response == t.response

@@ -1,0 +1,355 @@
+"""What every loader shares: the result type, skip reasons, and small answer helpers.
+
+A loader turns rows of a local file into :class:`~slowthink.types.Problem` objects. A bad row
+(missing field, bad JSON line, unreadable image, ...) never stops a load: it is counted in
+:attr:`LoadResult.skipped` under one of the reasons below.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from slowthink.types import Problem, SlowthinkError
+
+# Skip reasons (the keys of ``LoadResult.skipped``); a closed vocabulary so reports can group them.
+BAD_JSON_LINE = "bad JSON line"
+BAD_CSV_ROW = "bad CSV row"
+NOT_AN_OBJECT = "not a JSON object"
+MISSING_QUESTION = "missing question"
+MISSING_ANSWER = "missing answer"
+IMAGE_MISSING = "image missing"
+IMAGE_UNREADABLE = "image unreadable"
+BAD_IMAGE_DATA = "bad image data"
+BAD_CHOICES = "bad choices"
+ANSWER_NOT_IN_CHOICES = "answer not in choices"
+DUPLICATE_ID = "duplicate id"
+MALFORMED_RECORD = "malformed record"
+
+SKIP_REASONS: tuple[str, ...] = (
+    BAD_JSON_LINE,
+    BAD_CSV_ROW,
+    NOT_AN_OBJECT,
+    MISSING_QUESTION,
+    MISSING_ANSWER,
+    IMAGE_MISSING,
+    IMAGE_UNREADABLE,
+    BAD_IMAGE_DATA,
+    BAD_CHOICES,
+    ANSWER_NOT_IN_CHOICES,
+    DUPLICATE_ID,
+    MALFORMED_RECORD,
+)
+
+# Answer-type names found in benchmark files -> slowthink answer types.
+ANSWER_TYPE_ALIASES: dict[str, str] = {
+    "auto": "auto",
+    "number": "number",
+    "numeric": "number",
+    "integer": "number",
+    "int": "number",
+    "float": "number",
+    "choice": "choice",
+    "multi_choice": "choice",
+    "multi-choice": "choice",
+    "multiple_choice": "choice",
+    "multiple-choice": "choice",
+    "mc": "choice",
+    "mcq": "choice",
+    "text": "text",
+    "str": "text",
+    "string": "text",
+    "latex": "latex",
+    "math": "latex",
+    "expression": "latex",
+    "list": "list",
+    "free_form": "auto",
+    "free-form": "auto",
+}
+
+_NUMBER_RE = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+class SkipRow(Exception):
+    """Raised inside a loader to skip the current row; ``reason`` is one of :data:`SKIP_REASONS`."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class LoadResult:
+    """The problems a loader produced and the rows it skipped.
+
+    ``skipped`` maps a reason (see :data:`SKIP_REASONS`) to how many rows were skipped for it;
+    ``notes`` holds remarks such as "text-only: 1000 images missing".
+
+    Example:
+        >>> from slowthink.types import Problem
+        >>> r = LoadResult([Problem("1", "1+1?", answer="2")], Counter({"bad JSON line": 2}), name="demo")
+        >>> r.summary()
+        'demo: 1 problem; skipped 2 (bad JSON line: 2)'
+    """
+
+    problems: list[Problem] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+    name: str = ""
+    source: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.problems)
+
+    def __iter__(self) -> Iterator[Problem]:
+        return iter(self.problems)
+
+    @property
+    def n_skipped(self) -> int:
+        return sum(self.skipped.values())
+
+    def by_category(self) -> Counter[str]:
+        """How many problems each ``meta["category"]`` has."""
+        return Counter(str(p.meta.get("category")) for p in self.problems)
+
+    def summary(self) -> str:
+        """One line: name, count, source, skip reasons, notes."""
+        n = len(self.problems)
+        head = f"{self.name}: {n} problem{'s' if n != 1 else ''}"
+        if self.source:
+            head += f" from {self.source}"
+        if self.skipped:
+            reasons = ", ".join(f"{k}: {v}" for k, v in self.skipped.most_common())
+            head += f"; skipped {self.n_skipped} ({reasons})"
+        else:
+            head += "; skipped 0"
+        if self.notes:
+            head += "; " + "; ".join(self.notes)
+        return head
+
+
+class Collector:
+    """Accumulates problems and skip counts for one load, and stops at ``limit``.
+
+    Loaders write ``with col.row(): ...`` around the handling of one row: a :class:`SkipRow`
+    (or a data error such as a ``KeyError`` on a malformed record) inside the block is counted,
+    never raised.
+    """
+
+    def __init__(self, name: str, limit: int | None = None) -> None:
+        self.name = name
+        self.limit = limit
+        self.problems: list[Problem] = []
+        self.skipped: Counter[str] = Counter()
+        self.notes: list[str] = []
+        self._ids: set[str] = set()
+
+    @property
+    def full(self) -> bool:
+        return self.limit is not None and len(self.problems) >= self.limit
+
+    def skip(self, reason: str, n: int = 1) -> None:
+        self.skipped[reason] += n
+
+    def add(self, problem: Problem) -> None:
+        if problem.id in self._ids:
+            raise SkipRow(DUPLICATE_ID)
+        problem.meta.setdefault("benchmark", self.name)
+        problem.meta.setdefault("category", self.name)
+        if problem.meta["category"] is None or problem.meta["category"] == "":
+            problem.meta["category"] = self.name
+        self._ids.add(problem.id)
+        self.problems.append(problem)
+
+    @contextmanager
+    def row(self) -> Iterator[None]:
+        try:
+            yield
+        except SkipRow as e:
+            self.skip(e.reason)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+            self.skip(MALFORMED_RECORD)
+
+    def result(self, source: str = "") -> LoadResult:
+        return LoadResult(self.problems, self.skipped, name=self.name, source=source, notes=self.notes)
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def text_or_none(value: Any) -> str | None:
+    """A stripped string, or None for None / NaN / empty.
+
+    >>> text_or_none("  7 "), text_or_none(""), text_or_none(3), text_or_none(float("nan"))
+    ('7', None, '3', None)
+    """
+    if value is None:
+        return None
+    if isinstance(value, float) and value != value:  # NaN from pandas
+        return None
+    s = str(value).strip()
+    return s or None
+
+
+def is_number(text: str) -> bool:
+    """True for a plain decimal number (no commas, units or LaTeX).
+
+    >>> is_number("-3.5"), is_number("1e3"), is_number("1,000"), is_number("\\\\frac{1}{2}")
+    (True, True, False, False)
+    """
+    return _NUMBER_RE.fullmatch(text.strip()) is not None
+
+
+def guess_answer_type(answer: str | None) -> str:
+    """``number`` for a plain number, else ``auto`` (the grader decides).
+
+    >>> guess_answer_type("42"), guess_answer_type("$\\\\frac{1}{2}$")
+    ('number', 'auto')
+    """
+    return "number" if answer is not None and is_number(answer) else "auto"
+
+
+def normalize_answer_type(value: Any) -> str | None:
+    """Map a file's answer-type name to a slowthink one; None when unknown.
+
+    >>> normalize_answer_type("integer"), normalize_answer_type("multi_choice"), normalize_answer_type("x")
+    ('number', 'choice', None)
+    """
+    s = text_or_none(value)
+    return ANSWER_TYPE_ALIASES.get(s.lower()) if s else None
+
+
+def parse_precision(value: Any) -> int | None:
+    """Decimals as an int (MathVista stores ``1`` or ``1.0``); None when absent or not a number.
+
+    >>> parse_precision(2.0), parse_precision(None), parse_precision("x")
+    (2, None, None)
+    """
+    try:
+        return None if value is None or value == "" else int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def get_path(record: Mapping[str, Any], dotted: str) -> Any:
+    """``record["a"]["b"]`` for ``"a.b"``; a key holding a dot is tried whole first.
+
+    >>> get_path({"metadata": {"category": "x"}}, "metadata.category")
+    'x'
+    """
+    if dotted in record:
+        return record[dotted]
+    cur: Any = record
+    for part in dotted.split("."):
+        if not isinstance(cur, Mapping) or part not in cur:
+            return None
+        cur = cur[part]
+    return cur
+
+
+def require(value: Any, reason: str) -> str:
+    """``text_or_none(value)`` or raise :class:`SkipRow` with ``reason``."""
+    s = text_or_none(value)
+    if s is None:
+        raise SkipRow(reason)
+    return s
+
+
+def nothing_usable(name: str, source: str, skipped: Counter[str]) -> SlowthinkError:
+    """The one-line error for a load that produced no problem."""
+    if skipped:
+        reasons = ", ".join(f"{k}: {v}" for k, v in skipped.most_common())
+        return SlowthinkError(
+            f"{name}: no usable problem in {source} (skipped {sum(skipped.values())}: {reasons})"
+        )
+    return SlowthinkError(f"{name}: no problem found in {source} (the file holds no records)")
+
+
+def scalar(text: str) -> Any:
+    """A CLI value typed like YAML: ``"2"`` -> 2, ``"true"`` -> True, ``"a b"`` -> ``"a b"``.
+
+    >>> scalar("2"), scalar("0.5"), scalar("true"), scalar("none"), scalar("chain_sum")
+    (2, 0.5, True, None, 'chain_sum')
+    """
+    s = text.strip()
+    low = s.lower()
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    if low in ("none", "null", "~"):
+        return None
+    try:
+        return int(s)
+    except ValueError:
+        pass
+    try:
+        return float(s)
+    except ValueError:
+        return s
+
+
+def parse_kv(spec: str, *, typed: bool = True, what: str = "option") -> dict[str, Any]:
+    """Parse ``"a=1,b=x"`` into ``{"a": 1, "b": "x"}`` (values typed by :func:`scalar` when ``typed``).
+
+    >>> parse_kv("min_terms=2,max_terms=2")
+    {'min_terms': 2, 'max_terms': 2}
+    >>> parse_kv("question=problem, answer=solution", typed=False)
+    {'question': 'problem', 'answer': 'solution'}
+    """
+    out: dict[str, Any] = {}
+    for part in spec.split(","):
+        if not part.strip():
+            continue
+        key, eq, value = part.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise SlowthinkError(
+                f"bad {what} '{part.strip()}' in '{spec}': write key=value pairs separated by commas"
+            )
+        if key in out:
+            raise SlowthinkError(f"{what} '{key}' given twice in '{spec}'")
+        out[key] = scalar(value) if typed else value.strip()
+    return out
+
+
+def last_boxed(text: str) -> str | None:
+    """The content of the last ``\\boxed{...}`` (or ``\\fbox{...}``) in ``text``, braces balanced.
+
+    >>> last_boxed("so $x = \\\\boxed{\\\\frac{1}{2}}$.")
+    '\\\\frac{1}{2}'
+    >>> last_boxed("no box") is None
+    True
+    """
+    start = max(text.rfind("\\boxed{"), text.rfind("\\fbox{"))
+    if start < 0:
+        return None
+    i = text.index("{", start) + 1
+    depth = 1
+    for j in range(i, len(text)):
+        if text[j] == "{":
+            depth += 1
+        elif text[j] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[i:j].strip() or None
+    return None
+
+
+def answer_text(value: Any) -> str | None:
+    """A gold answer as text: numbers via ``str``, lists as JSON, None/NaN/empty as None.
+
+    >>> answer_text(3), answer_text([2014, 2016]), answer_text(" B ")
+    ('3', '[2014, 2016]', 'B')
+    """
+    if isinstance(value, (list, tuple)):
+        import json
+
+        return json.dumps(list(value), ensure_ascii=False)
+    if isinstance(value, bool):
+        return str(value)
+    return text_or_none(value)

@@ -38,19 +38,42 @@ def _check_image(path: str) -> str:
     return str(p)
 
 
-def run_solve(problems, *, engine_spec, model, fmt_name, strategy, ignore_images=False, **opts):
+def engine_spec_of(engine_spec: str, model: str | None) -> str:
+    """``--engine`` and ``--model`` as one spec string (``--model`` fills a bare engine name)."""
+    if model is None:
+        return engine_spec
+    if ":" in engine_spec and not engine_spec.endswith(":"):
+        raise SlowthinkError(f"--model given twice: in --engine '{engine_spec}' and as --model '{model}'; keep one")
+    return f"{engine_spec.rstrip(':')}:{model}"
+
+
+def build_scorer(strategy: str, scorer_spec: str | None, engine):
+    """The scorer a strategy needs (``judge`` on the policy engine by default), or ``None``."""
+    from slowthink.search import STRATEGIES
+
+    if scorer_spec is None and not STRATEGIES[strategy].needs_scorer:
+        return None
+    from slowthink.scorers import load_scorer
+
+    return load_scorer(scorer_spec or "judge", engine=engine)
+
+
+def run_solve(problems, *, engine_spec, model, fmt_name, strategy, scorer=None, ignore_images=False, **opts):
     from slowthink.engines import load_engine
     from slowthink.formats import get_format
     from slowthink.search import make_config, solve
 
     fmt = get_format(fmt_name)
-    make_config(strategy, **opts)  # validate options before loading a model
-    spec = engine_spec if model is None else f"{engine_spec}:{model}" if ":" not in engine_spec else engine_spec
-    engine = load_engine(spec)
+    try:
+        make_config(strategy, **opts)  # validate options before loading a model
+    except ValueError as e:
+        raise SlowthinkError(f"bad option for strategy '{strategy}': {e}") from None
+    engine = load_engine(engine_spec_of(engine_spec, model))
+    judge = build_scorer(strategy, scorer, engine)
     if ignore_images:
         for p in problems:
             p.images = []
-    return solve(problems, engine, fmt, strategy, **opts)
+    return solve(problems, engine, fmt, strategy, scorer=judge, **opts)
 
 
 @app.command()
@@ -60,8 +83,14 @@ def solve(
     choices: Annotated[str | None, typer.Option(help="Options of a multiple-choice question, separated by '|' or ';'.")] = None,
     answer: Annotated[str | None, typer.Option(help="Gold answer, to grade the result.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="Reasoning format: stages | atomic | free.")] = "atomic",
-    strategy: Annotated[str, typer.Option(help="Search strategy: direct | cot | quick | majority.")] = "quick",
+    strategy: Annotated[str, typer.Option(help="Search strategy: direct | cot | quick | majority | best_of_n | "
+                                          "step_beam | greedy_step | stage_beam | sentence_beam.")] = "quick",
     n: Annotated[int | None, typer.Option(help="Samples / candidates per step (strategy default if unset).")] = None,
+    beam: Annotated[int | None, typer.Option(help="Beam width of step_beam.")] = None,
+    scorer: Annotated[str | None, typer.Option(help="Verifier: judge | symbolic | prm:PATH[#protocol] | "
+                                               "judge+symbolic (default: judge where one is needed).")] = None,
+    select: Annotated[str | None, typer.Option(help="best_of_n: score | weighted | judge; stage_beam: judge | score.")] = None,
+    aggregate: Annotated[str | None, typer.Option(help="Step scores to a path score: min | last | mean | prod.")] = None,
     temperature: Annotated[float | None, typer.Option(help="Sampling temperature (strategy default if unset).")] = None,
     max_depth: Annotated[int | None, typer.Option(help="Most steps on one path.")] = None,
     engine: Annotated[str, typer.Option(help="Engine spec: llamacpp | hf:PATH | openai:URL#MODEL | vllm:MODEL.")] = "llamacpp",
@@ -79,8 +108,10 @@ def solve(
         if opts is not None and len([o for o in opts if o]) < 2:
             raise SlowthinkError("--choices needs at least two options separated by '|'")
         problem = Problem(id="cli", question=question, images=images, choices=opts, answer=answer)
+        extra = {k: v for k, v in {"beam": beam, "select": select, "aggregate": aggregate}.items() if v is not None}
         traces = run_solve([problem], engine_spec=engine, model=model, fmt_name=fmt, strategy=strategy,
-                           ignore_images=ignore_images, n=n, temperature=temperature, max_depth=max_depth, seed=seed)
+                           scorer=scorer, ignore_images=ignore_images, n=n, temperature=temperature,
+                           max_depth=max_depth, seed=seed, **extra)
     except SlowthinkError as e:
         _fail(str(e))
         return
@@ -99,22 +130,32 @@ def _show(trace, problem, as_json: bool) -> None:
 
 @app.command()
 def demo(
-    strategy: Annotated[str, typer.Option(help="Strategy of the demo.")] = "majority",
-    fmt: Annotated[str, typer.Option("--format", help="Reasoning format of the demo.")] = "atomic",
-    n: Annotated[int, typer.Option(help="Samples.")] = 8,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the Trace as JSON.")] = False,
+    n: Annotated[int, typer.Option(help="Samples of the majority vote; stage_beam uses n/2 candidates per stage.")] = 8,
+    only: Annotated[str | None, typer.Option(help="Run one part only: majority | stage_beam.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the Traces as JSON.")] = False,
 ) -> None:
-    """Solve a bundled word problem on the embedded model (SmolLM2-135M) and show the result."""
+    """Solve a bundled word problem on the embedded model (SmolLM2-135M-Instruct): a majority vote
+    over atomic-step samples, then LLaVA-CoT stage-level beam search with the model judging itself."""
+    from slowthink.engines import load_engine
+    from slowthink.formats import get_format
+    from slowthink.search import solve as run_strategy
+
     data = json.loads(resources.files("slowthink").joinpath("demo/problem.json").read_text())
     problem = Problem.from_dict(data)
-    out.print(f"[bold]slowthink demo[/bold]: {strategy} over {fmt} steps, N={n}, on the embedded SmolLM2-135M-Instruct")
+    parts = [("majority", "atomic", {"n": n}), ("stage_beam", "stages", {"n": max(2, n // 2)})]
+    if only is not None:
+        parts = [p for p in parts if p[0] == only]
+        if not parts:
+            _fail(f"--only must be majority or stage_beam, got '{only}'")
     try:
-        traces = run_solve([problem], engine_spec="llamacpp", model=None, fmt_name=fmt, strategy=strategy,
-                           n=n if strategy not in ("direct", "cot", "quick") else None, seed=0)
+        engine = load_engine("llamacpp")
+        for strategy, fmt, opts in parts:
+            out.rule(f"[bold]{strategy}[/bold] over {fmt}, N={opts['n']}, on the embedded SmolLM2-135M-Instruct")
+            judge = build_scorer(strategy, None, engine)
+            trace = run_strategy([problem], engine, get_format(fmt), strategy, scorer=judge, seed=0, **opts)[0]
+            _show(trace, problem, as_json)
     except SlowthinkError as e:
         _fail(str(e))
-        return
-    _show(traces[0], problem, as_json)
 
 
 def main() -> None:

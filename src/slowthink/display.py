@@ -29,6 +29,15 @@ def render_trace(trace: Trace, problem: Problem | None = None, console: Console 
     if trace.votes:
         votes = ", ".join(f"{k}: {v:g}" for k, v in list(trace.votes.items())[:8])
         console.print(f"[bold]votes[/bold] {votes}")
+    if trace.decisions:
+        by_id = {n.id: n for n in trace.nodes}
+        lines = []
+        for d in trace.decisions:
+            a, b, w = d["a"], d["b"], d["winner"]
+            snippet = by_id[w].text.strip().replace("\n", " ")[:60]
+            flag = "" if d.get("parsed", True) else " [yellow](unparsed verdict, rule applied)[/yellow]"
+            lines.append(f"  {d['stage']:<10} #{a} vs #{b} -> #{w}{flag}  [dim]{snippet}[/dim]")
+        console.print("[bold]judge decisions[/bold]\n" + "\n".join(lines), highlight=False)
     rejected = [n for n in trace.nodes if n.note and n.note.startswith("rejected")]
     if rejected:
         console.print(f"[dim]{len(rejected)} rejected step(s) re-sampled: "

@@ -197,6 +197,8 @@ class Trace:
     answer: str | None = None
     compute: Compute = field(default_factory=Compute)
     votes: dict[str, float] | None = None
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    """Judge decisions, in order: ``{"stage", "a", "b", "winner", "parsed"}`` (node ids)."""
     notes: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     error: str | None = None

@@ -5,10 +5,16 @@ from __future__ import annotations
 from slowthink.formats.atomic import AtomicFormat
 from slowthink.formats.base import Format, Parsed, ParsedStep, StepSpec
 from slowthink.formats.free import FreeFormat
+from slowthink.formats.sentences import SentencesFormat
 from slowthink.formats.stages import StagesFormat
 from slowthink.types import SlowthinkError
 
-FORMATS: dict[str, type[Format]] = {"stages": StagesFormat, "atomic": AtomicFormat, "free": FreeFormat}
+FORMATS: dict[str, type[Format]] = {
+    "stages": StagesFormat,
+    "atomic": AtomicFormat,
+    "free": FreeFormat,
+    "sentences": SentencesFormat,
+}
 
 
 def get_format(name: str) -> Format:

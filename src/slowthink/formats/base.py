@@ -74,6 +74,8 @@ class Format(ABC):
     system_template: str = ""
     #: Token budget of a whole response (majority, best-of-n, cot).
     full_max_tokens: int = 512
+    #: Whether the model stopping on its own (end of sequence) ends the response.
+    eos_ends_response: bool = True
 
     def messages(self, problem: Problem, *, direct: bool = False) -> list[Message]:
         system = get_template("free.direct.system" if direct else self.system_template)

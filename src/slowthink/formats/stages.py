@@ -29,6 +29,7 @@ class StagesFormat(Format):
     name = "stages"
     system_template = "stages.system"
     full_max_tokens = 640
+    eos_ends_response = False  # an unclosed stage is closed and the next stage follows
 
     def full_opener(self) -> str:
         return open_tag("summary")

@@ -26,6 +26,11 @@ STRATEGIES: dict[str, StrategyEntry] = {
     "cot": StrategyEntry("slowthink.search.cot", "CotConfig"),
     "quick": StrategyEntry("slowthink.search.quick", "QuickConfig"),
     "majority": StrategyEntry("slowthink.search.majority", "MajorityConfig", pathwise=True),
+    "best_of_n": StrategyEntry("slowthink.search.best_of_n", "BestOfNConfig", needs_scorer=True, pathwise=True),
+    "step_beam": StrategyEntry("slowthink.search.step_beam", "StepBeamConfig", needs_scorer=True),
+    "greedy_step": StrategyEntry("slowthink.search.step_beam", "GreedyStepConfig", needs_scorer=True),
+    "stage_beam": StrategyEntry("slowthink.search.stage_beam", "StageBeamConfig", needs_scorer=True),
+    "sentence_beam": StrategyEntry("slowthink.search.sentence_beam", "SentenceBeamConfig", needs_scorer=True),
 }
 
 

@@ -220,3 +220,195 @@ def sample_responses(
                 0, text, kind="response", finish_reason=c.finish_reason, generated_tokens=c.generated_tokens,
                 final=answer is not None, answer=answer, note="; ".join(filter(None, [note, *parsed_notes])) or None,
             )
+
+
+# -- scoring and judging, batched across problems -------------------------------------------------
+
+
+def score_nodes(
+    scorer, items: Sequence[tuple[Tree, int]], how: str = "min", *, split_responses: bool = False
+) -> list[float | None]:
+    """Score the path ending at each (tree, node) in ONE scorer call; set ``node.score`` to the
+    aggregated path score and charge each tree's scorer compute. Returns the aggregated scores.
+
+    The steps of a path are its node texts; with ``split_responses`` (whole-response nodes) the
+    format's parser cuts the response into steps first.
+    """
+    from slowthink.scorers.aggregate import aggregate
+    from slowthink.scorers.base import ScoreQuery
+
+    if not items:
+        return []
+    queries = []
+    for tree, node_id in items:
+        steps = tree.history(node_id)
+        if split_responses:
+            steps = [s.text for s in tree.fmt.parse(tree.text(node_id)).steps] or steps
+        queries.append(ScoreQuery(tree.problem, steps))
+    results = scorer.score(queries)
+    if len(results) != len(queries):
+        raise RuntimeError(f"scorer {scorer.name} returned {len(results)} results for {len(queries)} queries")
+    out: list[float | None] = []
+    calls: dict[int, tuple[Tree, int]] = {}
+    for (tree, node_id), res in zip(items, results):
+        agg = aggregate(res.scores, how)
+        node = tree.node(node_id)
+        node.score = agg
+        c = tree.trace.compute
+        c.scorer_prompt_tokens += res.prompt_tokens
+        c.scorer_generated_tokens += res.generated_tokens
+        prev = calls.get(id(tree), (tree, 0))[1]
+        calls[id(tree)] = (tree, max(prev, res.calls))
+        out.append(agg)
+    for tree, n in calls.values():
+        tree.trace.compute.scorer_calls += n
+    return out
+
+
+@dataclass
+class KnockoutGroup:
+    """Candidates (node ids, all children of one node) competing for one slot of one tree."""
+
+    tree: Tree
+    prefix_node: int
+    candidates: list[int]
+    stage: str
+    winner: int | None = None
+
+
+def knockout(judge, groups: Sequence[KnockoutGroup], seed: int, tag: Any = "") -> None:
+    """LLaVA-CoT's random pairwise knockout, batched: candidates are shuffled (seeded), paired and
+    compared round by round; every round is ONE judge call for all groups of all problems. N
+    candidates take N-1 comparisons. Each decision is recorded in the trace."""
+    import random
+
+    from slowthink.scorers.base import Comparison
+
+    pools: dict[int, list[int]] = {}
+    for gi, g in enumerate(groups):
+        pool = list(g.candidates)
+        random.Random(stable_seed(seed, g.tree.problem.id, g.prefix_node, tag)).shuffle(pool)
+        pools[gi] = pool
+    round_no = 0
+    while any(len(p) > 1 for p in pools.values()):
+        pairs: list[tuple[int, int, int]] = []
+        for gi, pool in pools.items():
+            for k in range(0, len(pool) - 1, 2):
+                pairs.append((gi, pool[k], pool[k + 1]))
+        comps = []
+        for gi, a, b in pairs:
+            g = groups[gi]
+            comps.append(Comparison(g.tree.problem, g.tree.text(g.prefix_node), g.tree.node(a).text,
+                                    g.tree.node(b).text, g.stage))
+        verdicts = judge.compare(comps)
+        winners: dict[int, list[int]] = {gi: [] for gi in pools}
+        charged: set[int] = set()
+        for (gi, a, b), v in zip(pairs, verdicts):
+            g = groups[gi]
+            win = a if v.winner == 0 else b
+            winners[gi].append(win)
+            c = g.tree.trace.compute
+            c.scorer_prompt_tokens += v.prompt_tokens
+            c.scorer_generated_tokens += v.generated_tokens
+            if id(g.tree) not in charged and v.calls:
+                c.scorer_calls += v.calls
+                charged.add(id(g.tree))
+            node = g.tree.node(win)
+            node.score = (node.score or 0.0) + 1.0  # comparisons won
+            g.tree.trace.decisions.append(
+                {"stage": g.stage, "round": round_no, "a": a, "b": b, "winner": win, "parsed": v.parsed}
+            )
+        for gi, pool in pools.items():
+            if len(pool) % 2 == 1:  # the odd one out gets a bye
+                winners[gi].append(pool[-1])
+            pools[gi] = winners[gi] if len(pool) > 1 else pool
+        round_no += 1
+    for gi, g in enumerate(groups):
+        g.winner = pools[gi][0] if pools[gi] else None
+
+
+def grow(
+    engine: Engine,
+    frontier: Sequence[tuple[Tree, int]],
+    *,
+    n: int,
+    temperature: float,
+    top_p: float,
+    seed: int,
+    depth: int,
+) -> list[list[int]]:
+    """Sample ``n`` next steps under each (tree, node) in ONE engine call.
+
+    Valid candidates become children (``final`` and ``answer`` set when they end the response);
+    invalid ones are kept in the tree as rejected. Returns the valid children per frontier entry
+    (an entry whose path is already complete gets ``[]``).
+    """
+    jobs: list[Job | None] = []
+    for tree, node_id in frontier:
+        spec = tree.fmt.next_step(tree.text(node_id))
+        if spec is None:
+            jobs.append(None)
+            continue
+        jobs.append(Job(tree, node_id, spec, n=n, temperature=temperature, top_p=top_p,
+                        seed=stable_seed(seed, tree.problem.id, depth, node_id)))
+    expand(engine, [j for j in jobs if j is not None])
+    out: list[list[int]] = []
+    for (tree, node_id), job in zip(frontier, jobs):
+        kids: list[int] = []
+        if job is None:
+            out.append(kids)
+            continue
+        history = tree.history(node_id)
+        seen: set[str] = set()
+        for c in job.results:
+            if c.finish_reason == "error":
+                tree.trace.error = tree.trace.error or c.error
+                continue
+            text, note = tree.fmt.finish_step(job.spec, c)
+            reason = tree.fmt.validate_step(text, history)
+            ended = c.finish_reason == "stop" and c.stop_str is None
+            common = {"kind": job.spec.kind, "finish_reason": c.finish_reason, "generated_tokens": c.generated_tokens}
+            if reason is not None:
+                tree.add(node_id, text, note=f"rejected: {reason}", **common)
+                continue
+            final = tree.fmt.is_final(text, job.spec.kind) or (ended and tree.fmt.eos_ends_response)
+            if text in seen:
+                note = "; ".join(filter(None, [note, "duplicate of a sibling"]))
+            seen.add(text)
+            node = tree.add(node_id, text, final=final, note=note, **common)
+            if final:
+                node.answer = tree.fmt.answer(tree.text(node.id), tree.problem)
+            kids.append(node.id)
+        out.append(kids)
+    return out
+
+
+def force_answers(engine: Engine, items: Sequence[tuple[Tree, int, str]], seed: int) -> list[int]:
+    """The direct-answer fallback: under each (tree, node, reason) append the format's final-answer
+    opener and ask for the answer greedily, in ONE engine call. Returns the new (final) node ids."""
+    jobs = [Job(t, nid, t.fmt.answer_opener(t.text(nid)), temperature=0.0,
+                seed=stable_seed(seed, t.problem.id, "answer")) for t, nid, _ in items]
+    expand(engine, jobs)
+    out = []
+    for job, (_, _, reason) in zip(jobs, items):
+        c = job.results[0]
+        tree = job.tree
+        if c.finish_reason == "error":
+            tree.trace.error = tree.trace.error or c.error
+            out.append(job.node_id)
+            continue
+        text, _ = tree.fmt.finish_step(job.spec, c)
+        node = tree.add(job.node_id, text, kind=job.spec.kind, finish_reason=c.finish_reason,
+                        generated_tokens=c.generated_tokens, final=True, note=f"direct-answer fallback: {reason}")
+        node.answer = tree.fmt.answer(tree.text(node.id), tree.problem)
+        tree.trace.notes.append(f"direct-answer fallback: {reason}")
+        out.append(node.id)
+    return out
+
+
+#: Unknown (``None``) scores rank as this neutral value: below a step known right, above one known wrong.
+NEUTRAL_SCORE = 0.5
+
+
+def rank_key(score: float | None) -> float:
+    return NEUTRAL_SCORE if score is None else score

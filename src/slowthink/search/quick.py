@@ -16,7 +16,15 @@ from dataclasses import dataclass
 
 from slowthink.engines.base import Engine
 from slowthink.formats.base import Format
-from slowthink.search.base import Job, SearchConfig, Tree, expand, finish_traces, stable_seed
+from slowthink.search.base import (
+    Job,
+    SearchConfig,
+    Tree,
+    expand,
+    finish_traces,
+    force_answers,
+    stable_seed,
+)
 from slowthink.types import Problem, Trace
 
 
@@ -83,26 +91,6 @@ def _step_round(engine: Engine, states: list[_State], config: QuickConfig, depth
                 st.done = True
 
 
-def _fallback(engine: Engine, states: list[_State], config: QuickConfig) -> None:
-    jobs = []
-    for st in states:
-        spec = st.tree.fmt.answer_opener(st.tree.text(st.node))
-        jobs.append((st, Job(st.tree, st.node, spec, temperature=0.0, seed=stable_seed(config.seed, st.tree.problem.id, "answer"))))
-    expand(engine, [j for _, j in jobs])
-    for st, job in jobs:
-        comp = job.results[0]
-        if comp.finish_reason == "error":
-            st.tree.trace.error = comp.error
-            continue
-        text, _ = st.tree.fmt.finish_step(job.spec, comp)
-        node = st.tree.add(st.node, text, kind=job.spec.kind, finish_reason=comp.finish_reason,
-                           generated_tokens=comp.generated_tokens, final=True,
-                           note=f"direct-answer fallback: {st.fallback}")
-        node.answer = st.tree.fmt.answer(st.tree.text(node.id), st.tree.problem)
-        st.node = node.id
-        st.tree.trace.notes.append(f"direct-answer fallback: {st.fallback}")
-
-
 def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: QuickConfig, scorer=None) -> list[Trace]:
     t0 = time.perf_counter()
     states = [_State(Tree(p, "quick", fmt, config)) for p in problems]
@@ -114,7 +102,9 @@ def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: QuickC
     for s in states:
         if not s.done and s.fallback is None and s.tree.trace.error is None:
             s.fallback = f"no final answer within {config.max_depth} steps"
-    _fallback(engine, [s for s in states if s.fallback is not None and s.tree.trace.error is None], config)
+    fallback = [s for s in states if s.fallback is not None and s.tree.trace.error is None]
+    for s, nid in zip(fallback, force_answers(engine, [(s.tree, s.node, s.fallback) for s in fallback], config.seed)):
+        s.node = nid
     for s in states:
         node = s.tree.node(s.node)
         s.tree.choose(s.node, node.answer if node.final else s.tree.fmt.answer(s.tree.text(s.node), s.tree.problem))

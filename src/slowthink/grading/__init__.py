@@ -1,0 +1,34 @@
+"""Answer extraction and equivalence, shared by every strategy (voting) and by evaluation
+(scoring).
+
+- :func:`extract_answer` finds the answer in a response (``\\boxed{}``, "The answer is ...",
+  option letters, option text matched back to its letter).
+- :func:`normalize_answer` gives the canonical key answers vote by.
+- :func:`grade` / :func:`is_equiv` decide correctness: choice letters, numbers with precision or
+  tolerance, lists and intervals, strings, then math-verify bounded in time.
+
+>>> from slowthink.types import Problem
+>>> p = Problem(id="1", question="How many?", answer="72")
+>>> grade(extract_answer("48 + 24 = 72. The answer is 72.", p), p).correct
+True
+"""
+
+from slowthink.grading.compare import METHODS, Grade, gold_text, grade, is_equiv
+from slowthink.grading.extract import extract_answer, has_answer_cue, is_refusal
+from slowthink.grading.normalize import normalize_answer
+from slowthink.grading.safe_math import VerifyResult, precheck, verify_latex
+
+__all__ = [
+    "METHODS",
+    "Grade",
+    "VerifyResult",
+    "extract_answer",
+    "gold_text",
+    "grade",
+    "has_answer_cue",
+    "is_equiv",
+    "is_refusal",
+    "normalize_answer",
+    "precheck",
+    "verify_latex",
+]

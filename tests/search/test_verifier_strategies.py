@@ -1,0 +1,141 @@
+"""best_of_n, step_beam / greedy_step, stage_beam and sentence_beam: batching, selection and trees.
+
+The scripted engine and scorers are in-process doubles for pure search logic; the same strategies
+run on the real embedded model in ``test_strategies_model.py``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from slowthink.engines.base import RecordingEngine
+from slowthink.formats import get_format
+from slowthink.scorers.base import ScoreResult, Verdict
+from slowthink.search import solve
+from slowthink.types import Completion, Problem, SlowthinkError
+
+
+class ScriptedEngine:
+    """Quality of a sample depends on its seed: odd seeds write 'good' steps leading to 7,
+    even seeds write 'bad' steps leading to 5. Works for atomic and stages formats."""
+
+    name, supports_images = "scripted", False
+
+    def __init__(self):
+        self.requests = 0
+
+    def _one(self, r, seed) -> Completion:
+        good = seed % 2 == 1
+        word, ans = ("good", "7") if good else ("bad", "5")
+        if "<CONCLUSION>" in r.prefix[-14:]:
+            text = f"{'5' if 'bad' in r.prefix else '7'} </CONCLUSION>"
+        elif r.prefix.rstrip().endswith(">"):  # a stage opener
+            stage = re.findall(r"<(\w+)>\s*$", r.prefix)[-1]
+            text = f"{word} {stage.lower()} </{stage}>"
+        elif not r.stop:  # whole atomic response
+            text = f"Step 1: {word} 1.\nStep 2: {word} 2.\nTo sum up, the final answer is: {ans}"
+        elif r.prefix.endswith("final answer is:"):
+            text = f" {ans}\n"
+        else:
+            done = len(re.findall(r"^Step \d+:", r.prefix, flags=re.M))
+            path_ans = "5" if "bad" in r.prefix else "7"  # the answer follows from the path taken
+            text = (f"To sum up, the final answer is: {path_ans}\n" if done >= 2 else f"Step {done + 1}: {word} {seed}.\n")
+        stop = next((s for s in r.stop if text.endswith(s)), None)
+        return Completion(text, stop_str=stop, prompt_tokens=5, generated_tokens=3)
+
+    def generate(self, requests):
+        self.requests += len(requests)
+        return [[self._one(r, (r.seed or 0) + i) for i in range(r.n)] for r in requests]
+
+
+class GoodScorer:
+    """Scores a step 1 if it says 'good', 0 if 'bad', None otherwise; counts its calls."""
+
+    name = "good"
+
+    def __init__(self):
+        self.calls = 0
+
+    def _s(self, step: str):
+        return 1.0 if "good" in step else 0.0 if "bad" in step else None
+
+    def score(self, queries):
+        self.calls += 1
+        return [ScoreResult([self._s(s) for s in q.steps], prompt_tokens=2, generated_tokens=1, calls=1) for q in queries]
+
+
+class GoodJudge(GoodScorer):
+    name = "good-judge"
+
+    def compare(self, comps):
+        self.calls += 1
+        return [Verdict(0 if "good" in c.a or "bad" in c.b else 1, prompt_tokens=3, generated_tokens=1, calls=1)
+                for c in comps]
+
+
+def problems(k=3):
+    return [Problem(id=f"q{i}", question=f"{i}?", answer="7") for i in range(k)]
+
+
+@pytest.mark.parametrize("select", ["score", "weighted", "judge"])
+def test_best_of_n_picks_the_good_sample(select):
+    eng, judge = RecordingEngine(ScriptedEngine()), GoodJudge()
+    traces = solve(problems(), eng, get_format("atomic"), "best_of_n", scorer=judge, n=4, select=select)
+    assert eng.n_calls == 1
+    for t in traces:
+        assert t.answer == "7" and "good" in t.response
+        assert t.compute.scorer_calls >= 1 and t.compute.scorer_prompt_tokens > 0
+    if select == "judge":
+        # 4 candidates: N-1 = 3 comparisons, in 2 rounds (one judge call per round for all problems)
+        assert judge.calls == 2 and all(len(t.decisions) == 3 for t in traces)
+    else:
+        assert judge.calls == 1
+    if select == "weighted":
+        assert traces[0].votes == {"7": 2.0, "5": 0.0}
+
+
+@pytest.mark.parametrize("strategy, beam", [("step_beam", 2), ("greedy_step", None)])
+def test_step_beam(strategy, beam):
+    eng, scorer = RecordingEngine(ScriptedEngine()), GoodScorer()
+    opts = {"beam": beam} if beam else {}
+    traces = solve(problems(), eng, get_format("atomic"), strategy, scorer=scorer, n=3, **opts)
+    # depth 0, 1: steps; depth 2: the final line -> 3 engine calls and 3 scorer calls for the batch
+    assert eng.n_calls == 3 and scorer.calls == 3
+    width = beam or 1
+    assert [c.n_requests for c in eng.calls] == [3, 3 * width, 3 * width]
+    for t in traces:
+        assert t.answer == "7" and t.strategy == strategy
+        assert all("good" in n.text for n in t.steps[:-1])
+        assert t.steps[-1].final and t.steps[-1].score == 1.0
+        assert t.compute.samples == len(t.nodes) - 1
+
+
+def test_step_beam_needs_a_scorer():
+    with pytest.raises(SlowthinkError, match="needs a step scorer"):
+        solve(problems(1), ScriptedEngine(), get_format("atomic"), "step_beam")
+
+
+def test_stage_beam_knockout():
+    eng, judge = RecordingEngine(ScriptedEngine()), GoodJudge()
+    traces = solve(problems(), eng, get_format("stages"), "stage_beam", scorer=judge, n=4)
+    assert eng.n_calls == 4  # one per stage for the whole batch
+    assert judge.calls == 4 * 2  # 4 stages x 2 knockout rounds (4 candidates)
+    for t in traces:
+        assert [n.kind for n in t.steps] == ["summary", "caption", "reasoning", "conclusion"]
+        assert t.answer == "7"
+        assert len(t.decisions) == 4 * 3  # N-1 comparisons per stage
+        assert {d["stage"] for d in t.decisions} == {"summary", "caption", "reasoning", "conclusion"}
+
+
+def test_stage_beam_score_variant():
+    traces = solve(problems(2), ScriptedEngine(), get_format("stages"), "stage_beam", scorer=GoodScorer(),
+                   n=3, select="score")
+    assert all(t.answer == "7" for t in traces)
+
+
+def test_knockout_is_seeded():
+    a = solve(problems(1), ScriptedEngine(), get_format("stages"), "stage_beam", scorer=GoodJudge(), n=4, seed=3)
+    b = solve(problems(1), ScriptedEngine(), get_format("stages"), "stage_beam", scorer=GoodJudge(), n=4, seed=3)
+    assert a[0].decisions == b[0].decisions

@@ -158,6 +158,12 @@ def demo(
         _fail(str(e))
 
 
+from slowthink.evaluate.cli import eval_command, report_command  # noqa: E402  (light: typer, rich, types)
+
+app.command("eval")(eval_command)
+app.command("report")(report_command)
+
+
 def main() -> None:
     try:
         app()

@@ -6,9 +6,9 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import pytest
-from tests.grading.grading_helpers import TIME_LIMIT_S, make_problem, timed
 
 from slowthink.grading import METHODS, Grade, grade, is_equiv
+from tests.grading.grading_helpers import TIME_LIMIT_S, make_problem, timed
 
 P = make_problem
 

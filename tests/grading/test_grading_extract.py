@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from tests.grading.grading_helpers import TIME_LIMIT_S, make_problem, timed
 
 from slowthink.grading import extract_answer, has_answer_cue, is_refusal
+from tests.grading.grading_helpers import TIME_LIMIT_S, make_problem, timed
 
 MC4 = make_problem(choices=["135°", "140°", "145°", "150°"], answer="145°", answer_type="choice")
 CM = make_problem(choices=["6cm", "7cm", "4cm", "5cm"], answer="6cm", answer_type="choice")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fractions import Fraction
 
 import pytest
-from tests.grading.grading_helpers import TIME_LIMIT_S, make_problem, timed
 
 from slowthink.grading import normalize_answer
 from slowthink.grading.numeric import format_number, parse_number
+from tests.grading.grading_helpers import TIME_LIMIT_S, make_problem, timed
 
 MC4 = make_problem(choices=["135°", "140°", "145°", "150°"], answer="145°")
 MATHV = make_problem(choices=["A", "B", "C", "D", "E"], answer="D", answer_type="choice")

@@ -8,10 +8,10 @@ import threading
 import time
 
 import pytest
-from tests.grading.grading_helpers import TIME_LIMIT_S, timed
 
 from slowthink.grading import safe_math
 from slowthink.grading.safe_math import VerifyResult, precheck, verify_latex
+from tests.grading.grading_helpers import TIME_LIMIT_S, timed
 
 PRECHECK_CASES = [
     ("\\frac{1}{2}", None),  # ordinary LaTeX

@@ -1,0 +1,294 @@
+"""``slowthink eval`` and ``slowthink report`` as plain typer-compatible functions.
+
+The main CLI registers them with ``app.command("eval")(eval_command)`` and
+``app.command("report")(report_command)``. ``python -m slowthink.evaluate.cli eval ...`` runs the
+same commands without the main CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from slowthink.types import SlowthinkError
+
+_err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    _err.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def default_out(benchmark: str | None, data: str | None) -> str:
+    """``runs/<benchmark or data file stem>``, so re-running the same command resumes.
+
+    >>> default_out("reasoning-gym:chain_sum", None), default_out(None, "/x/my data.jsonl")
+    ('runs/reasoning-gym-chain_sum', 'runs/my-data')
+    """
+    name = benchmark if benchmark is not None else Path(data or "eval").stem
+    return "runs/" + (re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "eval")
+
+
+def _n_text(row: dict[str, Any]) -> str:
+    if row.get("n") is None:
+        return "-"
+    return f"{row['n']}*" if row.get("derived_from") else str(row["n"])
+
+
+def rows_table(rows: list[dict[str, Any]], title: str = "") -> Table:
+    """The end-of-run summary: one line per (strategy, N)."""
+    t = Table(title=title or None, title_justify="left", header_style="bold")
+    for col, just in (
+        ("strategy", "left"),
+        ("N", "right"),
+        ("accuracy", "right"),
+        ("95% CI", "right"),
+        ("problems", "right"),
+        ("errors", "right"),
+        ("policy tok", "right"),
+        ("scorer tok", "right"),
+        ("calls", "right"),
+        ("wall s", "right"),
+    ):
+        t.add_column(col, justify=just)
+    for r in rows:
+        lo, hi = r["ci95"]
+        t.add_row(
+            r["strategy"],
+            _n_text(r),
+            f"{r['accuracy']:.3f}",
+            f"[{lo:.3f}, {hi:.3f}]",
+            f"{r['problems']}" + (f" (+{r['missing']} todo)" if r.get("missing") else ""),
+            str(r["errors"]),
+            f"{r['policy_generated_tokens']:.0f}",
+            f"{r['scorer_generated_tokens'] + r['scorer_prompt_tokens']:.0f}",
+            f"{r['engine_calls']:.1f}",
+            f"{r['wall_time_s']:.1f}",
+        )
+    return t
+
+
+def eval_command(
+    benchmark: Annotated[
+        str | None,
+        typer.Option(
+            "--benchmark",
+            "-b",
+            help="Benchmark name: gsm8k | math-v | mathvista | mathverse | math500 | mmstar | reasoning-gym:TASK | ...",
+        ),
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="A data file (JSONL/JSON/CSV/TSV/parquet): alone, read with --map; with --benchmark, that loader reads it."
+        ),
+    ] = None,
+    field_map: Annotated[
+        str | None,
+        typer.Option(
+            "--map", help="Fields of --data: 'question=q,answer=a[,id=..,choices=..,image=..,category=..]'."
+        ),
+    ] = None,
+    benchmark_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--benchmark-option",
+            "-O",
+            help="Loader option key=value (repeatable): size=100, seed=1234, split=test, min_terms=2, ...",
+        ),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Evaluate the first LIMIT problems only.")] = None,
+    strategy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--strategy",
+            "-s",
+            help="Strategy (repeatable or comma list): direct, cot, quick, majority, best_of_n, step_beam, greedy_step, stage_beam, sentence_beam.",
+        ),
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="Reasoning format: stages | atomic | sentences | free.")
+    ] = "atomic",
+    n: Annotated[
+        str,
+        typer.Option(
+            "--n",
+            help="N values, e.g. 1,2,4,8,16 or 1-16. Path-wise strategies sample once at the largest N and derive the rest by subsampling.",
+        ),
+    ] = "1,2,4,8,16",
+    seeds: Annotated[
+        int, typer.Option(help="Random subsets per smaller N when subsampling path-wise samples.")
+    ] = 3,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="Engine spec: llamacpp | hf:PATH | openai:URL#MODEL | vllm:MODEL | py:module:Class."
+        ),
+    ] = "llamacpp",
+    model: Annotated[str | None, typer.Option(help="Model path for the engine (e.g. a GGUF file).")] = None,
+    scorer: Annotated[
+        str | None,
+        typer.Option(
+            help="Scorer for best_of_n / beam strategies: symbolic | judge | prm:PATH | py:module:Class."
+        ),
+    ] = None,
+    beam: Annotated[
+        int | None, typer.Option(help="Beam width of step_beam (strategy default if unset).")
+    ] = None,
+    aggregate: Annotated[
+        str | None, typer.Option(help="Step-score aggregation: min | last | mean | prod.")
+    ] = None,
+    select: Annotated[
+        str | None,
+        typer.Option(help="best_of_n: score | weighted | judge; stage_beam/sentence_beam: judge | score."),
+    ] = None,
+    temperature: Annotated[
+        float | None, typer.Option(help="Policy sampling temperature (strategy default if unset).")
+    ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option(help="Token budget of a whole response (format default if unset).")
+    ] = None,
+    max_depth: Annotated[
+        int | None, typer.Option(help="Most steps on one path (step-wise strategies).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Base seed of every request.")] = 0,
+    batch_size: Annotated[
+        int, typer.Option(help="Problems per solve call (one engine call per search depth per batch).")
+    ] = 8,
+    out: Annotated[
+        str | None, typer.Option(help="Run folder (default runs/<benchmark>); re-running resumes it.")
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Start over when the run folder holds other settings (old records kept as a .bak file).",
+        ),
+    ] = False,
+    retry_errors: Annotated[
+        bool, typer.Option("--retry-errors", help="Re-run problems whose record holds an error.")
+    ] = False,
+    ignore_images: Annotated[
+        bool, typer.Option("--ignore-images", help="Drop images (text-only engines).")
+    ] = False,
+    plots: Annotated[
+        bool, typer.Option("--plots/--no-plots", help="Write PNG plots and report.html.")
+    ] = True,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")
+    ] = True,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print metrics.json to stdout instead of the table.")
+    ] = False,
+) -> None:
+    """Evaluate strategies on a benchmark at several N: resumable records, metrics, plots, report."""
+    from slowthink.evaluate.config import EvalConfig
+    from slowthink.evaluate.runner import run_eval
+
+    try:
+        from slowthink.benchmarks import parse_options
+
+        config = EvalConfig(
+            benchmark=benchmark,
+            data=data,
+            fields=field_map,
+            benchmark_options=parse_options(benchmark_option),
+            limit=limit,
+            strategies=strategy or ["majority"],
+            format=fmt,
+            ns=n,
+            seeds=seeds,
+            engine=engine,
+            model=model,
+            scorer=scorer,
+            beam=beam,
+            aggregate=aggregate,
+            select=select,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            max_depth=max_depth,
+            seed=seed,
+            batch_size=batch_size,
+            out=out or default_out(benchmark, data),
+            ignore_images=ignore_images,
+        )
+        result = run_eval(config, force=force, retry_errors=retry_errors, progress=progress, plots=plots)
+    except SlowthinkError as e:
+        _fail(str(e))
+        return
+    m = result.metrics
+    if as_json:
+        sys.stdout.write(json.dumps(m, indent=2, ensure_ascii=False) + "\n")
+        return
+    console = Console()
+    console.print(rows_table(m["rows"], title=f"{m['load']['summary']}"))
+    console.print(
+        f"[dim]{result.new_records} new record(s), {result.resumed_records} resumed, "
+        f"{result.errors} error(s) this run · N* derived by subsampling · {m['wall_time_s']:.1f}s[/dim]"
+    )
+    console.print(f"[bold]wrote[/bold] {', '.join(str(p) for p in result.files)}", soft_wrap=True)
+
+
+def report_command(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders made by slowthink eval (--out).")],
+    out: Annotated[Path, typer.Option(help="The HTML file to write (combined plots go next to it).")] = Path(
+        "report.html"
+    ),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows of every run as JSON.")] = False,
+) -> None:
+    """Compare eval runs side by side: a table here and an HTML report with combined plots."""
+    from slowthink.evaluate.report import compare_rows, pivot, write_compare_report
+
+    try:
+        if not runs:
+            raise SlowthinkError("name at least one run folder: slowthink report runs/A runs/B")
+        path, metrics = write_compare_report(runs, out)
+    except SlowthinkError as e:
+        _fail(str(e))
+        return
+    if as_json:
+        sys.stdout.write(json.dumps(compare_rows(metrics), indent=2, ensure_ascii=False) + "\n")
+        return
+    keys, cells = pivot(metrics)
+    t = Table(
+        header_style="bold", title="accuracy [95% CI] · generated tokens per problem", title_justify="left"
+    )
+    t.add_column("strategy")
+    t.add_column("N", justify="right")
+    for name in metrics:
+        t.add_column(name, justify="right")
+    for k in keys:
+        row = [k[0], "-" if k[1] is None else f"{k[1]}*" if k[2] else str(k[1])]
+        for name in metrics:
+            r = cells[k].get(name)
+            row.append(
+                f"{r['accuracy']:.3f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}] · {r['generated_tokens']:.0f} tok"
+                if r
+                else "-"
+            )
+        t.add_row(*row)
+    console = Console()
+    console.print(t)
+    console.print(f"[bold]wrote[/bold] {path}")
+
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="slowthink evaluation commands (also available as `slowthink eval` / `slowthink report`).",
+)
+app.command("eval")(eval_command)
+app.command("report")(report_command)
+
+
+if __name__ == "__main__":
+    app()

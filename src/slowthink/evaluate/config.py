@@ -1,0 +1,259 @@
+"""What an evaluation run is: :class:`EvalConfig`, and the :class:`Job` s it expands into.
+
+A run evaluates several strategies at several N on one benchmark with one engine, format and
+scorer. Those (the *identity* fields) must stay the same for the records of one run folder; the
+*plan* fields (which strategies, which N, how many problems, how many subsampling seeds, the batch
+size) may change between invocations, so a finished run can be extended.
+
+How N maps to work:
+
+* **path-wise** strategies (``STRATEGIES[name].pathwise``: majority, best_of_n) run ONCE at the
+  largest N; every smaller N is derived by subsampling those samples (see
+  :mod:`slowthink.evaluate.subsample`);
+* **N-free** strategies (:data:`N_FREE`: direct, cot, quick) run once; N does not change them
+  (``quick`` is a greedy atomic rollout that never reads ``n``);
+* every other (step-wise) strategy runs once per N, with ``n`` = candidates per node.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from slowthink.types import SlowthinkError
+
+#: Strategies whose result does not depend on N: run once, reported without N.
+N_FREE: frozenset[str] = frozenset({"direct", "cot", "quick"})
+
+#: Strategy options the eval CLI passes through (``None`` keeps the strategy's default).
+STRATEGY_OPTIONS: tuple[str, ...] = ("beam", "aggregate", "select", "temperature", "max_tokens", "max_depth")
+
+#: Options a strategy keeps at its own value (greedy_step is step_beam with a beam of 1).
+FIXED_OPTIONS: dict[str, frozenset[str]] = {"greedy_step": frozenset({"beam"})}
+
+#: Fields that must match between the records of one run folder.
+IDENTITY_FIELDS: tuple[str, ...] = (
+    "benchmark",
+    "data",
+    "fields",
+    "benchmark_options",
+    "format",
+    "engine",
+    "model",
+    "scorer",
+    *STRATEGY_OPTIONS,
+    "seed",
+    "ignore_images",
+)
+
+DEFAULT_NS: tuple[int, ...] = (1, 2, 4, 8, 16)
+
+
+def parse_ns(text: str | list[int] | tuple[int, ...]) -> list[int]:
+    """Parse ``"1,2,4"`` (or ``"1-16"`` for every N from 1 to 16) into sorted distinct N.
+
+    >>> parse_ns("8,1,2,4,2"), parse_ns("1-4"), parse_ns([4, 1])
+    ([1, 2, 4, 8], [1, 2, 3, 4], [1, 4])
+    """
+    if isinstance(text, (list, tuple)):
+        items = [int(x) for x in text]
+    else:
+        items = []
+        for part in str(text).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
+            try:
+                items.extend(range(int(m[1]), int(m[2]) + 1) if m else [int(part)])
+            except ValueError:
+                raise SlowthinkError(
+                    f"--n: '{part}' is not a whole number; write e.g. --n 1,2,4,8,16"
+                ) from None
+    if not items or any(n < 1 for n in items):
+        raise SlowthinkError(f"--n needs positive whole numbers, got '{text}'; write e.g. --n 1,2,4,8,16")
+    return sorted(set(items))
+
+
+def parse_strategies(items: str | list[str] | None) -> list[str]:
+    """Strategies from repeated options and/or comma lists, in order, without repeats.
+
+    >>> parse_strategies(["majority,best_of_n", "step_beam", "majority"])
+    ['majority', 'best_of_n', 'step_beam']
+    """
+    if items is None:
+        return []
+    if isinstance(items, str):
+        items = [items]
+    out: list[str] = []
+    for item in items:
+        for name in item.split(","):
+            name = name.strip()
+            if name and name not in out:
+                out.append(name)
+    return out
+
+
+@dataclass
+class EvalConfig:
+    """One evaluation run. Every field maps 1:1 to a ``slowthink eval`` option."""
+
+    # -- data
+    benchmark: str | None = None
+    """Registered benchmark name (``gsm8k``, ``math-v``, ``reasoning-gym:chain_sum``, ...); with
+    ``data`` too, that benchmark's loader reads ``data`` instead of its default file."""
+    data: str | None = None
+    """A data file (JSONL/JSON/CSV/TSV/parquet); alone, it is read by the generic ``jsonl`` loader."""
+    fields: str | None = None
+    """Field mapping of ``data``: ``"question=q,answer=a"``."""
+    benchmark_options: dict[str, Any] = field(default_factory=dict)
+    """Loader options (``size``, ``seed``, ``split``, task config, ...)."""
+    limit: int | None = None
+    """Evaluate the first ``limit`` problems only (``None`` = all)."""
+    # -- what to run
+    strategies: list[str] = field(default_factory=lambda: ["majority"])
+    """Strategies to evaluate, in order."""
+    format: str = "atomic"
+    """Reasoning format: stages | atomic | sentences | free."""
+    ns: list[int] = field(default_factory=lambda: list(DEFAULT_NS))
+    """The N values (samples for path-wise strategies, candidates per node for step-wise ones)."""
+    seeds: int = 3
+    """Random subsets drawn per smaller N when deriving path-wise results from the largest N."""
+    # -- engine and scorer
+    engine: str = "llamacpp"
+    """Engine spec (``llamacpp``, ``hf:PATH``, ``openai:URL#MODEL``, ``vllm:MODEL``, ``py:module:Class``)."""
+    model: str | None = None
+    """Model path for the engine (appended to the spec as ``engine:model``)."""
+    scorer: str | None = None
+    """Scorer spec for best_of_n / beam strategies (``symbolic``, ``judge``, ``prm:PATH``, ``py:module:Class``)."""
+    # -- strategy options (None = the strategy's default)
+    beam: int | None = None
+    """Beam width of step_beam."""
+    aggregate: str | None = None
+    """How step scores make a path score: min | last | mean | prod."""
+    select: str | None = None
+    """best_of_n: score | weighted | judge; stage_beam / sentence_beam: judge | score."""
+    temperature: float | None = None
+    """Policy sampling temperature."""
+    max_tokens: int | None = None
+    """Token budget of a whole response."""
+    max_depth: int | None = None
+    """Most steps on one path (step-wise strategies)."""
+    seed: int = 0
+    """Base seed of every request."""
+    # -- running
+    batch_size: int = 8
+    """Problems sent through one ``solve`` call (one engine call per search depth for the batch)."""
+    out: str = "runs/eval"
+    """Run folder: records.jsonl, config.json, metrics.json, plots, report.html."""
+    ignore_images: bool = False
+    """Drop the problems' images (text-only engines)."""
+
+    def __post_init__(self) -> None:
+        self.strategies = parse_strategies(self.strategies)
+        self.ns = parse_ns(self.ns)
+        if self.benchmark is None and self.data is None:
+            raise SlowthinkError(
+                "name the problems: --benchmark NAME, or --data FILE with --map for its fields"
+            )
+        if not self.strategies:
+            raise SlowthinkError("--strategy is empty: name at least one (e.g. --strategy majority)")
+        if self.seeds < 1:
+            raise SlowthinkError(f"--seeds must be >= 1, got {self.seeds}")
+        if self.batch_size < 1:
+            raise SlowthinkError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if self.limit is not None and self.limit < 1:
+            raise SlowthinkError(f"--limit must be >= 1, got {self.limit}")
+
+    @property
+    def engine_spec(self) -> str:
+        if self.model is None or ":" in self.engine:
+            return self.engine
+        return f"{self.engine}:{self.model}"
+
+    def identity(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in IDENTITY_FIELDS}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EvalConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def strategy_options(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in STRATEGY_OPTIONS if getattr(self, k) is not None}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One (strategy, generation N) to run over every problem; ``report_ns`` are the N it reports."""
+
+    strategy: str
+    n: int | None
+    """``n`` passed to the strategy; ``None`` for N-free strategies (strategy default)."""
+    report_ns: tuple[int | None, ...]
+    pathwise: bool = False
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def key(self) -> str:
+        """The config key of this job's records (with the strategy and problem id, the record key)."""
+        return "default" if self.n is None else f"n={self.n}"
+
+    @property
+    def label(self) -> str:
+        return self.strategy if self.n is None else f"{self.strategy} n={self.n}"
+
+    def options(self) -> dict[str, Any]:
+        opts = dict(self.overrides)
+        if self.n is not None:
+            opts["n"] = self.n
+        return opts
+
+
+def is_power_of_two(n: int) -> bool:
+    return n >= 1 and n & (n - 1) == 0
+
+
+def plan_jobs(config: EvalConfig) -> list[Job]:
+    """Expand a config into jobs; check every strategy and option before any model loads."""
+    from slowthink.search import STRATEGIES, make_config
+
+    opts = config.strategy_options()
+    used: set[str] = set()
+    jobs: list[Job] = []
+    for name in config.strategies:
+        fields = make_config(name).__dataclass_fields__  # unknown names -> one clear error
+        entry = STRATEGIES[name]
+        mine = {k: v for k, v in opts.items() if k in fields and k not in FIXED_OPTIONS.get(name, ())}
+        used.update(mine)
+        try:
+            make_config(name, **mine)
+        except ValueError as e:
+            raise SlowthinkError(f"strategy '{name}': {e}") from None
+        if entry.needs_scorer and config.scorer is None:
+            raise SlowthinkError(f"strategy '{name}' needs a scorer: pass --scorer (e.g. --scorer symbolic)")
+        frozen = tuple(sorted(mine.items()))
+        if name in N_FREE:
+            jobs.append(Job(name, None, (None,), overrides=frozen))
+        elif STRATEGIES[name].pathwise:
+            top = max(config.ns)
+            if mine.get("select") == "judge" and not all(is_power_of_two(n) for n in config.ns):
+                raise SlowthinkError(
+                    f"{name} with select=judge derives smaller N from the sub-brackets of one knockout "
+                    f"at N={top}: every --n must be a power of two (got {','.join(map(str, config.ns))})"
+                )
+            jobs.append(Job(name, top, tuple(config.ns), pathwise=True, overrides=frozen))
+        else:
+            jobs.extend(Job(name, n, (n,), overrides=frozen) for n in config.ns)
+    unused = sorted(set(opts) - used)
+    if unused:
+        raise SlowthinkError(
+            f"option(s) {', '.join('--' + u.replace('_', '-') for u in unused)} apply to none of the "
+            f"strategies {', '.join(config.strategies)}"
+        )
+    return jobs

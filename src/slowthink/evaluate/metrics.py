@@ -1,0 +1,241 @@
+"""Accuracy tables from records: per strategy and N, overall and per meta group, with Wilson 95%
+confidence intervals, and the compute spent.
+
+Every planned problem with a record counts: a record with an ``error`` counts as wrong (and in
+``errors``). A derived (subsampled) N scores each problem by its mean correctness over the subsets,
+so ``correct`` may be fractional; the interval then uses that mean as the proportion over the
+problems (an approximation: it ignores the subsampling variance, which only narrows it).
+
+Token and call columns are means per problem; ``wall_time_s`` is the total over problems (each
+problem gets ``batch wall time / batch size``; a derived N gets ``k / N_max`` of it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from slowthink.evaluate.config import Job
+from slowthink.evaluate.records import RecordKey
+from slowthink.evaluate.subsample import derive
+from slowthink.types import Problem, Trace
+
+#: Problem meta keys that get their own accuracy breakdown when the problems have them.
+GROUP_KEYS: tuple[str, ...] = ("category", "subject", "level", "problem_version")
+
+Z95 = 1.959963984540054
+
+
+def wilson(correct: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``correct / n`` (95% by default).
+
+    >>> [round(x, 4) for x in wilson(8, 10)]
+    [0.4902, 0.9433]
+    >>> wilson(0, 0)
+    (0.0, 0.0)
+    >>> [round(x, 4) for x in wilson(0, 5)]
+    [0.0, 0.4345]
+    """
+    if n <= 0:
+        return (0.0, 0.0)
+    p = correct / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+@dataclass
+class Outcome:
+    """How one problem went under one strategy and N (means over subsets for a derived N)."""
+
+    problem_id: str
+    meta: dict[str, Any] = field(default_factory=dict)
+    correct: float = 0.0
+    answered: float = 0.0
+    oracle: float | None = None
+    """Path-wise: whether any sample in the subset is right (mean over subsets)."""
+    error: bool = False
+    policy_generated_tokens: float = 0.0
+    policy_prompt_tokens: float = 0.0
+    scorer_generated_tokens: float = 0.0
+    scorer_prompt_tokens: float = 0.0
+    engine_calls: float = 0.0
+    scorer_calls: float = 0.0
+    wall_time_s: float = 0.0
+
+
+class Grader:
+    """``grade`` with a cache by (problem id, answer); unknown gold -> not correct."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, str | None], bool] = {}
+
+    def __call__(self, answer: str | None, problem: Problem) -> bool:
+        key = (problem.id, answer)
+        if key not in self._cache:
+            self._cache[key] = grade_dict(answer, problem)["correct"]
+        return self._cache[key]
+
+
+def grade_dict(answer: str | None, problem: Problem) -> dict[str, Any]:
+    """Grading's verdict as a plain dict; a grading failure is a wrong answer with the reason."""
+    from slowthink.grading import grade
+
+    if problem.answer is None:
+        return {"correct": False, "method": "no gold answer", "pred_norm": None, "gold_norm": None}
+    try:
+        g = grade(answer, problem)
+    except Exception as e:  # grading must never end a run
+        return {
+            "correct": False,
+            "method": f"grading error: {type(e).__name__}: {e}"[:300],
+            "pred_norm": None,
+            "gold_norm": None,
+        }
+    d = asdict(g) if hasattr(g, "__dataclass_fields__") else dict(vars(g))
+    d["correct"] = bool(d.get("correct"))
+    return d
+
+
+def outcome(
+    rec: dict[str, Any], k: int | None, seeds: int, grader: Grader, problem: Problem | None = None
+) -> Outcome:
+    """The outcome of one record at N = ``k`` (derived by subsampling when ``k < rec["n"]``)."""
+    problem = problem or Problem.from_dict(rec["problem"])
+    out = Outcome(problem_id=problem.id, meta=dict(problem.meta))
+    trace_d = rec.get("trace")
+    if rec.get("error") and not trace_d:
+        out.error = True
+        return out
+    trace = Trace.from_dict(trace_d)
+    c = trace.compute
+    per = c.batch_size or 1
+    out.error = bool(rec.get("error"))
+    out.engine_calls, out.scorer_calls = c.engine_calls, c.scorer_calls
+    gen_n = rec.get("n")
+    if k is None or gen_n is None or k >= gen_n or not rec.get("pathwise"):
+        out.correct = float(bool((rec.get("grade") or {}).get("correct")))
+        out.answered = float(rec.get("answer") is not None)
+        out.policy_generated_tokens, out.policy_prompt_tokens = c.generated_tokens, c.prompt_tokens
+        out.scorer_generated_tokens, out.scorer_prompt_tokens = (
+            c.scorer_generated_tokens,
+            c.scorer_prompt_tokens,
+        )
+        out.wall_time_s = c.wall_time_s / per
+        if rec.get("pathwise"):
+            out.oracle = float(
+                any(grader(n.answer, problem) for n in trace.nodes if n.parent == 0 and n.answer is not None)
+            )
+        return out
+    subs = derive(trace, problem, k, seeds)
+    m = len(subs)
+    by_id = {n.id: n for n in trace.nodes}
+    out.correct = sum(grader(d.answer, problem) for d in subs if d.answer is not None) / m
+    out.answered = sum(d.answer is not None for d in subs) / m
+    out.oracle = (
+        sum(
+            any(grader(by_id[i].answer, problem) for i in d.nodes if by_id[i].answer is not None)
+            for d in subs
+        )
+        / m
+    )
+    out.policy_generated_tokens = sum(d.policy_generated_tokens for d in subs) / m
+    out.policy_prompt_tokens = sum(d.policy_prompt_tokens for d in subs) / m
+    out.scorer_generated_tokens = sum(d.scorer_generated_tokens for d in subs) / m
+    out.scorer_prompt_tokens = sum(d.scorer_prompt_tokens for d in subs) / m
+    out.wall_time_s = c.wall_time_s / per * k / gen_n
+    return out
+
+
+def _group(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    n = len(outcomes)
+    correct = math.fsum(o.correct for o in outcomes)
+    lo, hi = wilson(correct, n)
+    return {
+        "problems": n,
+        "correct": round(correct, 4),
+        "accuracy": round(correct / n, 4) if n else 0.0,
+        "ci95": [round(lo, 4), round(hi, 4)],
+    }
+
+
+def _mean(xs: Iterable[float]) -> float:
+    xs = list(xs)
+    return round(math.fsum(xs) / len(xs), 2) if xs else 0.0
+
+
+def summarize(outcomes: Sequence[Outcome], group_keys: Sequence[str] = GROUP_KEYS) -> dict[str, Any]:
+    """One table row: accuracy + CI, compute means, and the accuracy per meta group."""
+    row: dict[str, Any] = _group(outcomes)
+    row["errors"] = sum(o.error for o in outcomes)
+    row["no_answer"] = round(1 - _mean(o.answered for o in outcomes), 4) if outcomes else 0.0
+    oracles = [o.oracle for o in outcomes if o.oracle is not None]
+    row["oracle"] = round(math.fsum(oracles) / len(oracles), 4) if oracles else None
+    for name in (
+        "policy_generated_tokens",
+        "policy_prompt_tokens",
+        "scorer_generated_tokens",
+        "scorer_prompt_tokens",
+        "engine_calls",
+        "scorer_calls",
+    ):
+        row[name] = _mean(getattr(o, name) for o in outcomes)
+    row["generated_tokens"] = round(row["policy_generated_tokens"] + row["scorer_generated_tokens"], 2)
+    row["wall_time_s"] = round(math.fsum(o.wall_time_s for o in outcomes), 2)
+    by: dict[str, dict[str, Any]] = {}
+    for key in group_keys:
+        groups: dict[str, list[Outcome]] = defaultdict(list)
+        for o in outcomes:
+            if key in o.meta and o.meta[key] is not None:
+                groups[str(o.meta[key])].append(o)
+        if groups:
+            by[key] = {g: _group(os) for g, os in sorted(groups.items())}
+    row["by"] = by
+    return row
+
+
+def job_rows(
+    jobs: Sequence[Job],
+    records: dict[RecordKey, dict[str, Any]],
+    problem_ids: Sequence[str],
+    seeds: int,
+    grader: Grader | None = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
+) -> list[dict[str, Any]]:
+    """A metrics row per (job, reported N) over the planned problems that have a record."""
+    grader = grader or Grader()
+    rows = []
+    problems: dict[str, Problem] = {}
+    for job in jobs:
+        recs = [
+            records[(pid, job.strategy, job.key)]
+            for pid in problem_ids
+            if (pid, job.strategy, job.key) in records
+        ]
+        for k in job.report_ns:
+            outs = []
+            for rec in recs:
+                pid = str(rec["id"])
+                if pid not in problems:
+                    problems[pid] = Problem.from_dict(rec["problem"])
+                o = outcome(rec, k, seeds, grader, problems[pid])
+                outs.append(o)
+                if on_outcome:
+                    on_outcome(o)
+            derived = job.pathwise and k is not None and job.n is not None and k < job.n
+            row = {
+                "strategy": job.strategy,
+                "n": k,
+                "key": job.key,
+                "derived_from": job.n if derived else None,
+                "seeds": seeds if derived else None,
+                "planned": len(problem_ids),
+                "missing": len(problem_ids) - len(recs),
+            }
+            row.update(summarize(outs))
+            rows.append(row)
+    return rows

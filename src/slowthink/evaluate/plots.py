@@ -1,0 +1,86 @@
+"""Scaling plots (matplotlib, Agg backend, PNG): accuracy vs N and accuracy vs generated tokens
+(policy + scorer), one line per series, log2 x axis, the Wilson 95% interval as a band.
+
+N-free strategies (direct, cot, quick) are one marker at N = 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from slowthink.types import SlowthinkError
+
+INSTALL_HINT = "matplotlib is not installed: pip install 'slowthink[plot]' (or pass --no-plots)"
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SlowthinkError(INSTALL_HINT) from None
+    return plt
+
+
+def series(rows: Sequence[Mapping[str, Any]], prefix: str = "") -> dict[str, list[Mapping[str, Any]]]:
+    """Rows grouped into plot series by strategy (``prefix`` names the run when comparing)."""
+    out: dict[str, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        if not r.get("problems"):
+            continue
+        out.setdefault(f"{prefix}{r['strategy']}", []).append(r)
+    for rs in out.values():
+        rs.sort(key=lambda r: r["n"] or 1)
+    return out
+
+
+def _plot(ax, data: Mapping[str, Sequence[Mapping[str, Any]]], x_of) -> None:
+    for label, rows in data.items():
+        xs = [max(float(x_of(r)), 1.0) for r in rows]
+        ys = [r["accuracy"] for r in rows]
+        lo = [r["ci95"][0] for r in rows]
+        hi = [r["ci95"][1] for r in rows]
+        if len(rows) == 1:
+            ax.errorbar(xs, ys, yerr=[[ys[0] - lo[0]], [hi[0] - ys[0]]], fmt="s", capsize=4, label=label)
+        else:
+            (line,) = ax.plot(xs, ys, marker="o", label=label)
+            ax.fill_between(xs, lo, hi, alpha=0.15, color=line.get_color())
+    ax.set_xscale("log", base=2)
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(True, which="both", alpha=0.3)
+    if data:
+        ax.legend(fontsize=8)
+
+
+def plot_scaling(
+    data: Mapping[str, Sequence[Mapping[str, Any]]], out_dir: Path, title: str = "", stem: str = ""
+) -> list[Path]:
+    """Write ``{stem}accuracy_vs_n.png`` and ``{stem}accuracy_vs_tokens.png``; return their paths."""
+    plt = _pyplot()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, xlabel, x_of in (
+        ("accuracy_vs_n", "N (samples / candidates per step), log2", lambda r: r["n"] or 1),
+        (
+            "accuracy_vs_tokens",
+            "generated tokens per problem (policy + scorer), log2",
+            lambda r: r["generated_tokens"],
+        ),
+    ):
+        fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+        _plot(ax, data, x_of)
+        ax.set_xlabel(xlabel)
+        if title:
+            ax.set_title(title, fontsize=10)
+        fig.tight_layout()
+        path = out_dir / f"{stem}{name}.png"
+        fig.savefig(path, format="png")
+        plt.close(fig)
+        paths.append(path)
+    return paths

@@ -1,0 +1,406 @@
+"""The resumable evaluation loop behind ``slowthink eval``.
+
+::
+
+    from slowthink.evaluate import EvalConfig, run_eval
+
+    result = run_eval(EvalConfig(benchmark="gsm8k", limit=20, strategies=["majority"], ns=[1, 2, 4, 8]))
+    result.rows          # one metrics row per (strategy, N)
+
+For each job (see :func:`~slowthink.evaluate.config.plan_jobs`) the problems without a finished
+record go through :func:`slowthink.search.solve` ``batch_size`` at a time (so a batch makes one
+engine call per search depth); each finished batch is graded and appended to ``records.jsonl``
+(flushed and fsynced) before the next starts. Re-running the same command skips finished
+``(problem id, strategy, config key)`` records. A problem whose solve raised gets a record with
+``error`` (it counts as wrong; ``--retry-errors`` re-runs those) and the run goes on; the batch is
+retried problem by problem to find the one that raised.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from slowthink.evaluate.config import EvalConfig, Job, plan_jobs
+from slowthink.evaluate.metrics import Grader, grade_dict, job_rows
+from slowthink.evaluate.records import (
+    CONFIG,
+    METRICS,
+    RECORD_VERSION,
+    RECORDS,
+    REPORT,
+    RecordWriter,
+    read_json,
+    read_records,
+    write_json,
+)
+from slowthink.types import Problem, SlowthinkError, Trace
+
+PY_PREFIX = "py:"
+"""Spec prefix of an engine or scorer given as an importable class: ``py:module.path:Class#k=v,k=v``
+(the fragment's options go to the constructor). Used by tests to plug in scripted doubles."""
+
+
+@dataclass
+class EvalResult:
+    out_dir: Path
+    metrics: dict[str, Any]
+    new_records: int = 0
+    resumed_records: int = 0
+    errors: int = 0
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return self.metrics["rows"]
+
+
+def load_py_object(spec: str, **kwargs: Any) -> Any:
+    """Build ``Class(**options, **kwargs)`` from ``py:module.path:Class#k=v,k=v``."""
+    from slowthink.benchmarks.base import parse_kv
+
+    body, _, frag = spec[len(PY_PREFIX) :].partition("#")
+    module_name, _, cls_name = body.rpartition(":")
+    if not module_name or not cls_name:
+        raise SlowthinkError(f"bad spec '{spec}': write py:module.path:Class")
+    try:
+        cls = getattr(importlib.import_module(module_name), cls_name)
+    except (ImportError, AttributeError) as e:
+        raise SlowthinkError(
+            f"cannot import {cls_name} from {module_name} ({e}); check the spec '{spec}'"
+        ) from None
+    return cls(**(parse_kv(frag) if frag else {}), **kwargs)
+
+
+def make_engine(config: EvalConfig):
+    if config.engine.startswith(PY_PREFIX):
+        return load_py_object(config.engine)
+    from slowthink.engines import load_engine
+
+    return load_engine(config.engine_spec)
+
+
+def make_scorer(config: EvalConfig, engine):
+    if config.scorer is None:
+        return None
+    if config.scorer.startswith(PY_PREFIX):
+        return load_py_object(config.scorer)
+    try:
+        from slowthink.scorers import load_scorer
+    except ImportError:
+        raise SlowthinkError(
+            "scorers are not available in this install (slowthink.scorers.load_scorer missing)"
+        ) from None
+    return load_scorer(config.scorer, engine=engine)
+
+
+def check_scorer(jobs: Sequence[Job], scorer) -> None:
+    """Fail before any generation when a strategy needs what the scorer cannot do."""
+    from slowthink.search import STRATEGIES, make_config
+
+    for job in jobs:
+        if not STRATEGIES[job.strategy].needs_scorer:
+            continue
+        select = getattr(make_config(job.strategy, **dict(job.overrides)), "select", "score")
+        need = "compare" if select == "judge" else "score"
+        if scorer is None or not hasattr(scorer, need):
+            what = "pairwise comparisons (e.g. --scorer judge)" if need == "compare" else "step scores"
+            name = getattr(scorer, "name", type(scorer).__name__)
+            raise SlowthinkError(
+                f"strategy '{job.strategy}' (select={select}) needs a scorer with {what}; "
+                f"scorer '{name}' has no {need}()"
+            )
+
+
+def load_problems(config: EvalConfig):
+    """The benchmark's :class:`~slowthink.benchmarks.LoadResult` (``--data`` alone: the generic loader)."""
+    from slowthink.benchmarks import load_benchmark
+
+    opts = dict(config.benchmark_options)
+    if config.fields is not None:
+        opts["fields"] = config.fields
+    result = load_benchmark(config.benchmark or "jsonl", config.data, limit=config.limit, **opts)
+    if config.ignore_images:
+        for p in result.problems:
+            p.images = []
+    return result
+
+
+def _canonical(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str, sort_keys=True))
+
+
+def prepare_out(config: EvalConfig, jobs: Sequence[Job], *, force: bool = False) -> Path:
+    """Create the run folder; refuse (or with ``force`` set aside the old records) on a settings mismatch."""
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_path = out / CONFIG
+    identity = _canonical(config.identity())
+    if cfg_path.is_file():
+        old = read_json(cfg_path, "run config").get("identity", {})
+        diffs = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in identity.items() if old.get(k) != v]
+        if diffs and not force:
+            raise SlowthinkError(
+                f"{out} holds a run with other settings ({'; '.join(diffs)}): use a new --out, "
+                "or --force to set its records aside and start over"
+            )
+        if diffs:
+            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+            rec = out / RECORDS
+            if rec.exists():
+                shutil.move(rec, out / f"records.{stamp}.bak.jsonl")
+    write_json(
+        cfg_path,
+        {
+            "identity": identity,
+            "config": _canonical(config.to_dict()),
+            "jobs": [
+                {
+                    "strategy": j.strategy,
+                    "key": j.key,
+                    "n": j.n,
+                    "report_ns": list(j.report_ns),
+                    "pathwise": j.pathwise,
+                    "options": _canonical(j.options()),
+                }
+                for j in jobs
+            ],
+            "updated": _now(),
+        },
+    )
+    return out
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _error_text(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"[:1000]
+
+
+def solve_batch(
+    batch: Sequence[Problem], job: Job, engine, fmt, scorer, seed: int
+) -> list[tuple[Problem, Trace | None, str | None]]:
+    """Solve a batch; if the call raises, retry problem by problem to isolate the one(s) that raise."""
+    from slowthink.search import solve
+
+    try:
+        traces = solve(batch, engine, fmt, job.strategy, scorer=scorer, seed=seed, **job.options())
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:
+        if len(batch) == 1:
+            return [(batch[0], None, _error_text(e))]
+        return [r for p in batch for r in solve_batch([p], job, engine, fmt, scorer, seed)]
+    by_id = {t.problem_id: t for t in traces}
+    out = []
+    for p in batch:
+        t = by_id.get(p.id)
+        if t is None:
+            out.append((p, None, f"strategy {job.strategy} returned no trace for problem {p.id}"))
+        else:
+            out.append((p, t, t.error))
+    return out
+
+
+def make_record(
+    problem: Problem, job: Job, trace: Trace | None, error: str | None, seed: int
+) -> dict[str, Any]:
+    answer = trace.answer if trace is not None else None
+    return {
+        "v": RECORD_VERSION,
+        "id": problem.id,
+        "strategy": job.strategy,
+        "key": job.key,
+        "n": job.n,
+        "pathwise": job.pathwise,
+        "options": {**job.options(), "seed": seed},
+        "problem": problem.to_dict(),
+        "trace": trace.to_dict() if trace is not None else None,
+        "answer": answer,
+        "grade": grade_dict(answer, problem) if trace is not None else None,
+        "compute": asdict(trace.compute) if trace is not None else None,
+        "error": error,
+        "time": _now(),
+    }
+
+
+class _Progress:
+    """A rich progress bar per job with its running accuracy; silent when disabled."""
+
+    def __init__(self, enabled: bool, console=None) -> None:
+        self.enabled = enabled
+        self._p = None
+        if enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._p = Progress(
+                TextColumn("{task.description:<22}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("acc {task.fields[acc]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=console or Console(stderr=True),
+                transient=False,
+            )
+
+    def __enter__(self):
+        if self._p:
+            self._p.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._p:
+            self._p.__exit__(*exc)
+
+    def add(self, label: str, total: int, done: int, acc: str):
+        return self._p.add_task(label, total=total + done, completed=done, acc=acc) if self._p else None
+
+    def advance(self, task, k: int, acc: str) -> None:
+        if self._p is not None:
+            self._p.update(task, advance=k, acc=acc)
+
+
+def _acc_text(correct: int, n: int) -> str:
+    return f"{correct / n:.3f} ({correct}/{n})" if n else "-"
+
+
+def run_eval(
+    config: EvalConfig,
+    *,
+    force: bool = False,
+    retry_errors: bool = False,
+    progress: bool = True,
+    plots: bool = True,
+    console=None,
+    engine=None,
+    scorer=None,
+    on_batch: Callable[[Job, list[dict[str, Any]]], None] | None = None,
+) -> EvalResult:
+    """Run (or resume) an evaluation; write records, config.json, metrics.json, plots and report.html.
+
+    ``engine`` / ``scorer`` objects may be passed in (tests, notebooks); otherwise they are built
+    from the config's specs, and only when some problem still needs solving.
+    """
+    from slowthink.formats import get_format
+    from slowthink.search import STRATEGIES
+
+    t_start = time.perf_counter()
+    jobs = plan_jobs(config)
+    fmt = get_format(config.format)
+    load = load_problems(config)
+    problems = load.problems
+    out = prepare_out(config, jobs, force=force)
+    records, bad_lines = read_records(out / RECORDS)
+    done = {k for k, r in records.items() if not (retry_errors and r.get("error"))}
+    pending = {job: [p for p in problems if (p.id, job.strategy, job.key) not in done] for job in jobs}
+    todo = sum(len(v) for v in pending.values())
+    resumed = sum((p.id, j.strategy, j.key) in done for j in jobs for p in problems)
+    new = errors = 0
+    if todo:
+        engine = engine if engine is not None else make_engine(config)
+        if scorer is None and any(STRATEGIES[j.strategy].needs_scorer for j in jobs if pending[j]):
+            scorer = make_scorer(config, engine)
+        check_scorer([j for j in jobs if pending[j]], scorer)
+        succeeded = False
+        with RecordWriter(out / RECORDS) as writer, _Progress(progress, console) as bar:
+            tasks = {}
+            for job in jobs:
+                prior = [
+                    records[(p.id, job.strategy, job.key)]
+                    for p in problems
+                    if (p.id, job.strategy, job.key) in done
+                ]
+                correct = sum(bool((r.get("grade") or {}).get("correct")) for r in prior)
+                tasks[job] = [
+                    bar.add(job.label, len(pending[job]), len(prior), _acc_text(correct, len(prior))),
+                    correct,
+                    len(prior),
+                ]
+            for job in jobs:
+                todo_job = pending[job]
+                for i in range(0, len(todo_job), config.batch_size):
+                    batch = todo_job[i : i + config.batch_size]
+                    results = solve_batch(batch, job, engine, fmt, scorer, config.seed)
+                    raised = [e for _, t, e in results if t is None]
+                    if (
+                        not succeeded
+                        and len(batch) > 1
+                        and len(raised) == len(batch)
+                        and len(set(raised)) == 1
+                    ):
+                        raise SlowthinkError(
+                            f"every problem of the first batch failed the same way: {raised[0]}"
+                        )
+                    recs = [make_record(p, job, t, e, config.seed) for p, t, e in results]
+                    writer.write(recs)
+                    succeeded = succeeded or len(raised) < len(batch)
+                    for r in recs:
+                        records[(r["id"], r["strategy"], r["key"])] = r
+                    new += len(recs)
+                    errors += sum(r["error"] is not None for r in recs)
+                    st = tasks[job]
+                    st[1] += sum(bool((r.get("grade") or {}).get("correct")) for r in recs)
+                    st[2] += len(recs)
+                    bar.advance(st[0], len(recs), _acc_text(st[1], st[2]))
+                    if on_batch:
+                        on_batch(job, recs)
+    rows = job_rows(jobs, records, [p.id for p in problems], config.seeds, Grader())
+    metrics = {
+        "run": out.name,
+        "benchmark": load.name,
+        "load": {
+            "summary": load.summary(),
+            "problems": len(problems),
+            "source": load.source,
+            "skipped": dict(load.skipped),
+            "notes": list(load.notes),
+        },
+        "config": _canonical(config.to_dict()),
+        "engine": config.engine_spec,
+        "format": config.format,
+        "scorer": config.scorer,
+        "rows": rows,
+        "records": {"new": new, "resumed": resumed, "errors_new": errors, "unreadable_lines": bad_lines},
+        "wall_time_s": round(time.perf_counter() - t_start, 2),
+        "created": _now(),
+        "notes": derivation_notes(jobs),
+    }
+    write_json(out / METRICS, metrics)
+    files = [out / RECORDS, out / CONFIG, out / METRICS]
+    if plots:
+        from slowthink.evaluate.plots import plot_scaling, series
+        from slowthink.evaluate.report import write_run_report
+
+        pngs = plot_scaling(series(rows), out, title=f"{load.name} · {config.format} · {config.engine_spec}")
+        files += pngs
+        files.append(write_run_report(metrics, records, [p.id for p in problems], out / REPORT, pngs))
+    return EvalResult(out, metrics, new, resumed, errors, files)
+
+
+def derivation_notes(jobs: Sequence[Job]) -> list[str]:
+    notes = []
+    for j in jobs:
+        if j.pathwise and len(j.report_ns) > 1:
+            notes.append(
+                f"{j.strategy}: generated once at N={j.n}; N={','.join(str(n) for n in j.report_ns if n != j.n)} "
+                "derived by subsampling those samples (mean over seeds)"
+            )
+    return notes

@@ -1,0 +1,183 @@
+"""Scorers by name: who judges steps and candidates. Nothing here imports a model library.
+
+Spec strings (CLI ``--scorer`` and YAML ``scorer:``)::
+
+    judge                          LLM judge on the given engine (the policy's by default):
+                                   pointwise P(yes) per step, pairwise stage verdicts, pre-check
+    symbolic                       arithmetic checker (no model)
+    prm:/path/to/folder            process reward model, protocol step_tag (Math-Shepherd)
+    prm:/path/to/folder#token_cls  process reward model with a token-classification head
+    judge+symbolic                 weighted mean of several step scorers (equal weights)
+    judge:0.3+symbolic:0.7         ... with weights
+
+A path containing ``+`` cannot be used in a combination. ``load_scorer`` options go to the parts
+that know them (``swap=True`` to the judge, ``batch_size=4`` to a PRM, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from slowthink.scorers.aggregate import AGGREGATIONS, aggregate
+from slowthink.scorers.base import (
+    Comparison,
+    PairwiseJudge,
+    ScoreQuery,
+    ScoreResult,
+    StepScorer,
+    Verdict,
+)
+from slowthink.scorers.symbolic import SymbolicScorer, WeightedScorer
+from slowthink.types import Compute, SlowthinkError
+
+
+def charge(compute: Compute, results: Iterable[Any]) -> None:
+    """Charge one problem's :class:`~slowthink.types.Compute` for the scorer results it got from
+    ONE scorer call (``ScoreResult`` s, ``Verdict`` s or pre-check ``Check`` s): their tokens are
+    added to the scorer columns, and ``scorer_calls`` grows by the most calls any of them took
+    part in (several verdicts from one batched engine call count as one call).
+
+    Example:
+        >>> c = Compute()
+        >>> charge(c, [Verdict(0, prompt_tokens=200, generated_tokens=2, calls=1)] * 3)
+        >>> (c.scorer_prompt_tokens, c.scorer_generated_tokens, c.scorer_calls)
+        (600, 6, 1)
+    """
+    results = list(results)
+    compute.scorer_prompt_tokens += sum(r.prompt_tokens for r in results)
+    compute.scorer_generated_tokens += sum(r.generated_tokens for r in results)
+    compute.scorer_calls += max((r.calls for r in results), default=0)
+
+
+def _fields(module: str, cls: str) -> set[str]:
+    import importlib
+
+    return {f.name for f in dataclasses.fields(getattr(importlib.import_module(module), cls))}
+
+
+def _judge(target: str | None, fragment: str | None, engine: Any, opts: dict[str, Any]) -> Any:
+    from slowthink.scorers.judge import LLMJudge
+
+    if target or fragment:
+        raise SlowthinkError("scorer 'judge' takes no path: use 'judge' (it runs on the engine passed in)")
+    if engine is None:
+        raise SlowthinkError("scorer 'judge' needs an engine to run on: pass engine=... (the policy engine)")
+    return LLMJudge(engine, **opts)
+
+
+def _symbolic(target: str | None, fragment: str | None, engine: Any, opts: dict[str, Any]) -> Any:
+    if target or fragment:
+        raise SlowthinkError("scorer 'symbolic' takes no path or options: use 'symbolic'")
+    return SymbolicScorer()
+
+
+def _prm(target: str | None, fragment: str | None, engine: Any, opts: dict[str, Any]) -> Any:
+    from slowthink.scorers.prm import PROTOCOLS, PRMScorer
+
+    if not target:
+        raise SlowthinkError(
+            f"scorer 'prm' needs a model folder: 'prm:/path/to/folder#protocol' ({'|'.join(PROTOCOLS)})"
+        )
+    if fragment:
+        opts = {**opts, "protocol": fragment}
+    return PRMScorer(target, **opts)
+
+
+@dataclass(frozen=True)
+class ScorerEntry:
+    build: Callable[[str | None, str | None, Any, dict[str, Any]], Any]
+    options: Callable[[], set[str]]
+    """Names of the options the scorer takes."""
+    help: str
+
+
+SCORERS: dict[str, ScorerEntry] = {
+    "judge": ScorerEntry(
+        _judge, lambda: _fields("slowthink.scorers.judge", "JudgeConfig"), "LLM judge on the engine"
+    ),
+    "symbolic": ScorerEntry(_symbolic, set, "arithmetic checker, no model"),
+    "prm": ScorerEntry(
+        _prm,
+        lambda: _fields("slowthink.scorers.prm", "PRMConfig") - {"protocol"},
+        "process reward model: prm:PATH#protocol",
+    ),
+}
+
+
+def _parse_part(part: str) -> tuple[str, str | None, str | None, float | None]:
+    """``name[:target][#fragment][:weight]`` -> (name, target, fragment, weight)."""
+    weight = None
+    head, sep, tail = part.rpartition(":")
+    if sep:
+        try:
+            weight = float(tail)
+            part = head
+        except ValueError:
+            pass
+    name, _, rest = part.partition(":")
+    target, _, fragment = rest.partition("#")
+    name = name.strip()
+    if name not in SCORERS:
+        raise SlowthinkError(
+            f"unknown scorer '{name}' in '{part}': choose one of {', '.join(SCORERS)} "
+            "(or combine them: 'judge+symbolic', 'judge:0.5+symbolic:0.5')"
+        )
+    if weight is not None and not weight > 0:
+        raise SlowthinkError(f"scorer weight must be > 0, got {weight} in '{part}'")
+    return name, target.strip() or None, fragment.strip() or None, weight
+
+
+def load_scorer(spec: str, engine: Any = None, **opts: Any) -> Any:
+    """Build a scorer from a spec string (see the module docstring).
+
+    ``engine`` runs the LLM judge; ``opts`` go to the parts that take them, and an option no part
+    takes is an error naming the valid ones.
+
+    Example:
+        >>> load_scorer("symbolic").name
+        'symbolic'
+        >>> load_scorer("symbolic:2+symbolic:1").name
+        'symbolic+symbolic'
+        >>> load_scorer("oracle")
+        Traceback (most recent call last):
+        ...
+        slowthink.types.SlowthinkError: unknown scorer 'oracle' in 'oracle': choose one of judge, symbolic, prm (or combine them: 'judge+symbolic', 'judge:0.5+symbolic:0.5')
+    """
+    spec = (spec or "").strip()
+    if not spec:
+        raise SlowthinkError(f"empty scorer spec: choose one of {', '.join(SCORERS)}")
+    parts = [_parse_part(p.strip()) for p in spec.split("+")]
+    known = {name: SCORERS[name].options() for name, *_ in parts}
+    unknown = set(opts) - set().union(*known.values())
+    if unknown:
+        valid = sorted(set().union(*known.values()))
+        raise SlowthinkError(
+            f"scorer '{spec}' takes no option {', '.join(sorted(unknown))}; valid: {', '.join(valid) or 'none'}"
+        )
+    built = []
+    for name, target, fragment, weight in parts:
+        mine = {k: v for k, v in opts.items() if k in known[name]}
+        built.append((SCORERS[name].build(target, fragment, engine, mine), 1.0 if weight is None else weight))
+    if len(built) == 1 and parts[0][3] is None:
+        return built[0][0]
+    return WeightedScorer(built)
+
+
+__all__ = [
+    "AGGREGATIONS",
+    "SCORERS",
+    "Comparison",
+    "PairwiseJudge",
+    "ScoreQuery",
+    "ScoreResult",
+    "StepScorer",
+    "SymbolicScorer",
+    "Verdict",
+    "WeightedScorer",
+    "aggregate",
+    "charge",
+    "load_scorer",
+]

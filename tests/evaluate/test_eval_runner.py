@@ -1,0 +1,296 @@
+"""The resumable runner on the scripted engine: records, resume, errors, settings checks, outputs, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from slowthink.engines.base import RecordingEngine
+from slowthink.evaluate import EvalConfig, run_eval
+from slowthink.evaluate.cli import app
+from slowthink.evaluate.records import read_records
+from slowthink.types import SlowthinkError
+from tests.evaluate.eval_doubles import ScriptedEngine, StepScorer
+
+MAP = "question=q,answer=a,category=cat,level=lvl"
+
+
+def write_data(path, k=6, boom=()):
+    with open(path, "w") as f:
+        for i in range(k):
+            q = f"What is {i} + {i + 3}?" + (" BOOM" if i in boom else "")
+            f.write(
+                json.dumps({"q": q, "a": str(2 * i + 3), "cat": "easy" if i < 3 else "hard", "lvl": i % 2})
+                + "\n"
+            )
+    return str(path)
+
+
+@pytest.fixture
+def data(tmp_path):
+    return write_data(tmp_path / "data.jsonl")
+
+
+def config(data, out, **kw) -> EvalConfig:
+    base = {
+        "data": data,
+        "fields": MAP,
+        "strategies": ["majority", "best_of_n"],
+        "ns": [1, 2, 4],
+        "engine": "py:tests.evaluate.eval_doubles:ScriptedEngine",
+        "scorer": "py:tests.evaluate.eval_doubles:StepScorer",
+        "batch_size": 4,
+        "out": str(out),
+        "seeds": 3,
+    }
+    return EvalConfig(**{**base, **kw})
+
+
+def run(cfg, **kw):
+    return run_eval(cfg, progress=False, plots=kw.pop("plots", False), **kw)
+
+
+def lines(path):
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def test_records_and_resume_skips_finished(data, tmp_path):
+    out = tmp_path / "run"
+    eng = RecordingEngine(ScriptedEngine())
+    r1 = run(config(data, out), engine=eng, scorer=StepScorer())
+    assert r1.new_records == 12 and r1.resumed_records == 0
+    # 6 problems, batch 4 -> 2 batches per job, one engine call per batch for path-wise strategies
+    assert eng.n_calls == 4 and [c.n_requests for c in eng.calls] == [4, 2, 4, 2]
+    recs = lines(out / "records.jsonl")
+    assert {(r["strategy"], r["key"]) for r in recs} == {("majority", "n=4"), ("best_of_n", "n=4")}
+    rec = recs[0]
+    assert set(rec) >= {
+        "id",
+        "strategy",
+        "key",
+        "n",
+        "problem",
+        "trace",
+        "answer",
+        "grade",
+        "compute",
+        "error",
+    }
+    assert rec["grade"]["correct"] in (True, False) and rec["compute"]["samples"] == 4
+    assert len([n for n in rec["trace"]["nodes"] if n["parent"] == 0]) == 4
+
+    again = RecordingEngine(ScriptedEngine())
+    r2 = run(config(data, out), engine=again, scorer=StepScorer())
+    assert again.n_calls == 0 and r2.new_records == 0 and r2.resumed_records == 12
+    assert len(lines(out / "records.jsonl")) == 12
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_time_s"} for r in rows]  # noqa: E731
+    assert strip(r2.rows) == strip(r1.rows)
+
+
+def test_extending_the_plan_runs_only_what_is_new(data, tmp_path):
+    out = tmp_path / "run"
+    run(config(data, out, limit=4, strategies=["majority"]), engine=ScriptedEngine())
+    eng = RecordingEngine(ScriptedEngine())
+    r = run(config(data, out, strategies=["majority"]), engine=eng)  # 2 more problems
+    assert r.new_records == 2 and r.resumed_records == 4 and eng.n_calls == 1
+    r = run(
+        config(data, out, strategies=["majority", "step_beam"], ns=[1, 2, 4]),
+        engine=ScriptedEngine(),
+        scorer=StepScorer(),
+    )
+    assert r.new_records == 18  # step_beam at N=1, 2, 4; majority untouched
+    assert [(x["strategy"], x["n"]) for x in r.rows] == [
+        ("majority", 1),
+        ("majority", 2),
+        ("majority", 4),
+        ("step_beam", 1),
+        ("step_beam", 2),
+        ("step_beam", 4),
+    ]
+
+
+def test_a_failing_problem_gets_an_error_record_and_the_run_goes_on(tmp_path):
+    data = write_data(tmp_path / "d.jsonl", k=5, boom={1})
+    out = tmp_path / "run"
+    r = run(config(data, out, strategies=["majority"], batch_size=3), engine=ScriptedEngine())
+    recs = {x["id"]: x for x in lines(out / "records.jsonl")}
+    assert len(recs) == 5 and r.errors == 1
+    bad = [x for x in recs.values() if x["error"]]
+    assert len(bad) == 1 and "BOOM" in bad[0]["problem"]["question"] and bad[0]["trace"] is None
+    assert "scripted failure" in bad[0]["error"]
+    assert all(x["trace"] is not None for x in recs.values() if not x["error"])
+    top = r.rows[-1]
+    assert top["errors"] == 1 and top["problems"] == 5  # the error counts as a wrong answer
+    # resume keeps the error record; --retry-errors tries it again (the newest line wins)
+    assert run(config(data, out, strategies=["majority"]), engine=ScriptedEngine()).new_records == 0
+    r3 = run(config(data, out, strategies=["majority"]), engine=ScriptedEngine(), retry_errors=True)
+    assert r3.new_records == 1
+    records, _ = read_records(out / "records.jsonl")
+    assert len(records) == 5 and len(lines(out / "records.jsonl")) == 6
+
+
+def test_first_batch_failing_the_same_way_stops_the_run(tmp_path):
+    data = write_data(tmp_path / "d.jsonl", k=3, boom={0, 1, 2})
+    out = tmp_path / "run"
+    with pytest.raises(SlowthinkError, match="every problem of the first batch failed"):
+        run(config(data, out, strategies=["majority"]), engine=ScriptedEngine())
+    assert read_records(out / "records.jsonl")[0] == {}
+
+
+def test_other_settings_in_the_same_folder_need_force(data, tmp_path):
+    out = tmp_path / "run"
+    run(config(data, out, strategies=["majority"]), engine=ScriptedEngine())
+    with pytest.raises(SlowthinkError, match=r"other settings \(format: 'atomic' -> 'free'\).*--force"):
+        run(config(data, out, strategies=["majority"], format="free"), engine=ScriptedEngine())
+    r = run(config(data, out, strategies=["majority"], format="free"), engine=ScriptedEngine(), force=True)
+    assert r.new_records == 6
+    assert len(list(out.glob("records.*.bak.jsonl"))) == 1
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["identity"]["format"] == "free" and cfg["jobs"][0]["key"] == "n=4"
+
+
+def test_a_line_cut_by_a_kill_is_dropped_and_trimmed(data, tmp_path):
+    out = tmp_path / "run"
+    run(config(data, out, strategies=["majority"], limit=4), engine=ScriptedEngine())
+    with open(out / "records.jsonl", "a") as f:
+        f.write('{"v": 1, "id": "data-4", "strategy": "majo')  # a write cut short, no newline
+    records, bad = read_records(out / "records.jsonl")
+    assert len(records) == 4 and bad == 1
+    r = run(config(data, out, strategies=["majority"]), engine=ScriptedEngine())
+    assert r.new_records == 2
+    assert len(lines(out / "records.jsonl")) == 6  # every line parses again
+
+
+def test_metrics_plots_and_report(data, tmp_path):
+    out = tmp_path / "run"
+    r = run(
+        config(data, out, strategies=["majority", "best_of_n", "quick"]),
+        engine=ScriptedEngine(),
+        scorer=StepScorer(),
+        plots=True,
+    )
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["load"]["problems"] == 6 and m["load"]["skipped"] == {}
+    rows = {(x["strategy"], x["n"]): x for x in m["rows"]}
+    assert set(rows) == {
+        ("majority", 1),
+        ("majority", 2),
+        ("majority", 4),
+        ("best_of_n", 1),
+        ("best_of_n", 2),
+        ("best_of_n", 4),
+        ("quick", None),
+    }
+    assert rows[("majority", 2)]["derived_from"] == 4 and rows[("majority", 4)]["derived_from"] is None
+    # policy tokens of a derived N are those of its k samples: N=2 is half of N=4 (equal-length samples)
+    assert rows[("majority", 2)]["policy_generated_tokens"] == pytest.approx(
+        rows[("majority", 4)]["policy_generated_tokens"] / 2
+    )
+    assert rows[("best_of_n", 1)]["scorer_generated_tokens"] == pytest.approx(
+        rows[("best_of_n", 4)]["scorer_generated_tokens"] / 4
+    )
+    for x in m["rows"]:
+        assert x["ci95"][0] <= x["accuracy"] <= x["ci95"][1]
+        assert set(x["by"]) == {"category", "level"} and set(x["by"]["category"]) == {"easy", "hard"}
+    # the full-N row agrees with the records' own grades
+    recs = [x for x in lines(out / "records.jsonl") if x["strategy"] == "majority"]
+    assert rows[("majority", 4)]["accuracy"] == round(sum(x["grade"]["correct"] for x in recs) / 6, 4)
+    for name in ("accuracy_vs_n.png", "accuracy_vs_tokens.png"):
+        blob = (out / name).read_bytes()
+        assert blob[:8] == b"\x89PNG\r\n\x1a\n" and len(blob) > 5000
+    html = (out / "report.html").read_text()
+    assert html.startswith("<!doctype html>") and html.count("data:image/png;base64,") == 2
+    assert "What is 0 + 3?" in html and "chosen path" in html and "votes" in html and "by category" in html
+    assert out / "report.html" in r.files
+
+
+def test_model_text_is_escaped_in_the_report(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"q": "What is 1 + 2? <script>alert(1)</script>", "a": "3"}) + "\n")
+    out = tmp_path / "run"
+    run(
+        config(str(data), out, fields="question=q,answer=a", strategies=["majority"]),
+        engine=ScriptedEngine(),
+        plots=True,
+    )
+    html = (out / "report.html").read_text()
+    assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+cli = CliRunner()
+
+
+def test_cli_eval_json_and_report_compare(data, tmp_path):
+    common = [
+        "eval",
+        "--data",
+        data,
+        "--map",
+        MAP,
+        "--n",
+        "1,2",
+        "--engine",
+        "py:tests.evaluate.eval_doubles:ScriptedEngine",
+        "--no-progress",
+        "--json",
+    ]
+    a = cli.invoke(app, [*common, "-s", "majority", "--out", str(tmp_path / "A")])
+    assert a.exit_code == 0, a.output
+    m = json.loads(a.stdout)
+    assert [(x["strategy"], x["n"]) for x in m["rows"]] == [("majority", 1), ("majority", 2)]
+    b = cli.invoke(app, [*common, "-s", "majority", "--temperature", "1.0", "--out", str(tmp_path / "B")])
+    assert b.exit_code == 0, b.output
+    html = tmp_path / "cmp" / "compare.html"
+    r = cli.invoke(app, ["report", str(tmp_path / "A"), str(tmp_path / "B"), "--out", str(html)])
+    assert r.exit_code == 0, r.output
+    assert "A" in r.stdout and "B" in r.stdout and "majority" in r.stdout
+    text = html.read_text()
+    assert text.count("data:image/png;base64,") == 2 and "side by side" in text
+    assert (tmp_path / "cmp" / "compare_accuracy_vs_n.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-s", "majority"], "name the problems"),
+        (["--benchmark", "nope", "-s", "majority"], "unknown benchmark 'nope'"),
+        (["--data", "{data}", "-s", "nope"], "unknown strategy 'nope'"),
+        (["--data", "{data}", "-s", "majority", "--beam", "2"], "--beam apply to none"),
+        (["--data", "{data}", "-s", "best_of_n"], "needs a scorer"),
+        (
+            ["--data", "{data}", "-s", "best_of_n", "--scorer", "x", "--select", "judge", "--n", "1,3"],
+            "power of two",
+        ),
+        (["--data", "{data}", "-s", "majority", "--n", "0,2"], "positive whole numbers"),
+        (
+            ["--data", "{data}", "-s", "stage_beam", "--scorer", "py:tests.evaluate.eval_doubles:StepScorer"],
+            "needs a scorer with pairwise comparisons",
+        ),
+        (["--data", "{data}", "-s", "majority", "--engine", "py:nope_module:X"], "cannot import X"),
+    ],
+)
+def test_cli_user_errors_are_one_line(data, tmp_path, args, message):
+    args = [a.replace("{data}", data) for a in args]
+    r = cli.invoke(app, ["eval", *args, "--map", MAP, "--out", str(tmp_path / "r"), "--no-progress"])
+    assert r.exit_code == 2, r.output
+    text = " ".join(r.output.split())
+    assert message in text and "Traceback" not in text
+
+
+def test_plan_jobs_per_strategy_kind(data, tmp_path):
+    from slowthink.evaluate import plan_jobs
+
+    cfg = config(
+        data, tmp_path / "r", strategies=["cot", "majority", "step_beam", "greedy_step"], ns=[1, 4], beam=3
+    )
+    jobs = [(j.strategy, j.n, j.report_ns, dict(j.overrides)) for j in plan_jobs(cfg)]
+    assert jobs == [
+        ("cot", None, (None,), {}),  # N-free: once
+        ("majority", 4, (1, 4), {}),  # path-wise: once at the largest N
+        ("step_beam", 1, (1,), {"beam": 3}),  # step-wise: once per N
+        ("step_beam", 4, (4,), {"beam": 3}),
+        ("greedy_step", 1, (1,), {}),  # keeps its beam of 1
+        ("greedy_step", 4, (4,), {}),
+    ]

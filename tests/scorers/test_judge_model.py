@@ -1,0 +1,83 @@
+"""The LLM judge on the real embedded SmolLM2-135M (llama.cpp): batching, well-formed verdicts,
+accounting and caching. SmolLM2 is a weak judge: these tests assert behaviour, never quality."""
+
+from __future__ import annotations
+
+import pytest
+
+from slowthink.engines.base import RecordingEngine
+from slowthink.scorers import load_scorer
+from slowthink.scorers.base import Comparison, ScoreQuery
+from slowthink.scorers.judge import LLMJudge, parse_verdict
+from slowthink.types import Problem
+
+pytestmark = pytest.mark.model
+
+APPLES = Problem("apples", "Tom has 3 apples and buys 5 more. How many apples does he have now?")
+PENS = Problem("pens", "A pen costs 4 dollars. How much do 6 pens cost?")
+
+
+@pytest.fixture()
+def recorded(smol_engine) -> RecordingEngine:
+    return RecordingEngine(smol_engine)
+
+
+def test_pairwise_batch_is_one_engine_call(recorded: RecordingEngine) -> None:
+    judge = load_scorer("judge", engine=recorded)
+    comps = [
+        Comparison(
+            APPLES,
+            "",
+            "<SUMMARY> I will add the apples. </SUMMARY>",
+            "<SUMMARY> Apples are red. </SUMMARY>",
+            "summary",
+        ),
+        Comparison(
+            APPLES,
+            "<SUMMARY> I will add. </SUMMARY>",
+            "<REASONING> 3 + 5 = 8. </REASONING>",
+            "<REASONING> 3 + 5 = 9. </REASONING>",
+            "reasoning",
+        ),
+        Comparison(PENS, "", "6 * 4 = 24. The answer is 24.", "6 + 4 = 10. The answer is 10.", "answer"),
+    ]
+    verdicts = judge.compare(comps)
+    assert recorded.n_calls == 1 and recorded.calls[0].n_requests == 3
+    assert len(verdicts) == 3
+    for v in verdicts:
+        assert v.winner in (0, 1)
+        assert v.raw.startswith("Better response: [")
+        assert (
+            v.prompt_tokens > 100
+            and 0 < v.generated_tokens <= judge.config.verdict_max_tokens
+            and v.calls == 1
+        )
+        # parsed verdicts agree with the parser; unparsed ones follow the documented rule
+        assert v.parsed == (parse_verdict(v.raw) is not None)
+    assert judge.stats.verdicts == 3
+    assert (
+        judge.stats.verdicts_parsed + judge.stats.verdicts_from_logprobs + judge.stats.verdicts_incumbent == 3
+    )
+
+
+def test_pointwise_scores_and_cache(recorded: RecordingEngine) -> None:
+    judge = LLMJudge(recorded)
+    good = ["Step 1: 6 pens cost 6 * 4 = 24 dollars.\n"]
+    bad = ["Step 1: 6 pens cost 6 * 4 = 30 dollars.\n"]
+    out = judge.score([ScoreQuery(PENS, good), ScoreQuery(PENS, bad)])
+    assert recorded.n_calls == 1
+    for r in out:
+        assert len(r.scores) == 1 and r.scores[0] is not None and 0.0 <= r.scores[0] <= 1.0
+        assert r.calls == 1 and r.prompt_tokens > 50 and r.generated_tokens == 1
+    # llama.cpp gives top log-probabilities: the score is a probability, not a 0/1 parse
+    assert not any(r.notes for r in out)
+    again = judge.score([ScoreQuery(PENS, good)])
+    assert recorded.n_calls == 1 and again[0].scores == out[0].scores and again[0].calls == 0
+
+
+def test_precheck_on_the_model(recorded: RecordingEngine) -> None:
+    judge = LLMJudge(recorded)
+    checks = judge.precheck_results([APPLES], ["3 + 5 = 8, so he has 8 apples."])
+    assert recorded.n_calls == 1 and len(checks) == 1
+    for c in checks:
+        assert c.ok in (True, False) and c.p_yes is not None and c.prompt_tokens > 50 and c.calls == 1

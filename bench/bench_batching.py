@@ -71,12 +71,13 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=4)
     ap.add_argument("--n", type=int, default=8)
     ap.add_argument("--engines", default="llamacpp")
+    ap.add_argument("--threads", type=int, default=None, help="threads of the engine (default: all cores)")
     args = ap.parse_args()
     problems = load_benchmark("reasoning-gym:chain_sum", size=args.limit, seed=1234, min_terms=2, max_terms=2,
                               min_digits=1, max_digits=1).problems
     report: dict = {"problems": len(problems), "n": args.n, "results": {}}
     for spec in args.engines.split(","):
-        engine = load_engine(spec)
+        engine = load_engine(spec, **({"n_threads": args.threads} if args.threads else {}))
         for strategy, fmt, scorer in [("step_beam", "atomic", "symbolic"), ("stage_beam", "stages", "judge")]:
             batched = run_one(engine, strategy, fmt, scorer, problems, args.n)
             per = run_one(PerCandidateEngine(engine), strategy, fmt, scorer, problems, args.n)

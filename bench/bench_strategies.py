@@ -52,8 +52,9 @@ def main() -> None:
     ap.add_argument("--datasets", default="chain_sum,gsm8k")
     ap.add_argument("--majority-format", default="atomic")
     ap.add_argument("--max-tokens", type=int, default=320)
+    ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: all cores)")
     args = ap.parse_args()
-    engine = RecordingEngine(load_engine("llamacpp"))
+    engine = RecordingEngine(load_engine("llamacpp", n_threads=args.threads))
     report: dict = {"model": "SmolLM2-135M-Instruct Q4_1 (llama.cpp)", "limit": args.limit, "results": {}}
     for name, problems in datasets(args.limit, args.datasets.split(",")):
         res: dict = {}

@@ -91,6 +91,8 @@ def solve(
                                                "judge+symbolic (default: judge where one is needed).")] = None,
     select: Annotated[str | None, typer.Option(help="best_of_n: score | weighted | judge; stage_beam: judge | score.")] = None,
     aggregate: Annotated[str | None, typer.Option(help="Step scores to a path score: min | last | mean | prod.")] = None,
+    precheck: Annotated[bool, typer.Option("--precheck", help="stage_beam: the judge checks the chosen reasoning; "
+                                           "judged incorrect, it is sampled again (LLaVA-CoT).")] = False,
     temperature: Annotated[float | None, typer.Option(help="Sampling temperature (strategy default if unset).")] = None,
     max_depth: Annotated[int | None, typer.Option(help="Most steps on one path.")] = None,
     engine: Annotated[str, typer.Option(help="Engine spec: llamacpp | hf:PATH | openai:URL#MODEL | vllm:MODEL.")] = "llamacpp",
@@ -108,7 +110,8 @@ def solve(
         if opts is not None and len([o for o in opts if o]) < 2:
             raise SlowthinkError("--choices needs at least two options separated by '|'")
         problem = Problem(id="cli", question=question, images=images, choices=opts, answer=answer)
-        extra = {k: v for k, v in {"beam": beam, "select": select, "aggregate": aggregate}.items() if v is not None}
+        extra = {k: v for k, v in {"beam": beam, "select": select, "aggregate": aggregate,
+                                   "precheck": precheck or None}.items() if v is not None}
         traces = run_solve([problem], engine_spec=engine, model=model, fmt_name=fmt, strategy=strategy,
                            scorer=scorer, ignore_images=ignore_images, n=n, temperature=temperature,
                            max_depth=max_depth, seed=seed, **extra)

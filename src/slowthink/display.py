@@ -33,6 +33,10 @@ def render_trace(trace: Trace, problem: Problem | None = None, console: Console 
         by_id = {n.id: n for n in trace.nodes}
         lines = []
         for d in trace.decisions:
+            if d.get("stage") == "precheck":
+                verdict = {True: "correct", False: "incorrect -> re-sampled", None: "unknown"}[d.get("ok")]
+                lines.append(f"  precheck   reasoning #{d['node']}: {verdict}")
+                continue
             a, b, w = d["a"], d["b"], d["winner"]
             snippet = by_id[w].text.strip().replace("\n", " ")[:60]
             flag = "" if d.get("parsed", True) else " [yellow](unparsed verdict, rule applied)[/yellow]"

@@ -65,3 +65,34 @@ def test_same_seed_same_result(smol_engine):
     a = solve(PROBLEMS[:1], smol_engine, get_format("atomic"), "majority", n=2, seed=5, max_tokens=64)[0]
     b = solve(PROBLEMS, smol_engine, get_format("atomic"), "majority", n=2, seed=5, max_tokens=64)[0]
     assert [n.text for n in a.nodes] == [n.text for n in b.nodes]
+
+
+@pytest.mark.parametrize(
+    "strategy, fmt, scorer, opts",
+    [
+        ("best_of_n", "atomic", "symbolic", {"n": 2, "max_tokens": 64}),
+        ("best_of_n", "atomic", "symbolic", {"n": 2, "max_tokens": 64, "select": "weighted"}),
+        ("best_of_n", "free", "judge", {"n": 2, "max_tokens": 48, "select": "judge"}),
+        ("step_beam", "atomic", "symbolic", {"n": 2, "beam": 2, "max_depth": 3}),
+        ("greedy_step", "atomic", "judge", {"n": 2, "max_depth": 2}),
+        ("stage_beam", "stages", "judge", {"n": 2}),
+        ("sentence_beam", "free", "judge", {"n": 2, "max_depth": 3}),
+    ],
+)
+def test_verifier_strategy_on_real_model(smol_engine, strategy, fmt, scorer, opts):
+    from slowthink.scorers import load_scorer
+
+    eng = RecordingEngine(smol_engine)
+    judge = load_scorer(scorer, engine=eng)
+    traces = solve(PROBLEMS, eng, get_format(fmt), strategy, scorer=judge, seed=3, **opts)
+    assert eng.calls[0].n_requests == 2  # the first depth carries both problems in one call
+    for t in traces:
+        check_trace(t, eng)
+        assert t.answer is not None or t.steps[-1].final or "no answer" in t.notes
+        if scorer == "judge":
+            assert t.compute.scorer_calls > 0 and t.compute.scorer_prompt_tokens > 0
+    if strategy == "stage_beam":
+        t = traces[0]
+        assert [n.kind for n in t.steps] == ["summary", "caption", "reasoning", "conclusion"]
+        # 2 candidates: at most 1 comparison per stage (none where a candidate was rejected)
+        assert 1 <= len([d for d in t.decisions if "winner" in d]) <= 4

@@ -156,6 +156,7 @@ class LlamaCppEngine:
         logprobs: list[float] | None = [] if req.logprobs or req.top_logprobs else None
         top: list[dict[str, float]] | None = [] if req.top_logprobs else None
         text = ""
+        buf = b""
         stop_str = None
         finish = "length"
         longest_stop = max((len(s) for s in req.stop), default=0)
@@ -184,8 +185,9 @@ class LlamaCppEngine:
                                 for j in idx[np.argsort(-logits[idx])]
                             }
                         )
+                buf += llm.detokenize([tok], prev_tokens=generated)
                 generated.append(tok)
-                text = llm.detokenize(generated).decode("utf-8", errors="ignore")
+                text = buf.decode("utf-8", errors="ignore")
                 if req.stop:
                     # Only the tail can hold a new stop string.
                     window = text[-(longest_stop + 32):]

@@ -44,6 +44,11 @@ class StageBeamConfig(SearchConfig):
     """With select=score: how step scores rank a path (min | last | mean | prod)."""
     max_depth: int = 8
     """Most steps (stages, sentences) on the path."""
+    precheck: bool = False
+    """LLaVA-CoT's reasoning pre-check: the judge checks the chosen REASONING; judged incorrect, it is
+    sampled again (needs a judge with ``precheck_results``, e.g. ``--scorer judge``)."""
+    precheck_retries: int = 1
+    """How many times a reasoning judged incorrect is sampled again."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -65,7 +70,10 @@ def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: StageB
     t0 = time.perf_counter()
     trees = [Tree(p, name, fmt, config) for p in problems]
     chosen = {i: 0 for i in range(len(trees))}
+    retries = {i: 0 for i in range(len(trees))}
     done: set[int] = set()
+    if config.precheck and not hasattr(scorer, "precheck_results"):
+        raise SlowthinkError(f"{name} with precheck needs a judge that can check reasoning (--scorer judge)")
     for depth in range(config.max_depth):
         live = [i for i in chosen if i not in done and trees[i].trace.error is None]
         if not live:
@@ -89,6 +97,9 @@ def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: StageB
             chosen[i] = win
             if trees[i].node(win).final:
                 done.add(i)
+        if config.precheck:
+            _precheck(scorer, trees, chosen, [i for i in winners if trees[i].node(winners[i]).kind == "reasoning"],
+                      retries, config.precheck_retries)
     todo = [(trees[i], chosen[i], f"no final answer within {config.max_depth} steps")
             for i in chosen if i not in done and trees[i].trace.error is None]
     for (tree, _, _), nid in zip(todo, force_answers(engine, todo, config.seed)):
@@ -99,3 +110,24 @@ def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: StageB
             answer = node.answer if node.final else tree.fmt.answer(tree.text(node.id), tree.problem)
             tree.choose(chosen[i], answer)
     return finish_traces(trees, t0)
+
+
+def _precheck(judge, trees: list[Tree], chosen: dict[int, int], which: list[int], retries: dict[int, int],
+              max_retries: int) -> None:
+    """Check every freshly chosen REASONING in ONE judge call; an incorrect one is dropped so the
+    next depth samples the stage again (at most ``max_retries`` times per problem)."""
+    which = [i for i in which if retries[i] < max_retries]
+    if not which:
+        return
+    checks = judge.precheck_results([trees[i].problem for i in which], [trees[i].text(chosen[i]) for i in which])
+    for i, check in zip(which, checks):
+        tree, node = trees[i], trees[i].node(chosen[i])
+        c = tree.trace.compute
+        c.scorer_prompt_tokens += check.prompt_tokens
+        c.scorer_generated_tokens += check.generated_tokens
+        c.scorer_calls += check.calls
+        tree.trace.decisions.append({"stage": "precheck", "node": node.id, "ok": check.ok, "p_yes": check.p_yes})
+        if check.ok is False:
+            retries[i] += 1
+            node.note = "; ".join(filter(None, [node.note, "precheck: judged incorrect, reasoning sampled again"]))
+            chosen[i] = node.parent

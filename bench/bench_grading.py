@@ -37,6 +37,8 @@ def variants(p: Problem) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     wrong: list[tuple[str, str]] = []
     if p.choices:
         letter = p.meta.get("answer_letter") or (gold if len(gold) == 1 and gold in LETTERS else None)
+        if not isinstance(letter, str):  # several right options (MathVerse "C, D"): only the gold forms
+            return same, wrong
         if letter is None and gold in p.choices:
             letter = LETTERS[p.choices.index(gold)]
         if letter:

@@ -38,8 +38,13 @@ def _check_image(path: str) -> str:
     return str(p)
 
 
-def engine_spec_of(engine_spec: str, model: str | None) -> str:
-    """``--engine`` and ``--model`` as one spec string (``--model`` fills a bare engine name)."""
+def engine_spec_of(engine_spec: str, model: str | None, base_url: str | None = None) -> str:
+    """``--engine``, ``--model`` and ``--base-url`` as one spec string: ``--model`` fills a bare engine
+    name; for ``openai`` the spec is ``openai:BASE_URL#MODEL``."""
+    if base_url is not None:
+        if engine_spec.split(":", 1)[0] != "openai":
+            raise SlowthinkError(f"--base-url is for --engine openai, not '{engine_spec}'")
+        return f"openai:{base_url}" + (f"#{model}" if model else "")
     if model is None:
         return engine_spec
     if ":" in engine_spec and not engine_spec.endswith(":"):
@@ -58,7 +63,8 @@ def build_scorer(strategy: str, scorer_spec: str | None, engine):
     return load_scorer(scorer_spec or "judge", engine=engine)
 
 
-def run_solve(problems, *, engine_spec, model, fmt_name, strategy, scorer=None, ignore_images=False, **opts):
+def run_solve(problems, *, engine_spec, model, fmt_name, strategy, scorer=None, ignore_images=False,
+              base_url=None, api_key_env=None, **opts):
     from slowthink.engines import load_engine
     from slowthink.formats import get_format
     from slowthink.search import make_config, solve
@@ -68,7 +74,8 @@ def run_solve(problems, *, engine_spec, model, fmt_name, strategy, scorer=None, 
         make_config(strategy, **opts)  # validate options before loading a model
     except ValueError as e:
         raise SlowthinkError(f"bad option for strategy '{strategy}': {e}") from None
-    engine = load_engine(engine_spec_of(engine_spec, model))
+    spec = engine_spec_of(engine_spec, model, base_url)
+    engine = load_engine(spec, **({"api_key_env": api_key_env} if api_key_env else {}))
     judge = build_scorer(strategy, scorer, engine)
     if ignore_images:
         for p in problems:
@@ -96,7 +103,9 @@ def solve(
     temperature: Annotated[float | None, typer.Option(help="Sampling temperature (strategy default if unset).")] = None,
     max_depth: Annotated[int | None, typer.Option(help="Most steps on one path.")] = None,
     engine: Annotated[str, typer.Option(help="Engine spec: llamacpp | hf:PATH | openai:URL#MODEL | vllm:MODEL.")] = "llamacpp",
-    model: Annotated[str | None, typer.Option(help="Model path for the engine (e.g. a GGUF file).")] = None,
+    model: Annotated[str | None, typer.Option(help="Model path for the engine (e.g. a GGUF file), or the server's model name.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL (with --engine openai).")] = None,
+    api_key_env: Annotated[str | None, typer.Option(help="Name of the environment variable holding the API key.")] = None,
     seed: Annotated[int, typer.Option(help="Base seed of every request.")] = 0,
     ignore_images: Annotated[bool, typer.Option("--ignore-images", help="Drop images (text-only engines).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the Trace as JSON.")] = False,
@@ -113,12 +122,15 @@ def solve(
         extra = {k: v for k, v in {"beam": beam, "select": select, "aggregate": aggregate,
                                    "precheck": precheck or None}.items() if v is not None}
         traces = run_solve([problem], engine_spec=engine, model=model, fmt_name=fmt, strategy=strategy,
-                           scorer=scorer, ignore_images=ignore_images, n=n, temperature=temperature,
+                           scorer=scorer, ignore_images=ignore_images, base_url=base_url, api_key_env=api_key_env,
+                           n=n, temperature=temperature,
                            max_depth=max_depth, seed=seed, **extra)
     except SlowthinkError as e:
         _fail(str(e))
         return
     _show(traces[0], problem, as_json)
+    if traces[0].error:
+        raise typer.Exit(1)
 
 
 def _show(trace, problem, as_json: bool) -> None:

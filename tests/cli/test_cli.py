@@ -73,3 +73,23 @@ def test_solve_readable(shared_data):
             "--format", "stages", "--answer", "5")
     assert r.exit_code == 0, r.output
     assert "SUMMARY" in r.output and "answer" in r.output and "compute" in r.output
+
+
+@pytest.mark.parametrize(
+    "engine, model, base_url, spec",
+    [
+        ("llamacpp", None, None, "llamacpp"),
+        ("llamacpp", "/m.gguf", None, "llamacpp:/m.gguf"),
+        ("hf", "/models/llava", None, "hf:/models/llava"),
+        ("openai", "qwen", "http://127.0.0.1:8000/v1", "openai:http://127.0.0.1:8000/v1#qwen"),
+    ],
+)
+def test_engine_spec_from_options(engine, model, base_url, spec):
+    from slowthink.cli import engine_spec_of
+
+    assert engine_spec_of(engine, model, base_url) == spec
+
+
+def test_base_url_needs_openai_and_unreachable_server_is_one_line():
+    r = run("solve", "What?", "--engine", "hf", "--base-url", "http://127.0.0.1:9/v1")
+    assert r.exit_code == 2 and "--base-url is for --engine openai" in r.output

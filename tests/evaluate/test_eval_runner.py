@@ -294,3 +294,22 @@ def test_plan_jobs_per_strategy_kind(data, tmp_path):
         ("greedy_step", 1, (1,), {}),  # keeps its beam of 1
         ("greedy_step", 4, (4,), {}),
     ]
+
+
+def test_cli_eval_yaml_recipe_flags_win(data, tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        f"data: {data}\nfields: '{MAP}'\nstrategies: [majority]\nns: '1,2'\n"
+        "engine: py:tests.evaluate.eval_doubles:ScriptedEngine\ntemperature: 0.3\n"
+    )
+    out = tmp_path / "R"
+    r = cli.invoke(app, ["eval", "--config", str(recipe), "--n", "1", "--out", str(out), "--no-progress", "--json"])
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.stdout)
+    assert [(x["strategy"], x["n"]) for x in m["rows"]] == [("majority", 1)]  # --n beat the recipe's ns
+    cfg = json.loads((out / "config.json").read_text())
+    assert "0.3" in json.dumps(cfg)  # the recipe's temperature was used
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("strategys: [majority]\n")
+    r = cli.invoke(app, ["eval", "--config", str(bad), "--out", str(tmp_path / "X")])
+    assert r.exit_code != 0 and "unknown key(s) strategys" in " ".join(r.output.split())

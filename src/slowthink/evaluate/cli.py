@@ -77,6 +77,7 @@ def rows_table(rows: list[dict[str, Any]], title: str = "") -> Table:
 
 
 def eval_command(
+    ctx: typer.Context,
     benchmark: Annotated[
         str | None,
         typer.Option(
@@ -188,6 +189,14 @@ def eval_command(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print metrics.json to stdout instead of the table.")
     ] = False,
+    recipe: Annotated[
+        str | None,
+        typer.Option(
+            "--config",
+            help="YAML recipe of EvalConfig fields (benchmark, strategies, ns, engine, scorer, ...); "
+            "flags given on the command line win; unknown keys are errors.",
+        ),
+    ] = None,
 ) -> None:
     """Evaluate strategies on a benchmark at several N: resumable records, metrics, plots, report."""
     from slowthink.evaluate.config import EvalConfig
@@ -196,7 +205,7 @@ def eval_command(
     try:
         from slowthink.benchmarks import parse_options
 
-        config = EvalConfig(
+        kwargs = dict(
             benchmark=benchmark,
             data=data,
             fields=field_map,
@@ -217,9 +226,13 @@ def eval_command(
             max_depth=max_depth,
             seed=seed,
             batch_size=batch_size,
-            out=out or default_out(benchmark, data),
+            out=out,
             ignore_images=ignore_images,
         )
+        if recipe is not None:
+            kwargs.update(read_recipe(recipe, explicit=_explicit_flags(ctx)))
+        kwargs["out"] = kwargs["out"] or default_out(kwargs["benchmark"], kwargs["data"])
+        config = EvalConfig(**kwargs)
         result = run_eval(config, force=force, retry_errors=retry_errors, progress=progress, plots=plots)
     except SlowthinkError as e:
         _fail(str(e))
@@ -292,3 +305,39 @@ app.command("report")(report_command)
 
 if __name__ == "__main__":
     app()
+
+
+def _explicit_flags(ctx: typer.Context) -> set[str]:
+    """EvalConfig fields whose flag was given on the command line (they beat the recipe)."""
+    names = {"fmt": "format", "n": "ns", "strategy": "strategies", "field_map": "fields",
+             "benchmark_option": "benchmark_options"}
+    given = set()
+    for param in ctx.params:
+        source = ctx.get_parameter_source(param)
+        if source is not None and source.name == "COMMANDLINE":
+            given.add(names.get(param, param))
+    return given
+
+
+def read_recipe(path: str, explicit: set[str]) -> dict:
+    """EvalConfig fields from a YAML recipe, less those given as flags (``explicit``): flags win."""
+    import dataclasses
+
+    import yaml
+
+    from slowthink.evaluate.config import EvalConfig
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+    except OSError as e:
+        raise SlowthinkError(f"recipe {path} cannot be read ({e.strerror}); check the --config path") from None
+    except yaml.YAMLError as e:
+        raise SlowthinkError(f"recipe {path} is not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise SlowthinkError(f"recipe {path} must be a mapping of EvalConfig fields, got {type(data).__name__}")
+    fields = {f.name for f in dataclasses.fields(EvalConfig)}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise SlowthinkError(f"recipe {path}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}")
+    return {k: v for k, v in data.items() if k not in explicit}

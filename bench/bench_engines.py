@@ -34,8 +34,8 @@ def request(n: int, seed: int, max_tokens: int) -> Request:
                    temperature=0.8, seed=seed)
 
 
-def bench_hf(max_tokens: int) -> dict:
-    engine = load_engine("hf")
+def bench_hf(max_tokens: int, threads: int | None) -> dict:
+    engine = load_engine("hf", **({"n_threads": threads} if threads else {}))
     engine.generate([request(1, 0, 4)])  # warm up
     t0 = time.perf_counter()
     [batched] = engine.generate([request(8, 100, max_tokens)])
@@ -59,11 +59,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def bench_openai(n_requests: int, max_tokens: int) -> dict:
+def bench_openai(n_requests: int, max_tokens: int, threads: int) -> dict:
     gguf = default_model_path()
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-                             "--port", str(port), "--n_ctx", "2048", "--verbose", "False"],
+                             "--port", str(port), "--n_ctx", "2048", "--verbose", "False",
+                             "--n_threads", str(threads), "--n_threads_batch", str(threads)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}/v1"
@@ -86,7 +87,7 @@ def bench_openai(n_requests: int, max_tokens: int) -> dict:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
-    local = load_engine("llamacpp", n_ctx=2048)
+    local = load_engine("llamacpp", n_ctx=2048, n_threads=threads)
     local.generate(reqs[:1])
     t0 = time.perf_counter()
     out_local = local.generate(reqs)
@@ -109,13 +110,14 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=16)
     ap.add_argument("--skip-hf", action="store_true")
     ap.add_argument("--skip-openai", action="store_true")
+    ap.add_argument("--threads", type=int, default=2, help="threads of every engine and of the server")
     args = ap.parse_args()
     report: dict = {}
     if not args.skip_hf:
-        report["hf_batched_vs_sequential"] = bench_hf(args.max_tokens)
+        report["hf_batched_vs_sequential"] = bench_hf(args.max_tokens, args.threads)
         print(report, file=sys.stderr, flush=True)
     if not args.skip_openai:
-        report["openai_vs_in_process"] = bench_openai(args.requests, args.max_tokens)
+        report["openai_vs_in_process"] = bench_openai(args.requests, args.max_tokens, args.threads)
     print(json.dumps(report, indent=2))
 
 

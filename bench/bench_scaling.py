@@ -105,12 +105,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--out", default="runs/bench_scaling")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: all cores)")
     args = ap.parse_args()
 
     strategies = [s for s in args.strategies.split(",") if s]
     pathwise = [s for s in strategies if s in ("majority", "best_of_n")]
     stepwise = [s for s in strategies if s not in pathwise]
-    engine = RecordingEngine(load_engine("llamacpp"))
+    engine = RecordingEngine(load_engine("llamacpp", n_threads=args.threads))
     report: dict = {
         "model": "SmolLM2-135M-Instruct (llama.cpp, embedded GGUF)",
         "limit": args.limit,

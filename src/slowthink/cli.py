@@ -64,7 +64,7 @@ def build_scorer(strategy: str, scorer_spec: str | None, engine):
 
 
 def run_solve(problems, *, engine_spec, model, fmt_name, strategy, scorer=None, ignore_images=False,
-              base_url=None, api_key_env=None, **opts):
+              base_url=None, api_key_env=None, threads=None, **opts):
     from slowthink.engines import load_engine
     from slowthink.formats import get_format
     from slowthink.search import make_config, solve
@@ -75,7 +75,8 @@ def run_solve(problems, *, engine_spec, model, fmt_name, strategy, scorer=None, 
     except ValueError as e:
         raise SlowthinkError(f"bad option for strategy '{strategy}': {e}") from None
     spec = engine_spec_of(engine_spec, model, base_url)
-    engine = load_engine(spec, **({"api_key_env": api_key_env} if api_key_env else {}))
+    options = {"api_key_env": api_key_env, "n_threads": threads}
+    engine = load_engine(spec, **{k: v for k, v in options.items() if v is not None})
     judge = build_scorer(strategy, scorer, engine)
     if ignore_images:
         for p in problems:
@@ -106,6 +107,8 @@ def solve(
     model: Annotated[str | None, typer.Option(help="Model path for the engine (e.g. a GGUF file), or the server's model name.")] = None,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL (with --engine openai).")] = None,
     api_key_env: Annotated[str | None, typer.Option(help="Name of the environment variable holding the API key.")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads of an in-process engine (default: all cores; "
+                                                "use 1 when other jobs share the cores).")] = None,
     seed: Annotated[int, typer.Option(help="Base seed of every request.")] = 0,
     ignore_images: Annotated[bool, typer.Option("--ignore-images", help="Drop images (text-only engines).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the Trace as JSON.")] = False,
@@ -123,6 +126,7 @@ def solve(
                                    "precheck": precheck or None}.items() if v is not None}
         traces = run_solve([problem], engine_spec=engine, model=model, fmt_name=fmt, strategy=strategy,
                            scorer=scorer, ignore_images=ignore_images, base_url=base_url, api_key_env=api_key_env,
+                           threads=threads,
                            n=n, temperature=temperature,
                            max_depth=max_depth, seed=seed, **extra)
     except SlowthinkError as e:

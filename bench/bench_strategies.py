@@ -50,7 +50,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=50)
     ap.add_argument("--n", type=int, default=8, help="largest majority N (N=1,4,..,n derived)")
     ap.add_argument("--datasets", default="chain_sum,gsm8k")
-    ap.add_argument("--majority-format", default="atomic")
+    ap.add_argument("--majority-format", default="free")
+    ap.add_argument("--only-majority", action="store_true", help="skip direct/cot/quick")
     ap.add_argument("--max-tokens", type=int, default=320)
     ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: all cores)")
     args = ap.parse_args()
@@ -60,7 +61,7 @@ def main() -> None:
         res: dict = {}
         runs = [("direct", "free", {}), ("cot", "free", {"max_tokens": args.max_tokens}),
                 ("cot", "atomic", {"max_tokens": args.max_tokens}), ("quick", "atomic", {})]
-        for strategy, fmt, opts in runs:
+        for strategy, fmt, opts in [] if args.only_majority else runs:
             t0 = time.perf_counter()
             traces = solve(problems, engine, get_format(fmt), strategy, seed=1234, **opts)
             res[f"{strategy}/{fmt}"] = {**score(traces, problems), "wall_s": round(time.perf_counter() - t0, 1)}

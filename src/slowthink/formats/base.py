@@ -79,10 +79,8 @@ class Format(ABC):
 
     def messages(self, problem: Problem, *, direct: bool = False) -> list[Message]:
         system = get_template("free.direct.system" if direct else self.system_template)
-        return [
-            Message("system", system),
-            Message("user", user_prompt(problem), images=list(problem.images)),
-        ]
+        user = Message("user", user_prompt(problem), images=list(problem.images))
+        return [Message("system", system), user] if system else [user]
 
     def full_spec(self) -> StepSpec:
         """How to ask for a whole response in one request."""

@@ -7,7 +7,12 @@ byte-identical prefix (prefix caches hit across problems, see DESIGN.md speed ru
 from __future__ import annotations
 
 # --- free: one-shot chain of thought, and direct answer ------------------------------------
-FREE_COT_SYSTEM = (
+# No system prompt: the model's own chat behaviour. Measured on SmolLM2-135M (reasoning-gym
+# chain_sum, 16 problems, 6 samples): plain chat gave greedy 5/16, majority 7/16, any-right 9/16;
+# the same two worked examples as chat turns gave 5, 5 and 8; as a system prompt, sampled answers
+# drifted (4% right per sample on 50 problems). Larger models can use FREE_COT_FEWSHOT_SYSTEM.
+FREE_COT_SYSTEM = ""
+FREE_COT_FEWSHOT_SYSTEM = (
     "You are a careful math assistant. Think step by step, then finish with a line of the form "
     "'The answer is X.'\n\n"
     "Example question: Tom has 3 apples and buys 5 more. How many apples does he have now?\n"
@@ -63,6 +68,7 @@ CHOICE_LINE = "({letter}) {text}"
 
 TEMPLATES: dict[str, str] = {
     "free.cot.system": FREE_COT_SYSTEM,
+    "free.cot.fewshot.system": FREE_COT_FEWSHOT_SYSTEM,
     "free.direct.system": FREE_DIRECT_SYSTEM,
     "atomic.system": ATOMIC_SYSTEM,
     "atomic.final_marker": ATOMIC_FINAL_MARKER,

@@ -50,11 +50,11 @@ class PerCandidateEngine:
         return out
 
 
-def run_one(engine, strategy, fmt, scorer_spec, problems, n):
+def run_one(engine, strategy, fmt, scorer_spec, problems, n, **opts):
     rec = RecordingEngine(engine)
     scorer = load_scorer(scorer_spec, engine=rec)
     t0 = time.perf_counter()
-    traces = solve(problems, rec, get_format(fmt), strategy, scorer=scorer, n=n, seed=1234)
+    traces = solve(problems, rec, get_format(fmt), strategy, scorer=scorer, n=n, seed=1234, **opts)
     wall = time.perf_counter() - t0
     return {
         "wall_s": round(wall, 2),
@@ -71,6 +71,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=4)
     ap.add_argument("--n", type=int, default=8)
     ap.add_argument("--engines", default="llamacpp")
+    ap.add_argument("--max-depth", type=int, default=6, help="depth limit of step_beam")
     ap.add_argument("--threads", type=int, default=None, help="threads of the engine (default: all cores)")
     args = ap.parse_args()
     problems = load_benchmark("reasoning-gym:chain_sum", size=args.limit, seed=1234, min_terms=2, max_terms=2,
@@ -78,9 +79,10 @@ def main() -> None:
     report: dict = {"problems": len(problems), "n": args.n, "results": {}}
     for spec in args.engines.split(","):
         engine = load_engine(spec, **({"n_threads": args.threads} if args.threads else {}))
-        for strategy, fmt, scorer in [("step_beam", "atomic", "symbolic"), ("stage_beam", "stages", "judge")]:
-            batched = run_one(engine, strategy, fmt, scorer, problems, args.n)
-            per = run_one(PerCandidateEngine(engine), strategy, fmt, scorer, problems, args.n)
+        runs = [("step_beam", "atomic", "symbolic", {"max_depth": args.max_depth}), ("stage_beam", "stages", "judge", {})]
+        for strategy, fmt, scorer, opts in runs:
+            batched = run_one(engine, strategy, fmt, scorer, problems, args.n, **opts)
+            per = run_one(PerCandidateEngine(engine), strategy, fmt, scorer, problems, args.n, **opts)
             key = f"{spec}/{strategy}"
             report["results"][key] = {
                 "batched": batched,

@@ -412,3 +412,17 @@ NEUTRAL_SCORE = 0.5
 
 def rank_key(score: float | None) -> float:
     return NEUTRAL_SCORE if score is None else score
+
+
+def one_response(problems: Sequence[Problem], engine: Engine, fmt: Format, config: SearchConfig, name: str,
+                 *, direct: bool) -> list[Trace]:
+    """One sample per problem (greedy by default), in one engine call: ``direct`` and ``cot``."""
+    t0 = time.perf_counter()
+    trees = [Tree(p, name, fmt, config) for p in problems]
+    sample_responses(engine, trees, n=1, temperature=config.temperature, top_p=config.top_p, seed=config.seed,
+                     max_tokens=config.max_tokens, direct=direct)
+    for tree in trees:
+        kids = [n for n in tree.trace.nodes if n.parent == 0]
+        if kids:
+            tree.choose(kids[0].id, kids[0].answer)
+    return finish_traces(trees, t0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -173,6 +173,17 @@ class Collector:
             self.skip(e.reason)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError):
             self.skip(MALFORMED_RECORD)
+
+    def add_all(self, records: Iterable[tuple[str, Any]], make: Callable[[str, Any], Problem]) -> None:
+        """Add ``make(key, record)`` for each (key, record) until ``limit``; a :class:`SkipRow`
+        record or a row error is counted, never raised."""
+        for key, rec in records:
+            if self.full:
+                break
+            with self.row():
+                if isinstance(rec, SkipRow):
+                    raise rec
+                self.add(make(key, rec))
 
     def result(self, source: str = "") -> LoadResult:
         return LoadResult(self.problems, self.skipped, name=self.name, source=source, notes=self.notes)

@@ -114,13 +114,7 @@ def load_generic(
         allow_missing=allow_missing_images,
     )
     row = _RowReader(fm, images, fixed_type, answer_extract, require_answer, path.stem)
-    for key, rec in records:
-        if col.full:
-            break
-        with col.row():
-            if isinstance(rec, SkipRow):
-                raise rec
-            col.add(row(key, rec))
+    col.add_all(records, row)
     image_notes(col.name, col, images, IMAGES_HINT.format(folder=root))
 
 

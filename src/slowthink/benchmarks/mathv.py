@@ -84,13 +84,7 @@ def load_mathv(
     images = ImageResolver(
         root, verify=verify_images, text_only=text_only, allow_missing=allow_missing_images
     )
-    for key, rec in iter_jsonl(path):
-        if col.full:
-            break
-        with col.row():
-            if isinstance(rec, SkipRow):
-                raise rec
-            col.add(_problem(key, rec, images, placeholders))
+    col.add_all(iter_jsonl(path), lambda key, rec: _problem(key, rec, images, placeholders))
     image_notes("math-v", col, images, IMAGES_HINT.format(folder=root))
 
 

@@ -80,13 +80,7 @@ def load_mathvista(
     images = ImageResolver(
         root, verify=verify_images, text_only=text_only, allow_missing=allow_missing_images
     )
-    for key, rec in iter_json(path):
-        if col.full:
-            break
-        with col.row():
-            if isinstance(rec, SkipRow):
-                raise rec
-            col.add(_problem(key, rec, images))
+    col.add_all(iter_json(path), lambda key, rec: _problem(key, rec, images))
     image_notes("mathvista", col, images, IMAGES_HINT.format(folder=root))
 
 

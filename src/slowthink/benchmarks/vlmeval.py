@@ -84,13 +84,7 @@ def load_vlmeval_tsv(
         for _, r in rows
         if isinstance(r, dict) and r.get("image") and len(str(r["image"])) > 64
     }
-    for key, rec in rows:
-        if col.full:
-            break
-        with col.row():
-            if isinstance(rec, SkipRow):
-                raise rec
-            col.add(_problem(key, rec, images, by_index))
+    col.add_all(rows, lambda key, rec: _problem(key, rec, images, by_index))
     image_notes(col.name, col, images, IMAGES_HINT.format(folder=root))
 
 

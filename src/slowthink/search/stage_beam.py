@@ -85,11 +85,10 @@ def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: StageB
             if trees[i].fmt.next_step(trees[i].text(chosen[i])) is None:
                 done.add(i)  # the format says the path is complete
         if config.select == "judge":
-            groups = [KnockoutGroup(trees[i], chosen[i], ks, judge_stage(trees[i].node(ks[0]).kind))
-                      for i, ks in pools.items() if len(ks) > 1]
-            knockout(scorer, groups, config.seed, depth)
-            winners = {i: ks[0] for i, ks in pools.items()}
-            winners.update({next(i for i in pools if trees[i] is g.tree): g.winner for g in groups})
+            groups = {i: KnockoutGroup(trees[i], chosen[i], ks, judge_stage(trees[i].node(ks[0]).kind))
+                      for i, ks in pools.items() if len(ks) > 1}
+            knockout(scorer, list(groups.values()), config.seed, depth)
+            winners = {i: groups[i].winner if i in groups else ks[0] for i, ks in pools.items()}
         else:
             score_nodes(scorer, [(trees[i], k) for i, ks in pools.items() for k in ks], config.aggregate)
             winners = {i: max(ks, key=lambda k, t=trees[i]: rank_key(t.node(k).score)) for i, ks in pools.items()}
@@ -100,10 +99,10 @@ def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: StageB
         if config.precheck:
             _precheck(scorer, trees, chosen, [i for i in winners if trees[i].node(winners[i]).kind == "reasoning"],
                       retries, config.precheck_retries)
-    todo = [(trees[i], chosen[i], f"no final answer within {config.max_depth} steps")
-            for i in chosen if i not in done and trees[i].trace.error is None]
-    for (tree, _, _), nid in zip(todo, force_answers(engine, todo, config.seed)):
-        chosen[next(i for i, t in enumerate(trees) if t is tree)] = nid
+    todo = [i for i in chosen if i not in done and trees[i].trace.error is None]
+    reason = f"no final answer within {config.max_depth} steps"
+    for i, nid in zip(todo, force_answers(engine, [(trees[i], chosen[i], reason) for i in todo], config.seed)):
+        chosen[i] = nid
     for i, tree in enumerate(trees):
         if chosen[i] != 0:
             node = tree.node(chosen[i])

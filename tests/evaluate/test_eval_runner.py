@@ -61,8 +61,8 @@ def test_records_and_resume_skips_finished(data, tmp_path):
     eng = RecordingEngine(ScriptedEngine())
     r1 = run(config(data, out), engine=eng, scorer=StepScorer())
     assert r1.new_records == 12 and r1.resumed_records == 0
-    # 6 problems, batch 4 -> 2 batches per job, one engine call per batch for path-wise strategies
-    assert eng.n_calls == 4 and [c.n_requests for c in eng.calls] == [4, 2, 4, 2]
+    # 6 problems, batch 4 -> 2 batches, one engine call per batch; best_of_n takes majority's samples
+    assert eng.n_calls == 2 and [c.n_requests for c in eng.calls] == [4, 2]
     recs = lines(out / "records.jsonl")
     assert {(r["strategy"], r["key"]) for r in recs} == {("majority", "n=4"), ("best_of_n", "n=4")}
     rec = recs[0]
@@ -87,6 +87,53 @@ def test_records_and_resume_skips_finished(data, tmp_path):
     assert len(lines(out / "records.jsonl")) == 12
     strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_time_s"} for r in rows]  # noqa: E731
     assert strip(r2.rows) == strip(r1.rows)
+
+
+def test_path_wise_strategies_share_their_samples(data, tmp_path):
+    """majority and best_of_n draw the same seeded samples: generated once, compute charged to both."""
+    shared, apart = RecordingEngine(ScriptedEngine()), RecordingEngine(ScriptedEngine())
+    a = run(config(data, tmp_path / "a"), engine=shared, scorer=StepScorer())
+    b = run(config(data, tmp_path / "b", share_samples=False), engine=apart, scorer=StepScorer())
+    assert (shared.n_calls, apart.n_calls) == (2, 4)
+    samples = lambda e: sum(c.n_samples for c in e.calls)  # noqa: E731
+    assert samples(shared) * 2 == samples(apart)
+    ra, rb = read_records(tmp_path / "a" / "records.jsonl")[0], read_records(tmp_path / "b" / "records.jsonl")[0]
+    for key, rec in ra.items():
+        other = rb[key]
+        texts = lambda r: [n["text"] for n in r["trace"]["nodes"] if n["parent"] == 0]  # noqa: E731
+        assert texts(rec) == texts(other) and rec["answer"] == other["answer"]
+        for f in ("generated_tokens", "prompt_tokens", "samples", "engine_calls"):
+            assert rec["compute"][f] == other["compute"][f], (key, f)
+        reused = [x for x in rec["trace"]["notes"] if "samples reused" in x]
+        assert bool(reused) == (key[1] == "best_of_n")
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_time_s"} for r in rows]  # noqa: E731
+    assert strip(a.rows) == strip(b.rows)
+
+
+def test_samples_are_not_shared_across_other_settings(data, tmp_path):
+    """A trace drawn with another temperature (or format, or fewer samples) is never reused."""
+    from slowthink.evaluate.runner import load_problems
+    from slowthink.formats import get_format
+    from slowthink.search import solve
+
+    problems = load_problems(config(data, tmp_path / "x")).problems[:2]
+    eng = RecordingEngine(ScriptedEngine())
+    hot = solve(problems, eng, get_format("atomic"), "majority", n=4, temperature=1.0)
+    few = solve(problems, eng, get_format("atomic"), "majority", n=2)
+    calls = eng.n_calls
+    for prior in (hot, few):
+        out = solve(problems, eng, get_format("atomic"), "best_of_n", scorer=StepScorer(), n=4,
+                    reuse={t.problem_id: t for t in prior})
+        assert all(not any("reused" in x for x in t.notes) for t in out)
+        calls += 1
+        assert eng.n_calls == calls
+    same = solve(problems, eng, get_format("atomic"), "best_of_n", scorer=StepScorer(), n=2,
+                 reuse={t.problem_id: t for t in hot[:1]}, temperature=1.0)
+    assert eng.n_calls == calls + 1  # the second problem still generates
+    assert any("reused" in x for x in same[0].notes) and not any("reused" in x for x in same[1].notes)
+    assert [n.text for n in same[0].nodes if n.parent == 0] == [n.text for n in hot[0].nodes if n.parent == 0][:2]
+    with pytest.raises(ValueError, match="does not sample whole responses"):
+        solve(problems, eng, get_format("atomic"), "quick", reuse={t.problem_id: t for t in hot})
 
 
 def test_extending_the_plan_runs_only_what_is_new(data, tmp_path):

@@ -161,6 +161,16 @@ def eval_command(
         int | None, typer.Option(help="Most steps on one path (step-wise strategies).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Base seed of every request.")] = 0,
+    threads: Annotated[
+        int | None,
+        typer.Option(help="CPU threads of an in-process engine (default: all cores; use 1 per process "
+                     "when several runs share the cores)."),
+    ] = None,
+    share_samples: Annotated[
+        bool,
+        typer.Option("--share-samples/--no-share-samples",
+                     help="majority and best_of_n of one run draw the same seeded samples: generate them once."),
+    ] = True,
     batch_size: Annotated[
         int, typer.Option(help="Problems per solve call (one engine call per search depth per batch).")
     ] = 8,
@@ -226,6 +236,8 @@ def eval_command(
             max_depth=max_depth,
             seed=seed,
             batch_size=batch_size,
+            threads=threads,
+            share_samples=share_samples,
             out=out,
             ignore_images=ignore_images,
         )

@@ -144,6 +144,12 @@ class EvalConfig:
     seed: int = 0
     """Base seed of every request."""
     # -- running
+    share_samples: bool = True
+    """Path-wise strategies of one run take the samples another path-wise strategy already drew
+    for a problem (same requests and seeds) instead of generating them again. Not identity."""
+    threads: int | None = None
+    """CPU threads of an in-process engine (llama.cpp, hf on CPU); None: all cores. Not part of a
+    run's identity: a run may be resumed with another thread count."""
     batch_size: int = 8
     """Problems sent through one ``solve`` call (one engine call per search depth for the batch)."""
     out: str = "runs/eval"
@@ -162,6 +168,8 @@ class EvalConfig:
             raise SlowthinkError("--strategy is empty: name at least one (e.g. --strategy majority)")
         if self.seeds < 1:
             raise SlowthinkError(f"--seeds must be >= 1, got {self.seeds}")
+        if self.threads is not None and self.threads < 1:
+            raise SlowthinkError(f"--threads must be >= 1, got {self.threads}")
         if self.batch_size < 1:
             raise SlowthinkError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.limit is not None and self.limit < 1:

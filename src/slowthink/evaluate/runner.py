@@ -84,7 +84,7 @@ def make_engine(config: EvalConfig):
         return load_py_object(config.engine)
     from slowthink.engines import load_engine
 
-    return load_engine(config.engine_spec)
+    return load_engine(config.engine_spec, **({"n_threads": config.threads} if config.threads else {}))
 
 
 def make_scorer(config: EvalConfig, engine):
@@ -187,19 +187,19 @@ def _error_text(e: BaseException) -> str:
 
 
 def solve_batch(
-    batch: Sequence[Problem], job: Job, engine, fmt, scorer, seed: int
+    batch: Sequence[Problem], job: Job, engine, fmt, scorer, seed: int, reuse: dict[str, Trace] | None = None
 ) -> list[tuple[Problem, Trace | None, str | None]]:
     """Solve a batch; if the call raises, retry problem by problem to isolate the one(s) that raise."""
     from slowthink.search import solve
 
     try:
-        traces = solve(batch, engine, fmt, job.strategy, scorer=scorer, seed=seed, **job.options())
+        traces = solve(batch, engine, fmt, job.strategy, scorer=scorer, seed=seed, reuse=reuse, **job.options())
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as e:
         if len(batch) == 1:
             return [(batch[0], None, _error_text(e))]
-        return [r for p in batch for r in solve_batch([p], job, engine, fmt, scorer, seed)]
+        return [r for p in batch for r in solve_batch([p], job, engine, fmt, scorer, seed, reuse)]
     by_id = {t.problem_id: t for t in traces}
     out = []
     for p in batch:
@@ -209,6 +209,36 @@ def solve_batch(
         else:
             out.append((p, t, t.error))
     return out
+
+
+def reusable_samples(
+    job: Job, batch: Sequence[Problem], records: dict[tuple[str, str, str], dict[str, Any]]
+) -> dict[str, Trace] | None:
+    """For a path-wise job: problem id -> a finished path-wise trace of another job of this run
+    with at least ``job.n`` samples, whose samples the job can take instead of generating them.
+
+    Every job of a run folder shares the format, engine, sampling settings and base seed (the run's
+    identity), and path-wise strategies draw their samples with the same seeded request, so
+    majority and best_of_n at the same N would generate the same samples: they are made once.
+    """
+    if not job.pathwise:
+        return None
+    out: dict[str, Trace] = {}
+    for p in batch:
+        best = None
+        for (pid, strategy, key), r in records.items():
+            if pid != p.id or (strategy, key) == (job.strategy, job.key) or not r.get("pathwise"):
+                continue
+            if r.get("error") or not r.get("trace") or (r.get("n") or 0) < (job.n or 0):
+                continue
+            if best is None or r["n"] < best["n"]:
+                best = r
+        if best is not None:
+            try:
+                out[p.id] = Trace.from_dict(best["trace"])
+            except (TypeError, KeyError, ValueError):
+                continue  # an unreadable old record: generate instead
+    return out or None
 
 
 def make_record(
@@ -338,7 +368,8 @@ def run_eval(
                 todo_job = pending[job]
                 for i in range(0, len(todo_job), config.batch_size):
                     batch = todo_job[i : i + config.batch_size]
-                    results = solve_batch(batch, job, engine, fmt, scorer, config.seed)
+                    reuse = reusable_samples(job, batch, records) if config.share_samples else None
+                    results = solve_batch(batch, job, engine, fmt, scorer, config.seed, reuse)
                     raised = [e for _, t, e in results if t is None]
                     if (
                         not succeeded

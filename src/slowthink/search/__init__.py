@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,10 +57,19 @@ def get_strategy(name: str) -> Callable[..., list[Trace]]:
 
 
 def solve(
-    problems: Sequence[Problem], engine, fmt, strategy: str = "quick", scorer=None, **overrides: Any
+    problems: Sequence[Problem], engine, fmt, strategy: str = "quick", scorer=None,
+    reuse: Mapping[str, Trace] | None = None, **overrides: Any
 ) -> list[Trace]:
-    """Run one strategy on a batch of problems."""
+    """Run one strategy on a batch of problems.
+
+    ``reuse`` (path-wise strategies only): problem id -> a path-wise trace of the same format,
+    sampling settings and seed whose samples are taken instead of generated again.
+    """
     config = make_config(strategy, **overrides)
+    if reuse:
+        if not STRATEGIES[strategy].pathwise:
+            raise ValueError(f"reuse: strategy '{strategy}' does not sample whole responses")
+        return get_strategy(strategy)(list(problems), engine, fmt, config, scorer=scorer, reuse=reuse)
     return get_strategy(strategy)(list(problems), engine, fmt, config, scorer=scorer)
 
 

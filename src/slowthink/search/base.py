@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -63,6 +63,8 @@ class Tree:
         self.trace = Trace(problem_id=problem.id, strategy=strategy, format=fmt.name, config=config.to_dict())
         self.trace.nodes.append(Node(id=0, parent=None))
         self._text: dict[int, str] = {0: ""}
+        self.reused_wall_s = 0.0
+        """Wall time of reused samples' generation (see :func:`reuse_samples`), added at the end."""
 
     def node(self, node_id: int) -> Node:
         return self.trace.nodes[node_id]
@@ -149,7 +151,7 @@ def expand(engine: Engine, jobs: Sequence[Job]) -> None:
 def finish_traces(trees: Sequence[Tree], t0: float) -> list[Trace]:
     wall = time.perf_counter() - t0
     for t in trees:
-        t.trace.compute.wall_time_s = wall
+        t.trace.compute.wall_time_s = wall + t.reused_wall_s
         t.trace.compute.batch_size = len(trees)
         if t.trace.answer is None and "no answer" not in t.trace.notes:
             t.trace.notes.append("no answer")
@@ -182,15 +184,22 @@ def sample_responses(
     seed: int,
     max_tokens: int | None = None,
     direct: bool = False,
+    reuse: Mapping[str, Trace] | None = None,
 ) -> None:
     """Sample ``n`` whole responses per problem in one engine call; one child of the root each.
 
     Each child gets its ``answer`` (extracted by the format) and ``final`` when an answer was found.
+    ``reuse`` maps problem ids to path-wise traces made with the same format, sampling settings and
+    base seed (see :func:`reuse_samples`): those problems take the first ``n`` recorded samples
+    instead of generating them again.
     """
     from slowthink.formats.free import FreeFormat
 
     jobs = []
     for tree in trees:
+        prior = (reuse or {}).get(tree.problem.id)
+        if prior is not None and reuse_samples(tree, prior, n):
+            continue
         spec = tree.fmt.full_spec()
         if direct:
             spec = StepSpec(kind="response", opener="", stop=["\n"], max_tokens=48)
@@ -220,6 +229,40 @@ def sample_responses(
                 0, text, kind="response", finish_reason=c.finish_reason, generated_tokens=c.generated_tokens,
                 final=answer is not None, answer=answer, note="; ".join(filter(None, [note, *parsed_notes])) or None,
             )
+
+
+#: Config fields that must match for another trace's samples to be reused (see :func:`reuse_samples`).
+SAMPLING_FIELDS: tuple[str, ...] = ("temperature", "top_p", "max_tokens", "seed")
+
+
+def reuse_samples(tree: Tree, prior: Trace, n: int) -> bool:
+    """Copy the first ``n`` whole-response samples of ``prior`` into ``tree`` (False: too few).
+
+    Path-wise strategies sample with the same request (``stable_seed(seed, problem, "responses")``,
+    sample ``i`` seeded ``+i``), so the samples of a majority run ARE the samples a best_of_n run
+    with the same format, temperature, top_p, max_tokens and base seed would draw; copying them
+    saves generating them twice. Their policy compute is charged here too (tokens of the copied
+    samples; prompt tokens, engine calls and wall time pro rata), so compute stays honest.
+    """
+    kids = [x for x in prior.nodes if x.parent == 0]
+    if prior.error is not None or len(kids) < n or prior.format != tree.trace.format:
+        return False
+    if any(prior.config.get(k) != tree.trace.config.get(k) for k in SAMPLING_FIELDS):
+        return False
+    for k in kids[:n]:
+        tree.add(0, k.text, kind=k.kind, finish_reason=k.finish_reason, generated_tokens=k.generated_tokens,
+                 final=k.final, answer=k.answer, note=k.note)
+    c, pc, share = tree.trace.compute, prior.compute, n / len(kids)
+    c.generated_tokens += sum(k.generated_tokens for k in kids[:n])
+    c.prompt_tokens += round(pc.prompt_tokens * share)
+    c.samples += n
+    c.engine_calls += pc.engine_calls
+    tree.reused_wall_s += pc.wall_time_s * share
+    tree.trace.notes.append(
+        f"samples reused from the {prior.strategy} trace of this run (same requests and seeds); "
+        "their generation compute is counted here"
+    )
+    return True
 
 
 # -- scoring and judging, batched across problems -------------------------------------------------

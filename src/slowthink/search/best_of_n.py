@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from slowthink.engines.base import Engine
@@ -50,7 +50,8 @@ class BestOfNConfig(SearchConfig):
             raise ValueError(f"select must be one of {SELECT}, got {self.select!r}")
 
 
-def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: BestOfNConfig, scorer=None) -> list[Trace]:
+def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: BestOfNConfig, scorer=None,
+        reuse: Mapping[str, Trace] | None = None) -> list[Trace]:
     need = "compare" if config.select == "judge" else "score"
     if scorer is None or not hasattr(scorer, need):
         what = "a pairwise judge (--scorer judge)" if need == "compare" else "a step scorer (--scorer judge|symbolic|prm:PATH)"
@@ -58,7 +59,7 @@ def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: BestOf
     t0 = time.perf_counter()
     trees = [Tree(p, "best_of_n", fmt, config) for p in problems]
     sample_responses(engine, trees, n=config.n, temperature=config.temperature, top_p=config.top_p,
-                     seed=config.seed, max_tokens=config.max_tokens)
+                     seed=config.seed, max_tokens=config.max_tokens, reuse=reuse)
     kids = {id(t): [n.id for n in t.trace.nodes if n.parent == 0 and n.finish_reason != "error"] for t in trees}
     if config.select == "judge":
         groups = [KnockoutGroup(t, 0, kids[id(t)], "answer") for t in trees if len(kids[id(t)]) > 1]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from slowthink.engines.base import Engine
@@ -36,12 +36,13 @@ def vote(nodes: Sequence[Node], problem: Problem) -> tuple[Node | None, dict[str
     raise AssertionError("unreachable")
 
 
-def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: MajorityConfig, scorer=None) -> list[Trace]:
+def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: MajorityConfig, scorer=None,
+        reuse: Mapping[str, Trace] | None = None) -> list[Trace]:
     t0 = time.perf_counter()
     trees = [Tree(p, "majority", fmt, config) for p in problems]
     sample_responses(
         engine, trees, n=config.n, temperature=config.temperature, top_p=config.top_p, seed=config.seed,
-        max_tokens=config.max_tokens,
+        max_tokens=config.max_tokens, reuse=reuse,
     )
     for tree in trees:
         kids = [n for n in tree.trace.nodes if n.parent == 0]

@@ -25,11 +25,11 @@ import sys
 import time
 from pathlib import Path
 
+from _study import MAX_TOKENS, dataset_options, run_folder
 from slowthink.engines import RecordingEngine, load_engine
 from slowthink.evaluate import EvalConfig, run_eval
 from slowthink.evaluate.report import write_compare_report
 
-RG_CONFIG = {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}
 KEEP = (
     "strategy",
     "n",
@@ -49,17 +49,6 @@ KEEP = (
     "scorer_calls",
     "wall_time_s",
 )
-
-
-def dataset_options(name: str, limit: int) -> dict:
-    if name == "chain_sum":
-        return {
-            "benchmark": "reasoning-gym:chain_sum",
-            "benchmark_options": {"size": limit, "seed": 1234, **RG_CONFIG},
-        }
-    if name == "gsm8k":
-        return {"benchmark": "gsm8k"}
-    raise SystemExit(f"unknown dataset '{name}': choose chain_sum and/or gsm8k")
 
 
 def compact(row: dict) -> dict:
@@ -100,17 +89,14 @@ def main() -> None:
     ap.add_argument("--format", default="atomic")
     ap.add_argument("--scorer", default="symbolic")
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--max-tokens", type=int, default=320)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--out", default="runs/bench_scaling")
+    ap.add_argument("--out", default="runs/study", help="root of the run folders (shared with bench_slow.py)")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: all cores)")
     args = ap.parse_args()
 
     strategies = [s for s in args.strategies.split(",") if s]
-    pathwise = [s for s in strategies if s in ("majority", "best_of_n")]
-    stepwise = [s for s in strategies if s not in pathwise]
     engine = RecordingEngine(load_engine("llamacpp", n_threads=args.threads))
     report: dict = {
         "model": "SmolLM2-135M-Instruct (llama.cpp, embedded GGUF)",
@@ -123,37 +109,28 @@ def main() -> None:
     run_dirs: list[Path] = []
     t_all = time.perf_counter()
     for name in [d for d in args.datasets.split(",") if d]:
-        rows: list[dict] = []
-        dirs = []
-        plans = [(f"{name}-pathwise", pathwise, args.ns), (f"{name}-stepwise", stepwise, args.stepwise_ns)]
-        for label, strats, ns in plans:
-            if not strats:
-                continue
-            cfg = EvalConfig(
-                **dataset_options(name, args.limit),
-                limit=args.limit,
-                strategies=strats,
-                format=args.format,
-                ns=ns,
-                seeds=args.seeds,
-                scorer=args.scorer,
-                max_tokens=args.max_tokens,
-                seed=args.seed,
-                batch_size=args.batch_size,
-                out=str(Path(args.out) / label),
-            )
-            t0 = time.perf_counter()
-            res = run_eval(cfg, engine=engine, progress=not args.no_progress)
-            rows += [compact(r) for r in res.rows]
-            dirs.append(str(res.out_dir))
-            run_dirs.append(res.out_dir)
-            print(
-                f"{label}: {len(res.rows)} rows, {res.new_records} new records, "
-                f"{time.perf_counter() - t0:.0f}s",
-                file=sys.stderr,
-                flush=True,
-            )
-        report["datasets"][name] = {"runs": dirs, "rows": rows, "ratios": ratios(rows)}
+        out = run_folder(args.out, name, args.format, args.scorer)
+        cfg = EvalConfig(
+            **dataset_options(name),
+            limit=args.limit,
+            strategies=strategies,
+            format=args.format,
+            ns=args.ns,
+            stepwise_ns=args.stepwise_ns,
+            seeds=args.seeds,
+            scorer=args.scorer,
+            max_tokens=MAX_TOKENS.get(args.format),
+            seed=args.seed,
+            batch_size=args.batch_size,
+            out=str(out),
+        )
+        t0 = time.perf_counter()
+        res = run_eval(cfg, engine=engine, progress=not args.no_progress)
+        rows = [compact(r) for r in res.rows]
+        run_dirs.append(res.out_dir)
+        print(f"{out}: {len(res.rows)} rows, {res.new_records} new records, {time.perf_counter() - t0:.0f}s",
+              file=sys.stderr, flush=True)
+        report["datasets"][name] = {"run": str(res.out_dir), "rows": rows, "ratios": ratios(rows)}
     if run_dirs:
         path, _ = write_compare_report(run_dirs, Path(args.out) / "report.html")
         report["report"] = str(path)

@@ -341,6 +341,11 @@ def test_plan_jobs_per_strategy_kind(data, tmp_path):
         ("greedy_step", 1, (1,), {}),  # keeps its beam of 1
         ("greedy_step", 4, (4,), {}),
     ]
+    cfg = config(data, tmp_path / "r", strategies=["majority", "step_beam"], ns="1-16", stepwise_ns="2,8")
+    jobs = [(j.strategy, j.n, j.report_ns) for j in plan_jobs(cfg)]
+    assert jobs == [("majority", 16, tuple(range(1, 17))), ("step_beam", 2, (2,)), ("step_beam", 8, (8,))]
+    with pytest.raises(SlowthinkError, match="--n"):
+        config(data, tmp_path / "r", stepwise_ns="0,2")
 
 
 def test_cli_eval_yaml_recipe_flags_win(data, tmp_path):

@@ -125,6 +125,14 @@ def eval_command(
             help="N values, e.g. 1,2,4,8,16 or 1-16. Path-wise strategies sample once at the largest N and derive the rest by subsampling.",
         ),
     ] = "1,2,4,8,16",
+    stepwise_n: Annotated[
+        str | None,
+        typer.Option(
+            "--stepwise-n",
+            help="N of step-wise strategies (step_beam, stage_beam, ...) when it should differ from --n; "
+            "each is a full run.",
+        ),
+    ] = None,
     seeds: Annotated[
         int, typer.Option(help="Random subsets per smaller N when subsampling path-wise samples.")
     ] = 3,
@@ -224,6 +232,7 @@ def eval_command(
             strategies=strategy or ["majority"],
             format=fmt,
             ns=n,
+            stepwise_ns=stepwise_n,
             seeds=seeds,
             engine=engine,
             model=model,
@@ -322,7 +331,7 @@ if __name__ == "__main__":
 def _explicit_flags(ctx: typer.Context) -> set[str]:
     """EvalConfig fields whose flag was given on the command line (they beat the recipe)."""
     names = {"fmt": "format", "n": "ns", "strategy": "strategies", "field_map": "fields",
-             "benchmark_option": "benchmark_options"}
+             "benchmark_option": "benchmark_options", "stepwise_n": "stepwise_ns"}
     given = set()
     for param in ctx.params:
         source = ctx.get_parameter_source(param)

@@ -119,6 +119,9 @@ class EvalConfig:
     """Reasoning format: stages | atomic | sentences | free."""
     ns: list[int] = field(default_factory=lambda: list(DEFAULT_NS))
     """The N values (samples for path-wise strategies, candidates per node for step-wise ones)."""
+    stepwise_ns: list[int] | None = None
+    """N of the step-wise strategies when it should differ from ``ns`` (each N is a full run, so a
+    scaling study samples path-wise strategies at 1..16 but beams at 1,2,4,8). None: ``ns``."""
     seeds: int = 3
     """Random subsets drawn per smaller N when deriving path-wise results from the largest N."""
     # -- engine and scorer
@@ -160,6 +163,8 @@ class EvalConfig:
     def __post_init__(self) -> None:
         self.strategies = parse_strategies(self.strategies)
         self.ns = parse_ns(self.ns)
+        if self.stepwise_ns is not None:
+            self.stepwise_ns = parse_ns(self.stepwise_ns)
         if self.benchmark is None and self.data is None:
             raise SlowthinkError(
                 "name the problems: --benchmark NAME, or --data FILE with --map for its fields"
@@ -257,7 +262,7 @@ def plan_jobs(config: EvalConfig) -> list[Job]:
                 )
             jobs.append(Job(name, top, tuple(config.ns), pathwise=True, overrides=frozen))
         else:
-            jobs.extend(Job(name, n, (n,), overrides=frozen) for n in config.ns)
+            jobs.extend(Job(name, n, (n,), overrides=frozen) for n in config.stepwise_ns or config.ns)
     unused = sorted(set(opts) - used)
     if unused:
         raise SlowthinkError(

@@ -104,7 +104,7 @@ def run_part(part: str, name: str, args, engine) -> list[dict]:
         cfg = EvalConfig(**common, strategies=["best_of_n"], format="free", scorer="judge", select="judge",
                          out=str(run_folder(args.out, name, "free", "judge", "judge")))
     elif part == "atomic":
-        cfg = EvalConfig(**common, strategies=["majority", "best_of_n", "greedy_step", "step_beam"],
+        cfg = EvalConfig(**common, strategies=args.atomic_strategies.split(","),
                          format="atomic", scorer="symbolic",
                          out=str(run_folder(args.out, name, "atomic", "symbolic")))
     else:
@@ -151,6 +151,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=50)
     ap.add_argument("--datasets", default="chain_sum,gsm8k")
     ap.add_argument("--parts", default=",".join(PARTS), help="free, atomic, stages (see above)")
+    ap.add_argument("--atomic-strategies", default="majority,best_of_n,greedy_step,step_beam",
+                    help="strategies of the atomic part (run a subset to split the work between processes)")
     ap.add_argument("--ns", default="4,8", help="N values (powers of two: the judge derives sub-brackets)")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=8)

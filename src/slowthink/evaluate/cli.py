@@ -174,6 +174,14 @@ def eval_command(
         typer.Option(help="CPU threads of an in-process engine (default: all cores; use 1 per process "
                      "when several runs share the cores)."),
     ] = None,
+    grade_judge: Annotated[
+        str | None,
+        typer.Option(
+            "--grade-judge",
+            help="LLM judge for free-form answers the rules call wrong: 'policy' (this run's engine) or "
+            "an engine spec; its verdicts are kept in grade_judge.jsonl.",
+        ),
+    ] = None,
     share_samples: Annotated[
         bool,
         typer.Option("--share-samples/--no-share-samples",
@@ -247,6 +255,7 @@ def eval_command(
             batch_size=batch_size,
             threads=threads,
             share_samples=share_samples,
+            grade_judge=grade_judge,
             out=out,
             ignore_images=ignore_images,
         )
@@ -331,7 +340,8 @@ if __name__ == "__main__":
 def _explicit_flags(ctx: typer.Context) -> set[str]:
     """EvalConfig fields whose flag was given on the command line (they beat the recipe)."""
     names = {"fmt": "format", "n": "ns", "strategy": "strategies", "field_map": "fields",
-             "benchmark_option": "benchmark_options", "stepwise_n": "stepwise_ns"}
+             "benchmark_option": "benchmark_options", "stepwise_n": "stepwise_ns",
+             "grade_judge": "grade_judge"}
     given = set()
     for param in ctx.params:
         source = ctx.get_parameter_source(param)

@@ -147,6 +147,10 @@ class EvalConfig:
     seed: int = 0
     """Base seed of every request."""
     # -- running
+    grade_judge: str | None = None
+    """LLM grading judge for free-form answers the rules call wrong: ``policy`` (the run's engine)
+    or an engine spec (``openai:URL#MODEL``, ...). None: rules and math-verify only. Not identity:
+    verdicts are stored in ``grade_judge.jsonl`` and a run may be re-graded."""
     share_samples: bool = True
     """Path-wise strategies of one run take the samples another path-wise strategy already drew
     for a problem (same requests and seeds) instead of generating them again. Not identity."""

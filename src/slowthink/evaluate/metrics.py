@@ -12,10 +12,12 @@ problem gets ``batch wall time / batch size``; a derived N gets ``k / N_max`` of
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from slowthink.evaluate.config import Job
@@ -69,16 +71,87 @@ class Outcome:
 
 
 class Grader:
-    """``grade`` with a cache by (problem id, answer); unknown gold -> not correct."""
+    """``grade`` with a cache by (problem id, answer); unknown gold -> not correct.
 
-    def __init__(self) -> None:
+    With an LLM grading judge (``slowthink eval --grade-judge``), verdicts of the judge on answers
+    the rules call wrong (see :mod:`slowthink.grading.judge`) override the rules; they are kept in
+    ``store`` (a JSONL file in the run folder), so a resumed run never asks twice.
+    """
+
+    def __init__(self, judge=None, store: Path | None = None) -> None:
         self._cache: dict[tuple[str, str | None], bool] = {}
+        self.judge = judge
+        self.store = store
+        self.verdicts: dict[tuple[str, str], dict[str, Any]] = {}
+        self.judge_calls = 0
+        if store is not None and store.is_file():
+            for line in store.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    v = json.loads(line)
+                    self.verdicts[(str(v["id"]), str(v["answer"]))] = v
+                except (ValueError, KeyError, TypeError):
+                    continue  # a torn or foreign line: that answer is judged again
+
+    @property
+    def uses_judge(self) -> bool:
+        return self.judge is not None or bool(self.verdicts)
 
     def __call__(self, answer: str | None, problem: Problem) -> bool:
         key = (problem.id, answer)
         if key not in self._cache:
-            self._cache[key] = grade_dict(answer, problem)["correct"]
+            v = self.verdicts.get((problem.id, answer)) if answer is not None else None
+            if v is not None and v.get("correct") is not None:
+                self._cache[key] = bool(v["correct"])
+            else:
+                self._cache[key] = grade_dict(answer, problem)["correct"]
         return self._cache[key]
+
+    def pending(self, pairs: Iterable[tuple[str | None, Problem]]) -> list[tuple[str, Problem]]:
+        """The distinct (answer, problem) pairs the judge should see and has not yet."""
+        from slowthink.grading import grade, judge_eligible
+
+        out, seen = [], set()
+        for answer, problem in pairs:
+            key = (problem.id, answer)
+            if answer is None or key in seen or key in self.verdicts:
+                continue
+            seen.add(key)
+            try:
+                g = grade(answer, problem)
+            except Exception:  # grading must never end a run
+                continue
+            if judge_eligible(g, answer, problem):
+                out.append((answer, problem))
+        return out
+
+    def run_judge(self, items: Sequence[tuple[str, Problem]], batch: int = 64) -> None:
+        """Judge ``items`` in batches (one engine call each); append every verdict to ``store``."""
+        for i in range(0, len(items), batch):
+            chunk = items[i : i + batch]
+            verdicts = self.judge.judge(chunk)
+            self.judge_calls += 1
+            lines = []
+            for (answer, problem), v in zip(chunk, verdicts):
+                rec = {"id": problem.id, "answer": answer, "gold": problem.answer, "correct": v.correct,
+                       "raw": v.raw, "prompt_tokens": v.prompt_tokens, "generated_tokens": v.generated_tokens}
+                self.verdicts[(problem.id, answer)] = rec
+                lines.append(json.dumps(rec, ensure_ascii=False))
+                self._cache.pop((problem.id, answer), None)
+            if self.store is not None and lines:
+                with self.store.open("a", encoding="utf-8") as f:
+                    f.write("\n".join(lines) + "\n")
+
+    def summary(self) -> dict[str, Any]:
+        vs = list(self.verdicts.values())
+        return {
+            "judged": len(vs),
+            "judge_said_same": sum(v.get("correct") is True for v in vs),
+            "judge_said_different": sum(v.get("correct") is False for v in vs),
+            "judge_unusable": sum(v.get("correct") is None for v in vs),
+            "judge_calls_this_run": self.judge_calls,
+            "judge_prompt_tokens": sum(v.get("prompt_tokens") or 0 for v in vs),
+            "judge_generated_tokens": sum(v.get("generated_tokens") or 0 for v in vs),
+        }
 
 
 def grade_dict(answer: str | None, problem: Problem) -> dict[str, Any]:
@@ -118,7 +191,10 @@ def outcome(
     out.engine_calls, out.scorer_calls = c.engine_calls, c.scorer_calls
     gen_n = rec.get("n")
     if k is None or gen_n is None or k >= gen_n or not rec.get("pathwise"):
-        out.correct = float(bool((rec.get("grade") or {}).get("correct")))
+        if grader.uses_judge:
+            out.correct = float(grader(rec.get("answer"), problem))
+        else:
+            out.correct = float(bool((rec.get("grade") or {}).get("correct")))
         out.answered = float(rec.get("answer") is not None)
         out.policy_generated_tokens, out.policy_prompt_tokens = c.generated_tokens, c.prompt_tokens
         out.scorer_generated_tokens, out.scorer_prompt_tokens = (

@@ -393,7 +393,8 @@ def run_eval(
                     bar.advance(st[0], len(recs), _acc_text(st[1], st[2]))
                     if on_batch:
                         on_batch(job, recs)
-    rows = job_rows(jobs, records, [p.id for p in problems], config.seeds, Grader())
+    grader = make_grader(config, jobs, records, problems, out, engine)
+    rows = job_rows(jobs, records, [p.id for p in problems], config.seeds, grader)
     metrics = {
         "run": out.name,
         "benchmark": load.name,
@@ -413,6 +414,7 @@ def run_eval(
         "wall_time_s": round(time.perf_counter() - t_start, 2),
         "created": _now(),
         "notes": derivation_notes(jobs),
+        "grading": {"judge": config.grade_judge, **grader.summary()} if config.grade_judge else {"judge": None},
     }
     write_json(out / METRICS, metrics)
     files = [out / RECORDS, out / CONFIG, out / METRICS]
@@ -424,6 +426,43 @@ def run_eval(
         files += pngs
         files.append(write_run_report(metrics, records, [p.id for p in problems], out / REPORT, pngs))
     return EvalResult(out, metrics, new, resumed, errors, files)
+
+
+GRADE_JUDGE_FILE = "grade_judge.jsonl"
+
+
+def make_grader(config: EvalConfig, jobs, records, problems, out: Path, engine=None) -> Grader:
+    """The grader of a run; with ``grade_judge``, first judge every answer the rules call wrong
+    that is eligible (final answers and, for path-wise records, every sample's answer), batched."""
+    if not config.grade_judge:
+        return Grader()
+    from slowthink.grading import AnswerJudge
+
+    grader = Grader(store=out / GRADE_JUDGE_FILE)
+    by_id = {p.id: p for p in problems}
+    pairs = []
+    for job in jobs:
+        for p in problems:
+            rec = records.get((p.id, job.strategy, job.key))
+            if rec is None or not rec.get("trace"):
+                continue
+            pairs.append((rec.get("answer"), by_id[p.id]))
+            if rec.get("pathwise"):
+                pairs += [(n.get("answer"), by_id[p.id]) for n in rec["trace"].get("nodes", [])
+                          if n.get("parent") == 0]
+    todo = grader.pending(pairs)
+    if todo:
+        if config.grade_judge == "policy":
+            judge_engine = engine if engine is not None else make_engine(config)
+        elif config.grade_judge.startswith(PY_PREFIX):
+            judge_engine = load_py_object(config.grade_judge)
+        else:
+            from slowthink.engines import load_engine
+
+            judge_engine = load_engine(config.grade_judge)
+        grader.judge = AnswerJudge(judge_engine)
+        grader.run_judge(todo)
+    return grader
 
 
 def derivation_notes(jobs: Sequence[Job]) -> list[str]:

@@ -6,6 +6,8 @@
 - :func:`normalize_answer` gives the canonical key answers vote by.
 - :func:`grade` / :func:`is_equiv` decide correctness: choice letters, numbers with precision or
   tolerance, lists and intervals, strings, then math-verify bounded in time.
+- :class:`AnswerJudge` / :func:`grade_all`: an optional LLM judge (any engine) for free-form
+  answers the rules call wrong; the grade records which path decided.
 
 >>> from slowthink.types import Problem
 >>> p = Problem(id="1", question="How many?", answer="72")
@@ -15,11 +17,16 @@ True
 
 from slowthink.grading.compare import METHODS, Grade, gold_text, grade, is_equiv
 from slowthink.grading.extract import extract_answer, has_answer_cue, is_refusal
+from slowthink.grading.judge import AnswerJudge, JudgeVerdict, grade_all, judge_eligible
 from slowthink.grading.normalize import normalize_answer
 from slowthink.grading.safe_math import VerifyResult, precheck, verify_latex
 
 __all__ = [
     "METHODS",
+    "AnswerJudge",
+    "JudgeVerdict",
+    "grade_all",
+    "judge_eligible",
     "Grade",
     "VerifyResult",
     "extract_answer",

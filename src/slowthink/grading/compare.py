@@ -27,7 +27,7 @@ from slowthink.grading.numeric import parse_number
 from slowthink.grading.safe_math import DEFAULT_TIMEOUT_S, verify_latex
 from slowthink.types import Problem
 
-METHODS = ("choice", "number", "list", "string", "math_verify", "no_answer", "no_gold")
+METHODS = ("choice", "number", "list", "string", "math_verify", "llm_judge", "no_answer", "no_gold")
 """Every value ``Grade.method`` takes."""
 MAX_PLAIN_ANSWER_CHARS = 120
 """A ``pred`` up to this long is an answer, unless it has an answer cue (then it is extracted)."""

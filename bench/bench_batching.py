@@ -72,6 +72,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=8)
     ap.add_argument("--engines", default="llamacpp")
     ap.add_argument("--max-depth", type=int, default=6, help="depth limit of step_beam")
+    ap.add_argument("--strategies", default="step_beam,stage_beam")
     ap.add_argument("--threads", type=int, default=None, help="threads of the engine (default: all cores)")
     args = ap.parse_args()
     problems = load_benchmark("reasoning-gym:chain_sum", size=args.limit, seed=1234, min_terms=2, max_terms=2,
@@ -80,7 +81,7 @@ def main() -> None:
     for spec in args.engines.split(","):
         engine = load_engine(spec, **({"n_threads": args.threads} if args.threads else {}))
         runs = [("step_beam", "atomic", "symbolic", {"max_depth": args.max_depth}), ("stage_beam", "stages", "judge", {})]
-        for strategy, fmt, scorer, opts in runs:
+        for strategy, fmt, scorer, opts in [r for r in runs if r[0] in args.strategies.split(",")]:
             batched = run_one(engine, strategy, fmt, scorer, problems, args.n, **opts)
             per = run_one(PerCandidateEngine(engine), strategy, fmt, scorer, problems, args.n, **opts)
             key = f"{spec}/{strategy}"

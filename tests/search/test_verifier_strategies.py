@@ -112,6 +112,24 @@ def test_step_beam(strategy, beam):
         assert t.compute.samples == len(t.nodes) - 1
 
 
+def test_step_beam_answers_paths_the_model_ended_without_an_answer():
+    """A step that ends the response (EOS, no final-answer line) gets the direct-answer fallback."""
+
+    class EndsEarly(ScriptedEngine):
+        def _one(self, r, seed):
+            if r.prefix.endswith("final answer is:"):
+                return Completion(" 7\n", stop_str="\n", prompt_tokens=5, generated_tokens=2)
+            return Completion(f"The good answer is seven ({seed}).", stop_str=None, prompt_tokens=5,
+                              generated_tokens=6)
+
+    eng = RecordingEngine(EndsEarly())
+    traces = solve(problems(2), eng, get_format("atomic"), "step_beam", scorer=GoodScorer(), n=2, beam=2)
+    assert eng.n_calls == 2  # the steps, then ONE fallback call for every ended path of the batch
+    for t in traces:
+        assert t.answer == "7" and t.steps[-1].kind == "answer"
+        assert any("ended without a final answer" in (n.note or "") for n in t.nodes)
+
+
 def test_step_beam_needs_a_scorer():
     with pytest.raises(SlowthinkError, match="needs a step scorer"):
         solve(problems(1), ScriptedEngine(), get_format("atomic"), "step_beam")

@@ -5,7 +5,8 @@ Each depth: every live beam of every problem samples ``n`` candidate next steps 
 for the batch), the scorer scores all new candidates (ONE scorer call), each problem keeps its
 ``beam`` best paths by aggregated step score. Paths that reach a final answer are set aside; the
 search of a problem stops when ``beam`` paths are finished or at ``max_depth``, where unfinished
-beams get the direct-answer fallback. The best finished path wins (ties: first found).
+beams get the direct-answer fallback; so do paths the model ended (EOS) without a readable final
+answer (one engine call for all of them). The best finished path wins (ties: first found).
 Unknown scores rank as :data:`~slowthink.search.base.NEUTRAL_SCORE`.
 """
 
@@ -77,11 +78,16 @@ def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: StepBe
             finished[i].extend(k for k in best if tree.node(k).final)
             beams[i] = [k for k in best if not tree.node(k).final]
         beams = {i: b for i, b in beams.items() if b and len(finished[i]) < config.beam}
-    # Unfinished beams (depth limit, or every candidate rejected) get a direct answer.
-    leftovers = [(i, b) for i, bs in beams.items() for b in bs if trees[i].trace.error is None]
-    reason = f"no final answer within {config.max_depth} steps"
-    new = force_answers(engine, [(trees[i], b, reason) for i, b in leftovers], config.seed)
-    for (i, b), nid in zip(leftovers, new):
+    # Unfinished beams (depth limit, or every candidate rejected) and paths the model ended without
+    # a readable final answer get the direct-answer fallback, all in one engine call.
+    leftovers = [(i, b, f"no final answer within {config.max_depth} steps")
+                 for i, bs in beams.items() for b in bs if trees[i].trace.error is None]
+    for i, ks in finished.items():
+        for k in [k for k in ks if trees[i].node(k).answer is None]:
+            ks.remove(k)
+            leftovers.append((i, k, "the response ended without a final answer"))
+    new = force_answers(engine, [(trees[i], b, reason) for i, b, reason in leftovers], config.seed)
+    for (i, b, _), nid in zip(leftovers, new):
         trees[i].node(nid).score = trees[i].node(b).score
         finished[i].append(nid)
     for i, tree in enumerate(trees):

@@ -83,7 +83,6 @@ def reselect(folder, strategy_select: list[tuple[str, str | None]], scorer, fmt_
         job = Job(strategy, max(ns), tuple(ns), pathwise=True)
         recs = {}
         for t in new:
-            t.compute.wall_time_s = traces[t.problem_id].compute.wall_time_s  # the sampling's wall time
             recs[(t.problem_id, strategy, job.key)] = {
                 "id": t.problem_id, "strategy": strategy, "key": job.key, "n": max(ns), "pathwise": True,
                 "problem": problems[t.problem_id].to_dict(), "trace": t.to_dict(), "answer": t.answer,
@@ -92,6 +91,7 @@ def reselect(folder, strategy_select: list[tuple[str, str | None]], scorer, fmt_
             }
         for row in job_rows([job], recs, ids, seeds):
             row["select"] = select
+            row["wall_time_s"] = None  # the source traces' wall time includes their own selection (judge)
             rows.append(row)
     return rows
 
@@ -130,7 +130,7 @@ def run_part(part: str, name: str, args, engine) -> list[dict]:
     out = []
     for r in rows:
         r = {**r, "method": method_name(r), "format": part}
-        r["wall_time_s"] = r.get("wall_time_s", wall)
+        r["wall_time_s"] = r["wall_time_s"] if "wall_time_s" in r else wall
         out.append({k: r.get(k) for k in KEEP})
     return out
 

@@ -64,7 +64,7 @@ class Tree:
         self.trace.nodes.append(Node(id=0, parent=None))
         self._text: dict[int, str] = {0: ""}
         self.reused_wall_s = 0.0
-        """Wall time of reused samples' generation (see :func:`reuse_samples`), added at the end."""
+        """Per-problem wall time of reused samples' generation (see :func:`reuse_samples`)."""
 
     def node(self, node_id: int) -> Node:
         return self.trace.nodes[node_id]
@@ -151,7 +151,8 @@ def expand(engine: Engine, jobs: Sequence[Job]) -> None:
 def finish_traces(trees: Sequence[Tree], t0: float) -> list[Trace]:
     wall = time.perf_counter() - t0
     for t in trees:
-        t.trace.compute.wall_time_s = wall + t.reused_wall_s
+        # wall_time_s is the batch's (per problem: / batch_size); a reused sampling adds its per-problem share
+        t.trace.compute.wall_time_s = wall + t.reused_wall_s * len(trees)
         t.trace.compute.batch_size = len(trees)
         if t.trace.answer is None and "no answer" not in t.trace.notes:
             t.trace.notes.append("no answer")
@@ -257,7 +258,7 @@ def reuse_samples(tree: Tree, prior: Trace, n: int) -> bool:
     c.prompt_tokens += round(pc.prompt_tokens * share)
     c.samples += n
     c.engine_calls += pc.engine_calls
-    tree.reused_wall_s += pc.wall_time_s * share
+    tree.reused_wall_s += pc.wall_time_s / max(1, pc.batch_size) * share  # this problem's share
     tree.trace.notes.append(
         f"samples reused from the {prior.strategy} trace of this run (same requests and seeds); "
         "their generation compute is counted here"

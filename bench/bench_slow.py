@@ -126,11 +126,9 @@ def run_part(part: str, name: str, args, engine) -> list[dict]:
                          symbolic, "free", ns, args.seeds, problem_ids)
     elif part == "atomic":
         rows += reselect(res.out_dir, [("best_of_n", "weighted")], symbolic, "atomic", ns, args.seeds, problem_ids)
-    wall = res.metrics.get("wall_time_s")
     out = []
     for r in rows:
         r = {**r, "method": method_name(r), "format": part}
-        r["wall_time_s"] = r["wall_time_s"] if "wall_time_s" in r else wall
         out.append({k: r.get(k) for k in KEEP})
     return out
 

@@ -1,7 +1,8 @@
 """Scaling plots (matplotlib, Agg backend, PNG): accuracy vs N and accuracy vs generated tokens
 (policy + scorer), one line per series, log2 x axis, the Wilson 95% interval as a band.
 
-N-free strategies (direct, cot, quick) are one marker at N = 1.
+N-free strategies (direct, cot, quick) are one marker at N = 1. Path-wise series also get a dashed
+"any sample right" line (the oracle: what a perfect verifier would reach on those samples).
 """
 
 from __future__ import annotations
@@ -49,6 +50,19 @@ def _plot(ax, data: Mapping[str, Sequence[Mapping[str, Any]]], x_of) -> None:
         else:
             (line,) = ax.plot(xs, ys, marker="o", label=label)
             ax.fill_between(xs, lo, hi, alpha=0.15, color=line.get_color())
+    # Headroom: the share of problems with at least one right sample (path-wise series; series
+    # drawn from the same samples have the same oracle and get one line).
+    drawn: set[tuple[float, ...]] = set()
+    for label, rows in data.items():
+        if len(rows) < 2 or any(r.get("oracle") is None for r in rows):
+            continue
+        key = tuple(round(float(r["oracle"]), 6) for r in rows)
+        if key in drawn:
+            continue
+        drawn.add(key)
+        xs = [max(float(x_of(r)), 1.0) for r in rows]
+        ax.plot(xs, [r["oracle"] for r in rows], linestyle="--", color="gray", linewidth=1,
+                label=f"{label}: any sample right")
     ax.set_xscale("log", base=2)
     ax.set_ylabel("accuracy")
     ax.set_ylim(-0.02, 1.02)

@@ -126,6 +126,13 @@ class ImageResolver:
         self.found += 1
         return paths, False
 
+    def attach(self, value: Any, meta: dict[str, Any], *, encoded: bool = False) -> list[str]:
+        """:meth:`resolve`, marking ``meta["image_missing"]`` when a missing image was allowed."""
+        paths, missing = self.resolve(value, encoded=encoded)
+        if missing:
+            meta["image_missing"] = True
+        return paths
+
     @property
     def cache_dir(self) -> Path:
         """The folder decoded images go to (created on first use)."""

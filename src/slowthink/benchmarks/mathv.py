@@ -121,9 +121,7 @@ def _problem(key: str | None, rec: dict, images: ImageResolver, placeholders: st
         answer, answer_type = letter, "choice"
     else:
         answer_type = guess_answer_type(answer)
-    paths, missing = images.resolve(rec.get("image"))
-    if missing:
-        meta["image_missing"] = True
+    paths = images.attach(rec.get("image"), meta)
     return Problem(
         id=pid,
         question=question,

@@ -111,9 +111,7 @@ def _problem(key: str | None, rec: dict, images: ImageResolver) -> Problem:
         if answer_type == "choice":  # text answer declared multiple choice but no options
             answer_type = "text"
 
-    paths, missing = images.resolve(rec.get("image"))
-    if missing:
-        meta["image_missing"] = True
+    paths = images.attach(rec.get("image"), meta)
     return Problem(
         id=pid,
         question=question,

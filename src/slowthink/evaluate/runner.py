@@ -211,8 +211,20 @@ def solve_batch(
     return out
 
 
+def pathwise_index(records: dict[tuple[str, str, str], dict[str, Any]]) -> dict[str, list[tuple[str, str, str]]]:
+    """Problem id -> keys of its path-wise records (what :func:`reusable_samples` looks through)."""
+    index: dict[str, list[tuple[str, str, str]]] = {}
+    for key, r in records.items():
+        if r.get("pathwise"):
+            index.setdefault(key[0], []).append(key)
+    return index
+
+
 def reusable_samples(
-    job: Job, batch: Sequence[Problem], records: dict[tuple[str, str, str], dict[str, Any]]
+    job: Job,
+    batch: Sequence[Problem],
+    records: dict[tuple[str, str, str], dict[str, Any]],
+    index: dict[str, list[tuple[str, str, str]]] | None = None,
 ) -> dict[str, Trace] | None:
     """For a path-wise job: problem id -> a finished path-wise trace of another job of this run
     with at least ``job.n`` samples, whose samples the job can take instead of generating them.
@@ -223,11 +235,13 @@ def reusable_samples(
     """
     if not job.pathwise:
         return None
+    index = pathwise_index(records) if index is None else index
     out: dict[str, Trace] = {}
     for p in batch:
         best = None
-        for (pid, strategy, key), r in records.items():
-            if pid != p.id or (strategy, key) == (job.strategy, job.key) or not r.get("pathwise"):
+        for k in index.get(p.id, ()):
+            r = records[k]
+            if k[1:] == (job.strategy, job.key) or not r.get("pathwise"):
                 continue
             if r.get("error") or not r.get("trace") or (r.get("n") or 0) < (job.n or 0):
                 continue
@@ -350,6 +364,7 @@ def run_eval(
             scorer = make_scorer(config, engine)
         check_scorer([j for j in jobs if pending[j]], scorer)
         succeeded = False
+        index = pathwise_index(records)
         with RecordWriter(out / RECORDS) as writer, _Progress(progress, console) as bar:
             tasks = {}
             for job in jobs:
@@ -368,7 +383,7 @@ def run_eval(
                 todo_job = pending[job]
                 for i in range(0, len(todo_job), config.batch_size):
                     batch = todo_job[i : i + config.batch_size]
-                    reuse = reusable_samples(job, batch, records) if config.share_samples else None
+                    reuse = reusable_samples(job, batch, records, index) if config.share_samples else None
                     results = solve_batch(batch, job, engine, fmt, scorer, config.seed, reuse)
                     raised = [e for _, t, e in results if t is None]
                     if (
@@ -384,7 +399,10 @@ def run_eval(
                     writer.write(recs)
                     succeeded = succeeded or len(raised) < len(batch)
                     for r in recs:
-                        records[(r["id"], r["strategy"], r["key"])] = r
+                        key = (r["id"], r["strategy"], r["key"])
+                        if r.get("pathwise") and key not in records:
+                            index.setdefault(r["id"], []).append(key)
+                        records[key] = r
                     new += len(recs)
                     errors += sum(r["error"] is not None for r in recs)
                     st = tasks[job]

@@ -144,6 +144,24 @@ def ratios(rows: list[dict]) -> dict:
     return out
 
 
+def markdown(report: dict) -> str:
+    """The rows as one markdown table per dataset."""
+    lines = []
+    for name, d in report["datasets"].items():
+        lines += [f"### {name} (first {report['limit']})", "",
+                  "| format | method | N | accuracy [95% CI] | any sample right | policy tok / problem "
+                  "| scorer tok / problem (prompt + generated) |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for r in d["rows"]:
+            ci = r["ci95"] or [0, 0]
+            oracle = "" if r["oracle"] is None else f"{r['oracle']:.2f}"
+            scorer = (r["scorer_prompt_tokens"] or 0) + (r["scorer_generated_tokens"] or 0)
+            lines.append(f"| {r['format']} | {r['method']} | {r['n']} | {r['accuracy']:.2f} [{ci[0]:.2f}, {ci[1]:.2f}] "
+                         f"| {oracle} | {r['policy_generated_tokens']:.0f} | {scorer:.0f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=50)
@@ -157,6 +175,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--out", default="runs/study", help="root of the run folders (shared with bench_scaling.py)")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--markdown", action="store_true", help="print markdown tables instead of JSON")
     ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: all cores)")
     args = ap.parse_args()
     engine = RecordingEngine(load_engine("llamacpp", n_threads=args.threads))
@@ -172,7 +191,7 @@ def main() -> None:
         report["datasets"][name] = {"rows": rows, "ratios": ratios(rows)}
     report["engine_calls_total"] = engine.n_calls
     report["wall_s"] = round(time.perf_counter() - t_all, 1)
-    print(json.dumps(report, indent=2))
+    print(markdown(report) if args.markdown else json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

@@ -108,7 +108,8 @@ def test_eval_with_a_grade_judge_regrades_and_resumes(tmp_path):
     plain = run_eval(EvalConfig(**cfg), engine=Policy(), progress=False, plots=False)
     assert [r["accuracy"] for r in plain.rows] == [0.0, 0.0]
     judge = RecordingEngine(JudgeDouble())
-    judged = run_eval(EvalConfig(**cfg, grade_judge="policy"), engine=judge, progress=False, plots=False)
+    judged = run_eval(EvalConfig(**cfg, grade_judge="policy"), engine=judge, progress=False, plots=True)
+    assert "LLM grading judge" in (tmp_path / "run" / "report.html").read_text()
     assert [r["accuracy"] for r in judged.rows] == [1.0, 1.0]
     assert judge.n_calls == 1 and judge.calls[0].n_requests == 2  # distinct answers, one batched call
     g = judged.metrics["grading"]

@@ -282,6 +282,14 @@ def write_run_report(
     )
     for note in metrics.get("notes", []):
         body.append(f"<p class=meta>{esc(note)}</p>")
+    g = metrics.get("grading") or {}
+    if g.get("judge"):
+        body.append(
+            f"<p class=meta>LLM grading judge <code>{esc(g['judge'])}</code>: {esc(g.get('judged', 0))} answers "
+            f"the rules called wrong were judged; same: {esc(g.get('judge_said_same', 0))}, different: "
+            f"{esc(g.get('judge_said_different', 0))}, unusable reply: {esc(g.get('judge_unusable', 0))} "
+            "(verdicts in grade_judge.jsonl).</p>"
+        )
     if pngs:
         body.append("<h2>scaling</h2><div class=plots>" + "".join(img_tag(p) for p in pngs) + "</div>")
     groups = group_tables(rows)

@@ -68,6 +68,15 @@ def test_options_go_to_the_parts_that_take_them() -> None:
     assert judge.config.swap and judge.config.top_logprobs == 5
 
 
+def test_judge_options_in_the_spec() -> None:
+    """``judge#swap=true,top_logprobs=5`` sets options from a CLI/YAML string; keyword options win."""
+    judge = load_scorer("judge#swap=true,top_logprobs=5", engine=YesEngine())
+    assert judge.config.swap is True and judge.config.top_logprobs == 5
+    assert load_scorer("judge#swap=true", engine=YesEngine(), swap=False).config.swap is False
+    mixed = load_scorer("judge#swap=true:0.3+symbolic:0.7", engine=YesEngine())
+    assert mixed.parts[0][0].config.swap and [w for _, w in mixed.parts] == [0.3, 0.7]
+
+
 @pytest.mark.parametrize(
     ("spec", "kwargs", "match"),
     [
@@ -80,6 +89,8 @@ def test_options_go_to_the_parts_that_take_them() -> None:
         ("judge:0+symbolic", {"engine": YesEngine()}, "weight must be > 0"),
         ("symbolic:/some/path", {}, "takes no path"),
         ("judge:/some/path", {"engine": YesEngine()}, "takes no path"),
+        ("judge#sawp=true", {"engine": YesEngine()}, "no option 'sawp'; valid: .*swap"),
+        ("judge#swap", {"engine": YesEngine()}, "key=value"),
     ],
 )
 def test_errors(spec: str, kwargs: dict, match: str) -> None:

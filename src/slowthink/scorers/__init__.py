@@ -9,6 +9,7 @@ Spec strings (CLI ``--scorer`` and YAML ``scorer:``)::
     prm:/path/to/folder#token_cls  process reward model with a token-classification head
     judge+symbolic                 weighted mean of several step scorers (equal weights)
     judge:0.3+symbolic:0.7         ... with weights
+    judge#swap=true                judge options after '#' (key=value, comma-separated)
 
 A path containing ``+`` cannot be used in a combination. ``load_scorer`` options go to the parts
 that know them (``swap=True`` to the judge, ``batch_size=4`` to a PRM, ...).
@@ -58,11 +59,29 @@ def _fields(module: str, cls: str) -> set[str]:
     return {f.name for f in dataclasses.fields(getattr(importlib.import_module(module), cls))}
 
 
+def _fragment_options(name: str, fragment: str, valid: set[str]) -> dict[str, Any]:
+    """``swap=true,top_logprobs=5`` -> options, typed like YAML; unknown keys are one clear error."""
+    from slowthink.benchmarks.base import scalar
+
+    out: dict[str, Any] = {}
+    for item in fragment.split(","):
+        key, eq, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not eq or not key:
+            raise SlowthinkError(f"scorer '{name}#{fragment}': write options as key=value,key=value")
+        if key not in valid:
+            raise SlowthinkError(f"scorer '{name}' has no option '{key}'; valid: {', '.join(sorted(valid))}")
+        out[key] = scalar(value.strip())
+    return out
+
+
 def _judge(target: str | None, fragment: str | None, engine: Any, opts: dict[str, Any]) -> Any:
     from slowthink.scorers.judge import LLMJudge
 
-    if target or fragment:
+    if target:
         raise SlowthinkError("scorer 'judge' takes no path: use 'judge' (it runs on the engine passed in)")
+    if fragment:
+        opts = {**_fragment_options("judge", fragment, _fields("slowthink.scorers.judge", "JudgeConfig")), **opts}
     if engine is None:
         raise SlowthinkError("scorer 'judge' needs an engine to run on: pass engine=... (the policy engine)")
     return LLMJudge(engine, **opts)
@@ -117,8 +136,8 @@ def _parse_part(part: str) -> tuple[str, str | None, str | None, float | None]:
             part = head
         except ValueError:
             pass
-    name, _, rest = part.partition(":")
-    target, _, fragment = rest.partition("#")
+    part, _, fragment = part.partition("#")
+    name, _, target = part.partition(":")
     name = name.strip()
     if name not in SCORERS:
         raise SlowthinkError(

@@ -7,7 +7,8 @@ part is resumable and skips what a folder already holds):
 * **free** format, N=8 samples per problem drawn ONCE (best_of_n with the self-judge's knockout);
   the same samples are then re-selected, without generating anything, by ``majority`` (vote),
   ``best_of_n`` select=score and select=weighted with the ``symbolic`` checker, and the judge's
-  recorded bracket; N=4 derived from sub-samples / sub-brackets. Same samples, four selection
+  recorded bracket; N=4 derived from sub-samples / sub-brackets. ``--swap-judge`` adds a new
+  knockout of the same samples with every comparison asked in both orders (judge compute only). Same samples, four selection
   rules: the comparison is about the verifier, not sampling luck. ``oracle`` = any sample right.
 * **atomic** format, ``symbolic`` scorer: majority and best_of_n (score, weighted) the same way, and
   the step-wise searches ``greedy_step`` and ``step_beam`` (beam 2) with N candidates per step;
@@ -124,6 +125,10 @@ def run_part(part: str, name: str, args, engine) -> list[dict]:
     if part == "free":
         rows += reselect(res.out_dir, [("majority", None), ("best_of_n", "score"), ("best_of_n", "weighted")],
                          symbolic, "free", ns, args.seeds, problem_ids)
+        if args.swap_judge:  # the same samples, judged in both orders (position-swap debiasing)
+            swap = load_scorer("judge#swap=true", engine=engine)
+            for r in reselect(res.out_dir, [("best_of_n", "judge")], swap, "free", ns, args.seeds, problem_ids):
+                rows.append({**r, "select": "judge, swapped"})
     elif part == "atomic":
         rows += reselect(res.out_dir, [("best_of_n", "weighted")], symbolic, "atomic", ns, args.seeds, problem_ids)
     out = []
@@ -175,6 +180,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--out", default="runs/study", help="root of the run folders (shared with bench_scaling.py)")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--swap-judge", action="store_true",
+                    help="free part: also re-select the same samples with the judge asked in both orders")
     ap.add_argument("--markdown", action="store_true", help="print markdown tables instead of JSON")
     ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: all cores)")
     args = ap.parse_args()

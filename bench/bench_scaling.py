@@ -7,13 +7,16 @@ problems, ``--limit`` of each (default 100). Strategies:
   N in ``--ns`` (default 1..16) derived by subsampling those samples, ``--seeds`` subsets each;
 * ``step_beam`` (symbolic scorer): one run per N in ``--stepwise-ns`` (default 1,2,4,8,16).
 
-Runs are resumable (kill it and run the same command again). Prints one JSON object: per dataset
+majority and best_of_n draw the same seeded samples, so they are generated once (both charged).
+Run folders live under ``--out`` (default ``runs/study``), named by dataset, format and scorer and
+shared with ``bench_slow.py``. Runs are resumable (kill it and run the same command again). Prints one JSON object: per dataset
 the rows (accuracy, Wilson 95% CI, tokens of policy and scorer, calls, wall time) and ratios
 measured side by side in the same run (each strategy's gain from N=1 to its largest N; best_of_n
 minus majority at equal N; tokens per problem of step_beam vs majority at the same N). Writes a
 combined HTML report with plots next to the runs.
 
     .venv/bin/python bench/bench_scaling.py                                  # the full study (hours on 2 cores)
+    .venv/bin/python bench/bench_scaling.py --datasets chain_sum --stepwise-ns 1 --threads 1   # what RESULTS.md reports
     .venv/bin/python bench/bench_scaling.py --limit 2 --ns 1,2 --stepwise-ns 1 --out runs/bench_smoke
 """
 

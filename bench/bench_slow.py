@@ -40,6 +40,7 @@ from slowthink.evaluate.runner import load_problems
 from slowthink.formats import get_format
 from slowthink.scorers import load_scorer
 from slowthink.search import solve
+from slowthink.search.base import SAMPLING_FIELDS
 from slowthink.types import Problem, Trace
 
 PARTS = ("free", "atomic", "stages")
@@ -75,8 +76,8 @@ def reselect(folder, strategy_select: list[tuple[str, str | None]], scorer, fmt_
     traces = {p: Trace.from_dict(src[p]["trace"]) for p in ids}
     rows = []
     for strategy, select in strategy_select:
-        opts = {k: v for k, v in next(iter(traces.values())).config.items()
-                if k in ("temperature", "top_p", "max_tokens", "seed")} if traces else {}
+        first = next(iter(traces.values()), None)
+        opts = {k: first.config.get(k) for k in SAMPLING_FIELDS} if first else {}
         if select:
             opts["select"] = select
         new = solve([problems[p] for p in ids], NoEngine(), get_format(fmt_name), strategy,

@@ -116,6 +116,10 @@ def test_eval_with_a_grade_judge_regrades_and_resumes(tmp_path):
     assert (g["judged"], g["judge_said_same"], g["judge_calls_this_run"]) == (2, 2, 1)
     stored = [json.loads(x) for x in (tmp_path / "run" / "grade_judge.jsonl").read_text().splitlines()]
     assert {s["answer"] for s in stored} == {"two", "an isosceles triangle"}
+    other = run_eval(EvalConfig(**{**cfg, "out": str(tmp_path / "other")},
+                                grade_judge="py:tests.grading.test_grading_judge:JudgeDouble"),
+                     engine=Policy(), progress=False, plots=False)  # a judge engine of its own
+    assert [r["accuracy"] for r in other.rows] == [1.0, 1.0] and other.metrics["grading"]["judged"] == 2
     again = RecordingEngine(JudgeDouble())
     resumed = run_eval(EvalConfig(**cfg, grade_judge="policy"), engine=again, progress=False, plots=False)
     assert again.n_calls == 0 and [r["accuracy"] for r in resumed.rows] == [1.0, 1.0]

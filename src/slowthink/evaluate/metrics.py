@@ -122,6 +122,8 @@ class Grader:
                 continue
             if judge_eligible(g, answer, problem):
                 out.append((answer, problem))
+            elif problem.answer is not None:
+                self._cache[key] = bool(g.correct)  # the rules' verdict stands: not graded again
         return out
 
     def run_judge(self, items: Sequence[tuple[str, Problem]], batch: int = 64) -> None:

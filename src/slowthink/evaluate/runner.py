@@ -23,7 +23,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -241,7 +241,7 @@ def reusable_samples(
         best = None
         for k in index.get(p.id, ()):
             r = records[k]
-            if k[1:] == (job.strategy, job.key) or not r.get("pathwise"):
+            if k[1:] == (job.strategy, job.key):
                 continue
             if r.get("error") or not r.get("trace") or (r.get("n") or 0) < (job.n or 0):
                 continue
@@ -457,27 +457,21 @@ def make_grader(config: EvalConfig, jobs, records, problems, out: Path, engine=N
     from slowthink.grading import AnswerJudge
 
     grader = Grader(store=out / GRADE_JUDGE_FILE)
-    by_id = {p.id: p for p in problems}
     pairs = []
     for job in jobs:
         for p in problems:
             rec = records.get((p.id, job.strategy, job.key))
             if rec is None or not rec.get("trace"):
                 continue
-            pairs.append((rec.get("answer"), by_id[p.id]))
+            pairs.append((rec.get("answer"), p))
             if rec.get("pathwise"):
-                pairs += [(n.get("answer"), by_id[p.id]) for n in rec["trace"].get("nodes", [])
-                          if n.get("parent") == 0]
+                pairs += [(n.get("answer"), p) for n in rec["trace"].get("nodes", []) if n.get("parent") == 0]
     todo = grader.pending(pairs)
     if todo:
         if config.grade_judge == "policy":
             judge_engine = engine if engine is not None else make_engine(config)
-        elif config.grade_judge.startswith(PY_PREFIX):
-            judge_engine = load_py_object(config.grade_judge)
-        else:
-            from slowthink.engines import load_engine
-
-            judge_engine = load_engine(config.grade_judge)
+        else:  # an engine spec of its own, built like the policy's
+            judge_engine = make_engine(replace(config, engine=config.grade_judge, model=None))
         grader.judge = AnswerJudge(judge_engine)
         grader.run_judge(todo)
     return grader

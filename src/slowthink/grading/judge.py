@@ -59,10 +59,6 @@ def judge_eligible(g: Grade, pred: str | None, problem: Problem) -> bool:
     return g.method == "number" and parse_number(g.pred_norm or pred) is None
 
 
-def _head(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + " ..."
-
-
 class AnswerJudge:
     """Batched answer-equivalence judge on any engine (the policy model, a served larger model ...)."""
 
@@ -75,12 +71,12 @@ class AnswerJudge:
 
     def _request(self, pred: str, problem: Problem) -> Request:
         from slowthink.formats.base import user_prompt
-        from slowthink.prompts import get_template
+        from slowthink.prompts import clip_head, get_template
 
         user = get_template("grading.judge.user").format(
-            question=_head(user_prompt(problem), self.max_question_chars),
-            gold=_head(gold_text(problem.answer) or "", self.max_answer_chars),
-            pred=_head(pred, self.max_answer_chars),
+            question=clip_head(user_prompt(problem), self.max_question_chars),
+            gold=clip_head(gold_text(problem.answer) or "", self.max_answer_chars),
+            pred=clip_head(pred, self.max_answer_chars),
         )
         return Request(
             messages=[Message("system", get_template("grading.judge.system")), Message("user", user)],

@@ -25,3 +25,15 @@ def get_template(name: str) -> str:
         return TEMPLATES[name]
     except KeyError:
         raise KeyError(f"unknown prompt template '{name}'; known: {', '.join(sorted(TEMPLATES))}") from None
+
+
+def clip_head(text: str, limit: int) -> str:
+    """``text`` stripped, cut to its first ``limit`` characters with a ``[...]`` mark (prompt budgets)."""
+    text = text.strip()
+    return text if len(text) <= limit else text[:limit].rstrip() + " [...]"
+
+
+def clip_tail(text: str, limit: int) -> str:
+    """``text`` stripped, cut to its last ``limit`` characters with a ``[...]`` mark."""
+    text = text.strip()
+    return text if len(text) <= limit else "[...] " + text[-limit:].lstrip()

@@ -61,17 +61,12 @@ def _fields(module: str, cls: str) -> set[str]:
 
 def _fragment_options(name: str, fragment: str, valid: set[str]) -> dict[str, Any]:
     """``swap=true,top_logprobs=5`` -> options, typed like YAML; unknown keys are one clear error."""
-    from slowthink.benchmarks.base import scalar
+    from slowthink.benchmarks.base import parse_kv
 
-    out: dict[str, Any] = {}
-    for item in fragment.split(","):
-        key, eq, value = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not eq or not key:
-            raise SlowthinkError(f"scorer '{name}#{fragment}': write options as key=value,key=value")
+    out = {k.replace("-", "_"): v for k, v in parse_kv(fragment, what=f"'{name}' option").items()}
+    for key in out:
         if key not in valid:
             raise SlowthinkError(f"scorer '{name}' has no option '{key}'; valid: {', '.join(sorted(valid))}")
-        out[key] = scalar(value.strip())
     return out
 
 

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from slowthink.formats.base import user_prompt
-from slowthink.prompts import get_template
+from slowthink.prompts import clip_head, clip_tail, get_template
 from slowthink.scorers.base import Comparison, ScoreQuery, ScoreResult, Verdict
 from slowthink.types import Completion, Message, Problem, Request, SlowthinkError
 
@@ -282,16 +282,6 @@ class JudgeStats:
     notes: list[str] = field(default_factory=list)
 
 
-def _head(text: str, limit: int) -> str:
-    text = text.strip()
-    return text if len(text) <= limit else text[:limit].rstrip() + " [...]"
-
-
-def _tail(text: str, limit: int) -> str:
-    text = text.strip()
-    return text if len(text) <= limit else "[...] " + text[-limit:].lstrip()
-
-
 # --- the judge --------------------------------------------------------------------------------
 class LLMJudge:
     """An LLM judge on any engine: pairwise ``compare``, ``precheck`` and pointwise ``score``.
@@ -329,7 +319,7 @@ class LLMJudge:
         return [Message("system", get_template("judge.system")), Message("user", user, images=images)]
 
     def _question(self, problem: Problem) -> str:
-        return _head(user_prompt(problem), self.config.max_question_chars)
+        return clip_head(user_prompt(problem), self.config.max_question_chars)
 
     def _request(
         self, messages: list[Message], prefix: str, max_tokens: int, stop: Sequence[str] = ()
@@ -369,15 +359,15 @@ class LLMJudge:
         cfg = self.config
         first, second = (c.b, c.a) if swapped else (c.a, c.b)
         prefix = (
-            _tail(c.prefix, cfg.max_prefix_chars)
+            clip_tail(c.prefix, cfg.max_prefix_chars)
             if c.prefix.strip()
             else get_template("judge.pair.empty_prefix")
         )
         body = get_template(f"judge.pair.{stage}").format(
             question=self._question(c.problem),
             prefix=prefix,
-            response_1=_head(first, cfg.max_candidate_chars),
-            response_2=_head(second, cfg.max_candidate_chars),
+            response_1=clip_head(first, cfg.max_candidate_chars),
+            response_2=clip_head(second, cfg.max_candidate_chars),
         )
         fmt = get_template("judge.pair.format_reason" if cfg.reason_first else "judge.pair.format")
         return body + "\n" + fmt
@@ -470,7 +460,7 @@ class LLMJudge:
         requests = []
         for p, r in zip(problems, responses):
             user = get_template("judge.precheck").format(
-                question=self._question(p), response=_head(r, cfg.max_candidate_chars + cfg.max_prefix_chars)
+                question=self._question(p), response=clip_head(r, cfg.max_candidate_chars + cfg.max_prefix_chars)
             )
             requests.append(self._request(self._messages(p, user), prefix, cfg.verdict_max_tokens, ["\n"]))
         checks = []
@@ -501,8 +491,8 @@ class LLMJudge:
         hist = "\n".join(s.strip() for s in history if s.strip())
         return get_template("judge.step").format(
             question=self._question(problem),
-            history=_tail(hist, cfg.max_prefix_chars) if hist else get_template("judge.step.empty_history"),
-            step=_head(step, cfg.max_candidate_chars),
+            history=clip_tail(hist, cfg.max_prefix_chars) if hist else get_template("judge.step.empty_history"),
+            step=clip_head(step, cfg.max_candidate_chars),
         )
 
     def score(self, queries: Sequence[ScoreQuery]) -> list[ScoreResult]:

@@ -31,6 +31,9 @@ class Problem:
     multiple-choice question, in order (option letters A, B, C, ... are implied). ``answer`` is the
     gold answer when known (for grading); ``answer_type`` tells the grader how to compare and
     ``precision`` is the number of decimals for float answers (MathVista convention).
+    ``abs_tol`` / ``rel_tol`` accept a numeric answer within that absolute error
+    (``|pred - gold| <= abs_tol``) or relative error (``<= rel_tol * |gold|``; absolute when the
+    gold is 0). A number is right when it is equal or any of the rules set accepts it.
     """
 
     id: str
@@ -41,9 +44,17 @@ class Problem:
     answer_type: str = "auto"
     precision: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    abs_tol: float | None = None
+    rel_tol: float | None = None
 
     def __post_init__(self) -> None:
         self.id = str(self.id)
+        for name in ("abs_tol", "rel_tol"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not 0 <= float(value) < float("inf")):
+                raise ValueError(f"Problem.{name} must be a finite number >= 0, got {value!r}")
+            if value is not None:
+                setattr(self, name, float(value))
         if self.answer is not None and not isinstance(self.answer, str):
             self.answer = str(self.answer)
         if self.answer_type not in ANSWER_TYPES:
@@ -177,6 +188,9 @@ class Node:
     depth: int = 0
     kind: str = "root"
     score: float | None = None
+    """The path score: the scorer's step scores of the path up to here, aggregated (or judge wins)."""
+    step_score: float | None = None
+    """This node's own step score (the scorer's last entry for the path); ``None`` = unknown/unscored."""
     finish_reason: str | None = None
     generated_tokens: int = 0
     final: bool = False

@@ -27,6 +27,7 @@ IMAGE_UNREADABLE = "image unreadable"
 BAD_IMAGE_DATA = "bad image data"
 BAD_CHOICES = "bad choices"
 ANSWER_NOT_IN_CHOICES = "answer not in choices"
+BAD_TOLERANCE = "bad tolerance"
 DUPLICATE_ID = "duplicate id"
 MALFORMED_RECORD = "malformed record"
 
@@ -41,34 +42,46 @@ SKIP_REASONS: tuple[str, ...] = (
     BAD_IMAGE_DATA,
     BAD_CHOICES,
     ANSWER_NOT_IN_CHOICES,
+    BAD_TOLERANCE,
     DUPLICATE_ID,
     MALFORMED_RECORD,
 )
 
-# Answer-type names found in benchmark files -> slowthink answer types.
+# Answer-type names found in benchmark files -> slowthink answer types. Keys are lower case with
+# spaces and dashes as underscores ("Multiple Choice", "multi-choice" -> "multiple_choice").
 ANSWER_TYPE_ALIASES: dict[str, str] = {
     "auto": "auto",
     "number": "number",
     "numeric": "number",
+    "numerical": "number",
     "integer": "number",
     "int": "number",
     "float": "number",
+    "decimal": "number",
+    "real": "number",
     "choice": "choice",
     "multi_choice": "choice",
-    "multi-choice": "choice",
+    "multichoice": "choice",
     "multiple_choice": "choice",
-    "multiple-choice": "choice",
+    "multiple_choices": "choice",
     "mc": "choice",
     "mcq": "choice",
     "text": "text",
     "str": "text",
     "string": "text",
+    "yes_no": "text",
+    "bool": "text",
+    "boolean": "text",
     "latex": "latex",
     "math": "latex",
     "expression": "latex",
+    "formula": "latex",
     "list": "list",
     "free_form": "auto",
-    "free-form": "auto",
+    "freeform": "auto",
+    "open": "auto",
+    "open_ended": "auto",
+    "short_answer": "auto",
 }
 
 _NUMBER_RE = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
@@ -225,13 +238,50 @@ def guess_answer_type(answer: str | None) -> str:
 
 
 def normalize_answer_type(value: Any) -> str | None:
-    """Map a file's answer-type name to a slowthink one; None when unknown.
+    """Map a file's answer-type name (any case; spaces, dashes or underscores) to a slowthink one;
+    None when unknown.
 
-    >>> normalize_answer_type("integer"), normalize_answer_type("multi_choice"), normalize_answer_type("x")
+    >>> normalize_answer_type("integer"), normalize_answer_type("Multiple Choice"), normalize_answer_type("free form")
+    ('number', 'choice', 'auto')
+    >>> normalize_answer_type("float"), normalize_answer_type("multi-choice"), normalize_answer_type("x")
     ('number', 'choice', None)
     """
     s = text_or_none(value)
-    return ANSWER_TYPE_ALIASES.get(s.lower()) if s else None
+    return ANSWER_TYPE_ALIASES.get(re.sub(r"[\s_-]+", "_", s.lower())) if s else None
+
+
+def parse_tolerance(value: Any, name: str) -> float | None:
+    """A tolerance from a data cell (``0.001``, ``"1e-3"``); None when empty; :class:`SkipRow`
+    (``bad tolerance``) when it is not a finite number >= 0.
+
+    >>> parse_tolerance("1e-3", "abs_tol"), parse_tolerance(None, "abs_tol"), parse_tolerance(0.5, "rel_tol")
+    (0.001, None, 0.5)
+    """
+    if (
+        value is None
+        or (isinstance(value, str) and not value.strip())
+        or (isinstance(value, float) and value != value)
+    ):
+        return None
+    try:
+        return check_tolerance(value, name)
+    except SlowthinkError:
+        raise SkipRow(BAD_TOLERANCE) from None
+
+
+def check_tolerance(value: Any, name: str) -> float:
+    """``value`` as a finite float >= 0, or one :class:`SlowthinkError` line naming the fix.
+
+    >>> check_tolerance(0.001, "abs_tol")
+    0.001
+    """
+    try:
+        tol = float(value) if not isinstance(value, bool) else -1.0
+    except (TypeError, ValueError):
+        tol = -1.0
+    if not 0 <= tol < float("inf"):
+        raise SlowthinkError(f"{name} must be a finite number >= 0, got {value!r}; e.g. {name}=0.001")
+    return tol
 
 
 def parse_precision(value: Any) -> int | None:

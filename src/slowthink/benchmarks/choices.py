@@ -110,6 +110,45 @@ def parse_inline_choices(question: str) -> tuple[str, list[str] | None]:
     return stem, options
 
 
+_MARK_RE = re.compile(r"\(([A-Z])\)|(?<![A-Za-z0-9])([A-Z])\s*([.:)．：])(?![A-Za-z0-9])")
+_SEP_CHARS = " \t\r\n;,|"
+
+
+def split_marked_options(text: str) -> list[str] | None:
+    """Option texts of ONE string whose options carry letter markers, or None.
+
+    Markers are ``A.``, ``A)``, ``A:`` or ``(A)``, all of one style, the first at the start; the
+    options are separated by ``;``, new lines or just spaces, and may hold commas. Letters must
+    run A, B, C, ... (a marker-looking ``B.`` inside an option that is not the next letter
+    stays text); every option must have text.
+
+    >>> split_marked_options("A. 300, 400;B. 400, 300;C. 3000, 4000;D. 4000, 3000; E. No correct answer")
+    ['300, 400', '400, 300', '3000, 4000', '4000, 3000', 'No correct answer']
+    >>> split_marked_options("(A) 12 (B) 15 (C) 18"), split_marked_options("A) x\\nB) y")
+    (['12', '15', '18'], ['x', 'y'])
+    >>> split_marked_options("A. only one"), split_marked_options("plain text")
+    (None, None)
+    """
+    s = text.strip()
+    first = _MARK_RE.match(s)
+    if first is None or (first.group(1) or first.group(2)) != "A":
+        return None
+    style = "()" if first.group(1) else first.group(3)
+    marks = [first]
+    for m in _MARK_RE.finditer(s, first.end()):
+        letter, this_style = (m.group(1), "()") if m.group(1) else (m.group(2), m.group(3))
+        if this_style != style or len(marks) >= len(LETTERS) or letter != LETTERS[len(marks)]:
+            continue
+        if m.start() > 0 and s[m.start() - 1] not in _SEP_CHARS:
+            continue  # "x(B)" or "2B." are not markers
+        marks.append(m)
+    if len(marks) < 2:
+        return None
+    ends = [m.start() for m in marks[1:]] + [len(s)]
+    options = [s[m.end() : e].strip(_SEP_CHARS) for m, e in zip(marks, ends, strict=True)]
+    return options if all(options) else None
+
+
 def _options_by_line(tail: str) -> list[str] | None:
     options: list[str] = []
     for line in tail.split("\n"):

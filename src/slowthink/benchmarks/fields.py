@@ -8,7 +8,9 @@ A mapping is written as a CLI string, a dict, inline YAML, or a YAML/JSON file::
     "fields.yaml"                                   # a mapping, or a file with a `fields:` key
 
 Keys ``question``, ``answer``, ``choices``, ``image`` (alias ``images``), ``id``, ``category``,
-``answer_type`` and ``precision`` fill the :class:`~slowthink.types.Problem`; any other key copies
+``answer_type`` (words such as ``float``, ``integer``, ``multiple choice``, ``free form``),
+``precision`` (decimals), ``abs_tol`` and ``rel_tol`` (per-problem number tolerances) fill the
+:class:`~slowthink.types.Problem`; any other key copies
 that source field into ``meta``. Source names may be dotted to reach nested values
 (``metadata.category``). Keys left out are guessed from common names (``question``/``problem``/
 ``query``..., ``answer``/``final_answer``..., ``choices``/``options`` or columns ``A``, ``B``...).
@@ -34,6 +36,8 @@ CORE_FIELDS: tuple[str, ...] = (
     "category",
     "answer_type",
     "precision",
+    "abs_tol",
+    "rel_tol",
 )
 _ALIASES = {"images": "image", "options": "choices", "image_path": "image"}
 
@@ -68,6 +72,8 @@ AUTO_NAMES: dict[str, tuple[str, ...]] = {
     "category": ("category", "subject", "type", "task", "l2-category", "l2_category"),
     "answer_type": ("answer_type",),
     "precision": ("precision",),
+    "abs_tol": ("abs_tol",),
+    "rel_tol": ("rel_tol",),
 }
 # Well-known fields copied into meta when present and not mapped elsewhere.
 AUTO_META: tuple[str, ...] = (
@@ -95,7 +101,7 @@ class FieldMap:
 
     Example:
         >>> FieldMap.parse("question=problem,answer=solution,level=level")
-        FieldMap(question='problem', answer='solution', choices=None, image=None, id=None, category=None, answer_type=None, precision=None, meta={'level': 'level'})
+        FieldMap(question='problem', answer='solution', choices=None, image=None, id=None, category=None, answer_type=None, precision=None, abs_tol=None, rel_tol=None, meta={'level': 'level'})
         >>> FieldMap.parse({"question": "q", "choices": "A|B|C"}).choices
         ['A', 'B', 'C']
     """
@@ -108,6 +114,8 @@ class FieldMap:
     category: str | None = None
     answer_type: str | None = None
     precision: str | None = None
+    abs_tol: str | None = None
+    rel_tol: str | None = None
     meta: dict[str, str] = field(default_factory=dict)
 
     @classmethod

@@ -13,6 +13,11 @@ Example (Python, CLI-style strings, or YAML)::
     fields: {question: problem, answer: answer, category: metadata.subject}
     answer_type: latex
 
+Grading rules per row come from mapped fields (``answer_type=type`` with words such as
+``float``/``multiple choice``/``free form``, ``precision=digits``, ``abs_tol=tol``,
+``rel_tol=rtol``); ``abs_tol=``/``rel_tol=``/``precision=`` loader options (any benchmark, see
+:func:`~slowthink.benchmarks.load_benchmark`) fill the rows that have none.
+
 See :mod:`slowthink.benchmarks.fields` for the mapping syntax and the names guessed when a key is
 left out. Multiple-choice rows: the gold may be a letter (``"B"``, ``"(B)"``) or an option text
 (kept as given; the letter goes to ``meta["answer_letter"]``).
@@ -37,9 +42,10 @@ from slowthink.benchmarks.base import (
     last_boxed,
     normalize_answer_type,
     parse_precision,
+    parse_tolerance,
     text_or_none,
 )
-from slowthink.benchmarks.choices import LETTERS, choice_answer
+from slowthink.benchmarks.choices import LETTERS, choice_answer, split_marked_options
 from slowthink.benchmarks.fields import FieldMap
 from slowthink.benchmarks.files import detect_format, read_records
 from slowthink.benchmarks.gsm8k import final_answer
@@ -153,7 +159,7 @@ class _RowReader:
         answer_type = self.fixed_type or (
             normalize_answer_type(get_path(rec, fm.answer_type)) if fm.answer_type else None
         )
-        if answer_type is None:
+        if answer_type is None or (choices and answer_type == "auto"):  # "free form" with options
             answer_type = "choice" if choices else guess_answer_type(answer)
         if choices and answer is not None and answer_type == "choice":
             answer, meta["answer_letter"] = choice_answer(answer, choices)
@@ -167,6 +173,8 @@ class _RowReader:
             answer_type=answer_type,
             precision=parse_precision(get_path(rec, fm.precision)) if fm.precision else None,
             meta=meta,
+            abs_tol=parse_tolerance(get_path(rec, fm.abs_tol), "abs_tol") if fm.abs_tol else None,
+            rel_tol=parse_tolerance(get_path(rec, fm.rel_tol), "rel_tol") if fm.rel_tol else None,
         )
 
     def _answer(self, rec: dict[str, Any]) -> str | None:
@@ -202,10 +210,14 @@ def _checked(values: list[str]) -> list[str] | None:
 
 
 def parse_choices(value: Any) -> list[str] | None:
-    """Option texts from a cell: a list, a JSON list string, a ``{"A": ..., "B": ...}`` dict, or lines.
+    """Option texts from a cell: a list, a JSON list string, a ``{"A": ..., "B": ...}`` dict, one
+    string with letter markers (``A. x;B. y``, ``(A) 12 (B) 15``, one ``A. x`` per line; see
+    :func:`~slowthink.benchmarks.choices.split_marked_options`), or one option per line.
 
     >>> parse_choices('["1", "2"]'), parse_choices({"B": "y", "A": "x"}), parse_choices("x\\ny"), parse_choices(None)
     (['1', '2'], ['x', 'y'], ['x', 'y'], None)
+    >>> parse_choices("A. 300, 400;B. 400, 300"), parse_choices("(A) 12 (B) 15 (C) 18")
+    (['300, 400', '400, 300'], ['12', '15', '18'])
     """
     if value is None or (isinstance(value, float) and value != value):
         return None
@@ -223,6 +235,9 @@ def parse_choices(value: Any) -> list[str] | None:
             except json.JSONDecodeError:
                 raise SkipRow(BAD_CHOICES) from None
             return parse_choices(parsed) if isinstance(parsed, list) else None
+        marked = split_marked_options(s)
+        if marked is not None:
+            return _checked(marked)
         lines = [ln.strip() for ln in s.splitlines() if ln.strip()]
         if len(lines) >= 2:
             return _checked(lines)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from slowthink.benchmarks import gsm8k, mathv, mathverse, mathvista, vlmeval
-from slowthink.benchmarks.base import Collector, LoadResult, nothing_usable, scalar
+from slowthink.benchmarks.base import Collector, LoadResult, check_tolerance, nothing_usable, scalar
 from slowthink.benchmarks.files import FORMATS, resolve_path
 from slowthink.benchmarks.generic import load_generic
 from slowthink.benchmarks.reasoning_gym import load_reasoning_gym
@@ -108,7 +108,9 @@ ALIASES: dict[str, str] = {
     "parquet": "jsonl",
     "generic": "jsonl",
 }
-_CENTRAL_OPTIONS = ("category_by",)
+_CENTRAL_OPTIONS = ("category_by", "abs_tol", "rel_tol", "precision")
+#: Grading-rule options every loader takes: they fill the problems that set no value of their own.
+RULE_OPTIONS = ("abs_tol", "rel_tol", "precision")
 
 
 def benchmark_names() -> list[str]:
@@ -148,7 +150,10 @@ def load_benchmark(
             ``$SLOWTHINK_DATA``, else inside ``../shared/data`` next to the repository.
         limit: keep at most this many problems (the first ones, in file order).
         options: loader options (see each loader), plus ``category_by=META_KEY`` to set
-            ``meta["category"]`` from another meta key (e.g. ``problem_version``).
+            ``meta["category"]`` from another meta key (e.g. ``problem_version``), and the
+            grading rules of numeric answers for every problem that has none of its own (from a
+            mapped field or the benchmark's file): ``abs_tol=0.001`` (``|pred - gold| <= 0.001``),
+            ``rel_tol=0.01`` (relative), ``precision=2`` (compare rounded to 2 decimals).
 
     Returns a :class:`LoadResult` with the problems and the skipped rows counted by reason.
     Raises :class:`SlowthinkError` (one line) for an unknown name or option, a missing or
@@ -165,6 +170,7 @@ def load_benchmark(
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
         raise SlowthinkError(f"limit must be a positive integer, got {limit!r}")
     category_by = options.pop("category_by", None)
+    rules = _rule_options(options)
     opts = {**info.presets, **options}
     if task is not None and info.task_arg is not None:
         opts[info.task_arg] = task
@@ -189,7 +195,29 @@ def load_benchmark(
         raise nothing_usable(label, source, col.skipped)
     if category_by is not None:
         _recategorize(col, str(category_by))
+    for p in col.problems:
+        for key, value in rules.items():
+            if getattr(p, key) is None:
+                setattr(p, key, value)
     return col.result(source)
+
+
+def _rule_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Pop and check ``abs_tol`` / ``rel_tol`` / ``precision`` (one clear error for a bad value)."""
+    rules: dict[str, Any] = {}
+    for key in RULE_OPTIONS:
+        value = options.pop(key, None)
+        if value is None:
+            continue
+        if key == "precision":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise SlowthinkError(
+                    f"precision must be a whole number of decimals >= 0, got {value!r}; e.g. precision=2"
+                )
+            rules[key] = value
+        else:
+            rules[key] = check_tolerance(value, key)
+    return rules
 
 
 def _describe(opts: Mapping[str, Any]) -> str:

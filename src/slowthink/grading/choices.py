@@ -131,13 +131,27 @@ def _exact_option(key: str, choices: Sequence[str]) -> str | None:
     return None
 
 
-def _multi_letters(s: str, n: int | None) -> str | None:
+def _letter_list(s: str) -> list[str] | None:
+    """The letters of ``A, C`` / ``A and C`` / ``A, b, c``, upper-cased; None unless ``s`` is
+    only two or more single letters. Lower-case letters count only with a separator that is not
+    a space (``I a`` is words)."""
     tokens = _MULTI_SEP.sub(" ", s).split()
-    if len(tokens) < 2 or any(len(t) != 1 or t not in LETTERS for t in tokens):
+    if len(tokens) < 2 or any(len(t) != 1 or t.upper() not in LETTERS for t in tokens):
+        return None
+    if any(t.islower() for t in tokens) and not re.search(r"[,;/&]|\band\b", s):
+        return None
+    return [t.upper() for t in tokens]
+
+
+def _multi_letters(s: str, n: int | None) -> str | None:
+    """``'A,C'`` for a reply naming several options; ``''`` for a letter list that names a
+    letter beyond the options (no answer, and never its first letter alone); None otherwise."""
+    tokens = _letter_list(s)
+    if tokens is None:
         return None
     letters = sorted(set(tokens))
-    if len(letters) < 2 or any(_in_range(x, n) is None for x in letters):
-        return None
+    if any(_in_range(x, n) is None for x in letters):
+        return ""
     return ",".join(letters)
 
 
@@ -185,7 +199,8 @@ def match_choice(text: str | None, choices: Sequence[str] | None, *, text_first:
     """The option letter ``text`` names, or None.
 
     In order: a bare letter (``B``, ``(b)``, ``B.``); the exact option text (after light
-    normalisation); several letters (``C, D`` -> ``'C,D'``); a leading letter (``B: 12 cm``,
+    normalisation); several letters (``C, D`` -> ``'C,D'``, ``A, b, c`` -> ``'A,B,C'``: never the
+    first letter alone); a leading letter (``B: 12 cm``,
     ``Option A``, ``option (b)``, ``(C) 5``); the same number as exactly one option (``145`` for
     ``145°``); exactly one option text contained in ``text``; a clear fuzzy winner. Letters
     beyond the options are ignored. ``text_first`` checks the exact option text before the bare
@@ -218,9 +233,12 @@ def match_choice(text: str | None, choices: Sequence[str] | None, *, text_first:
         hit = _exact_option(key, choices)
         if hit:
             return hit
-    for found in (_multi_letters(s, n), _prefix_letter(s, n)):
-        if found:
-            return found
+    several = _multi_letters(s, n)
+    if several is not None:  # "A, b, c" names three options, never the single answer "A"
+        return several or None
+    found = _prefix_letter(s, n)
+    if found:
+        return found
     if not choices:
         return None
     for found in (_numeric_option(s, choices), _contained_option(key, choices)):

@@ -2,9 +2,11 @@
 
 1. Multiple choice: the predicted letter (or option text, matched back to its letter) against
    the gold letter or gold option text (MathVista gives the text, MathVerse/MATH-V a letter).
-2. Numbers: equal exactly; with ``problem.precision`` after MathVista's rounding
-   (``round(float(pred), precision)``); with ``tolerance`` within that relative error
-   (DynaMath-style ``1e-3``; absolute when the gold is 0).
+2. Numbers: equal exactly, or accepted by any rule the problem sets (:class:`NumberRules`):
+   ``problem.precision`` after MathVista's rounding (``round(float(pred), precision)``);
+   ``problem.abs_tol`` within that absolute error (``|pred - gold| <= 1e-3``);
+   ``problem.rel_tol`` within that relative error (DynaMath-style ``1e-3``; absolute when the
+   gold is 0). ``grade(tolerance=...)`` replaces them all with one relative tolerance.
 3. Lists, tuples, intervals: element-wise with the same brackets (``list`` answers ignore
    bracket kind; sets ignore order).
 4. Strings: equal after light normalisation.
@@ -16,6 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -90,16 +94,49 @@ def _is_letter_key(key: str | None) -> bool:
     return bool(key) and all(len(x) == 1 and x in LETTERS for x in key.split(","))
 
 
-def _numbers_equal(p: Fraction, g: Fraction, precision: int | None, tolerance: float | None) -> bool:
-    if tolerance is not None:
-        tol = Fraction(tolerance)
-        return abs(p - g) <= (tol * abs(g) if g != 0 else tol)
-    if precision is not None:
-        try:
-            return round(float(p), int(precision)) == round(float(g), int(precision))
-        except OverflowError:
-            return p == g
-    return p == g
+def _exact(tol: float) -> Fraction:
+    """``0.001`` as exactly 1/1000 (not the binary float), so a difference of exactly the
+    tolerance is inside it."""
+    return Fraction(repr(float(tol)))
+
+
+@dataclass(frozen=True)
+class NumberRules:
+    """When two numbers count as the same answer: equal, or within any rule that is set.
+
+    >>> NumberRules(abs_tol=1e-3).equal(Fraction("2.094"), Fraction("2.0944"))
+    True
+    >>> NumberRules().equal(Fraction("2.094"), Fraction("2.0944"))
+    False
+    """
+
+    precision: int | None = None
+    abs_tol: float | None = None
+    rel_tol: float | None = None
+
+    @classmethod
+    def of(cls, problem: Problem, tolerance: float | None = None) -> NumberRules:
+        """The problem's rules; ``tolerance`` (a relative tolerance) replaces them all."""
+        if tolerance is not None:
+            return cls(rel_tol=tolerance)
+        return cls(problem.precision, problem.abs_tol, problem.rel_tol)
+
+    def equal(self, p: Fraction, g: Fraction) -> bool:
+        if p == g:
+            return True
+        diff = abs(p - g)
+        if self.abs_tol is not None and diff <= _exact(self.abs_tol):
+            return True
+        if self.rel_tol is not None:
+            tol = _exact(self.rel_tol)
+            if diff <= (tol * abs(g) if g != 0 else tol):
+                return True
+        if self.precision is not None:
+            try:
+                return round(float(p), int(self.precision)) == round(float(g), int(self.precision))
+            except OverflowError:
+                return False
+        return False
 
 
 def _math_verify(gold: str, pred: str, timeout_s: float) -> tuple[bool, str, str | None]:
@@ -107,13 +144,29 @@ def _math_verify(gold: str, pred: str, timeout_s: float) -> tuple[bool, str, str
     return r.equivalent, "math_verify", r.note
 
 
+def number_rules_summary(problems: Iterable[Problem]) -> dict[str, dict[str, int]]:
+    """How many problems grade numbers under each rule value (``metrics.json`` records it):
+    ``{"precision": {"2": 40}, "abs_tol": {"0.001": 60}, "rel_tol": {}}``.
+
+    >>> number_rules_summary([Problem("1", "q", abs_tol=0.001), Problem("2", "q", precision=2)])
+    {'precision': {'2': 1}, 'abs_tol': {'0.001': 1}, 'rel_tol': {}}
+    """
+    out: dict[str, Counter[str]] = {k: Counter() for k in ("precision", "abs_tol", "rel_tol")}
+    for p in problems:
+        for key, counts in out.items():
+            value = getattr(p, key)
+            if value is not None:
+                counts[repr(value)] += 1
+    return {k: dict(sorted(v.items())) for k, v in out.items()}
+
+
 def _scalar(
-    pred: str, gold: str, precision: int | None, tolerance: float | None, timeout_s: float, number_only: bool
+    pred: str, gold: str, rules: NumberRules, timeout_s: float, number_only: bool
 ) -> tuple[bool, str, str | None]:
     g, p = parse_number(gold), parse_number(pred)
     if g is not None and p is not None:
-        return _numbers_equal(p, g, precision, tolerance), "number", None
-    if scalar_key(pred, precision) == scalar_key(gold, precision):
+        return rules.equal(p, g), "number", None
+    if scalar_key(pred, rules.precision) == scalar_key(gold, rules.precision):
         return True, "number" if g is not None else "string", None
     if g is not None and not _MATHY.search(pred):  # a number against words
         return False, "number", None
@@ -135,7 +188,7 @@ def _brackets_ok(g: tuple[str, str], p: tuple[str, str], list_type: bool) -> boo
 def _compare(
     pred: str, gold: str, problem: Problem, tolerance: float | None, timeout_s: float
 ) -> tuple[bool, str, str | None]:
-    atype, precision = problem.answer_type, problem.precision
+    atype, rules = problem.answer_type, NumberRules.of(problem, tolerance)
     if atype == "text":
         return latex_light(pred) == latex_light(gold), "string", None
     list_type = atype == "list"
@@ -151,7 +204,7 @@ def _compare(
             pitems = sorted(pitems, key=lambda x: scalar_key(x) or "")
         notes = []
         for p_item, g_item in zip(pitems, gitems):
-            ok, _, note = _scalar(p_item, g_item, precision, tolerance, timeout_s, number_only=False)
+            ok, _, note = _scalar(p_item, g_item, rules, timeout_s, number_only=False)
             if note:
                 notes.append(note)
             if not ok:
@@ -159,7 +212,7 @@ def _compare(
         return True, "list", "; ".join(notes) or None
     if list_type and gseq is not None:
         return False, "list", None
-    return _scalar(pred, gold, precision, tolerance, timeout_s, number_only=atype == "number")
+    return _scalar(pred, gold, rules, timeout_s, number_only=atype == "number")
 
 
 def _option_by_math(pred: str, choices: list[str], timeout_s: float) -> str | None:
@@ -187,7 +240,8 @@ def grade(
 
     ``pred`` is an extracted answer (a whole response, one with an answer cue or a long
     multi-line text, is extracted first).
-    ``tolerance`` is a relative tolerance for numbers (overrides ``problem.precision``);
+    Numbers follow the problem's ``precision``/``abs_tol``/``rel_tol`` (:class:`NumberRules`);
+    ``tolerance``, a relative tolerance, replaces them;
     ``timeout_s`` bounds a math-verify call. Never raises on bad answers, never hangs.
 
     >>> grade("$18.00", Problem(id="1", question="q", answer="18")).correct

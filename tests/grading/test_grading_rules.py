@@ -1,0 +1,96 @@
+"""Number rules per problem (precision, abs_tol, rel_tol) and multi-letter replies."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+
+from slowthink.grading import NumberRules, extract_answer, grade, normalize_answer, number_rules_summary
+from slowthink.types import Problem
+
+MC4 = ["135°", "140°", "145°", "150°"]
+
+
+def P(answer: str, **kw) -> Problem:
+    return Problem(id="t", question="q", answer=answer, **kw)
+
+
+@pytest.mark.parametrize(
+    ("pred", "problem", "correct"),
+    [
+        ("2.094", P("2.0944"), False),  # exact by default
+        ("2.094", P("2.0944", abs_tol=1e-3), True),
+        ("2.0954", P("2.0944", abs_tol=1e-3), True),  # exactly the tolerance away: inside
+        ("2.0955", P("2.0944", abs_tol=1e-3), False),
+        ("100.05", P("100", abs_tol=1e-3), False),  # absolute, not relative
+        ("100.05", P("100", rel_tol=1e-3), True),  # relative
+        ("0.0005", P("0", rel_tol=1e-3), True),  # relative is absolute when the gold is 0
+        ("2.09", P("2.0944", precision=2), True),  # rounded to 2 decimals
+        ("2.1", P("2.0944", precision=2, abs_tol=1e-3), False),  # no rule accepts it
+        ("2.0951", P("2.0944", precision=2, abs_tol=1e-3), True),  # 2.10 vs 2.09, but within 0.001
+        ("[2.094, 5]", P("[2.0944, 5]", abs_tol=1e-3, answer_type="list"), True),  # element-wise
+        ("x = 2.094 m", P("2.0944", abs_tol=1e-3), True),  # label and unit dropped
+    ],
+)
+def test_number_rules(pred, problem, correct):
+    g = grade(pred, problem)
+    assert g.correct is correct, g
+
+
+def test_tolerance_argument_replaces_the_problems_rules():
+    p = P("2.0944", abs_tol=1e-3)
+    assert grade("2.094", p).correct
+    assert not grade("2.094", p, tolerance=1e-6).correct
+
+
+def test_rules_and_summary():
+    assert NumberRules.of(P("1", precision=1, abs_tol=0.5)) == NumberRules(1, 0.5, None)
+    assert NumberRules(rel_tol=0.1).equal(Fraction(-105, 100), Fraction(-1))
+    problems = [P("1", abs_tol=0.001), P("2", abs_tol=0.001), P("3", precision=4), P("4")]
+    assert number_rules_summary(problems) == {"precision": {"4": 1}, "abs_tol": {"0.001": 2}, "rel_tol": {}}
+
+
+@pytest.mark.parametrize("bad", [-0.1, float("inf"), True])
+def test_problem_rejects_a_bad_tolerance(bad):
+    with pytest.raises(ValueError, match="abs_tol must be a finite number >= 0"):
+        P("1", abs_tol=bad)
+
+
+def test_problem_round_trips_its_rules():
+    p = P("2.0944", abs_tol=0.001, rel_tol=0.01, precision=3)
+    assert Problem.from_dict(p.to_dict()) == p
+    assert Problem.from_dict({"id": "1", "question": "q"}).abs_tol is None  # records written before
+
+
+# --------------------------------------------------------------------------- several letters
+
+
+@pytest.mark.parametrize("reply", ["A, b, c", "A, B, C", "a, b and c", "A; c", "A and C", "A/B"])
+def test_multi_letter_reply_is_not_the_single_answer_a(reply):
+    p = P("135°", choices=MC4, answer_type="choice")  # gold A
+    g = grade(reply, p)
+    assert not g.correct, g
+    assert g.pred_norm is not None and "," in g.pred_norm  # read as several options, not as "A"
+    assert "," in (extract_answer(f"The answer is {reply}.", p) or "")
+
+
+def test_multi_letter_reply_right_when_the_gold_names_the_same_options():
+    p = P("A, C", choices=MC4, answer_type="list")
+    assert grade("a, c", p).correct and grade("C and A", p).correct and not grade("A", p).correct
+
+
+@pytest.mark.parametrize(
+    ("reply", "correct"),
+    [
+        ("A, b, z", False),  # a letter beyond the options: no option, never "A"
+        ("A, 12 cm", True),  # one letter with some text
+        ("A.", True),
+        ("I a", False),  # words, not letters
+        ("C", False),
+    ],
+)
+def test_letter_lists_and_single_letters(reply, correct):
+    p = P("135°", choices=MC4)  # gold A
+    assert grade(reply, p).correct is correct
+    assert (normalize_answer(reply, p) == "A") is correct

@@ -103,7 +103,8 @@ def eval_command(
         typer.Option(
             "--benchmark-option",
             "-O",
-            help="Loader option key=value (repeatable): size=100, seed=1234, split=test, min_terms=2, ...",
+            help="Loader option key=value (repeatable): size=100, seed=1234, split=test, min_terms=2, ...; "
+            "grading rules of every benchmark: abs_tol=0.001, rel_tol=0.01, precision=2.",
         ),
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Evaluate the first LIMIT problems only.")] = None,

@@ -411,6 +411,8 @@ def run_eval(
                     bar.advance(st[0], len(recs), _acc_text(st[1], st[2]))
                     if on_batch:
                         on_batch(job, recs)
+    from slowthink.grading import number_rules_summary
+
     grader = make_grader(config, jobs, records, problems, out, engine)
     rows = job_rows(jobs, records, [p.id for p in problems], config.seeds, grader)
     metrics = {
@@ -432,7 +434,10 @@ def run_eval(
         "wall_time_s": round(time.perf_counter() - t_start, 2),
         "created": _now(),
         "notes": derivation_notes(jobs),
-        "grading": {"judge": config.grade_judge, **grader.summary()} if config.grade_judge else {"judge": None},
+        "grading": {
+            **({"judge": config.grade_judge, **grader.summary()} if config.grade_judge else {"judge": None}),
+            "number_rules": number_rules_summary(problems),
+        },
     }
     write_json(out / METRICS, metrics)
     files = [out / RECORDS, out / CONFIG, out / METRICS]

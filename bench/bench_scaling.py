@@ -91,6 +91,9 @@ def main() -> None:
     ap.add_argument("--strategies", default="majority,best_of_n,step_beam")
     ap.add_argument("--format", default="atomic")
     ap.add_argument("--scorer", default="symbolic")
+    ap.add_argument("--aggregate", default=None,
+                    help="step scores -> path score for best_of_n/step_beam (default: each strategy's own; "
+                         "a run folder of its own, suffixed -agg<NAME>)")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--seed", type=int, default=1234)
@@ -106,6 +109,7 @@ def main() -> None:
         "limit": args.limit,
         "format": args.format,
         "scorer": args.scorer,
+        "aggregate": args.aggregate or "strategy default (step_beam/greedy_step: last; best_of_n: min)",
         "seeds": args.seeds,
         "datasets": {},
     }
@@ -113,6 +117,8 @@ def main() -> None:
     t_all = time.perf_counter()
     for name in [d for d in args.datasets.split(",") if d]:
         out = run_folder(args.out, name, args.format, args.scorer)
+        if args.aggregate:
+            out = out.with_name(f"{out.name}-agg{args.aggregate}")
         cfg = EvalConfig(
             **dataset_options(name),
             limit=args.limit,
@@ -122,6 +128,7 @@ def main() -> None:
             stepwise_ns=args.stepwise_ns,
             seeds=args.seeds,
             scorer=args.scorer,
+            aggregate=args.aggregate,
             max_tokens=MAX_TOKENS.get(args.format),
             seed=args.seed,
             batch_size=args.batch_size,

@@ -195,3 +195,71 @@ def test_stage_beam_precheck_resamples_bad_reasoning():
         assert t.compute.scorer_prompt_tokens > 0
     with pytest.raises(SlowthinkError, match="precheck needs a judge"):
         solve(problems(1), ScriptedEngine(), get_format("stages"), "stage_beam", scorer=GoodJudge(), precheck=True)
+
+
+class PickEngine:
+    """Atomic steps that name their sample index: ``Step d: pick<i>.`` (two steps, then the final
+    line). The answer is 7 only on the path that took sample 2 at both steps."""
+
+    name, supports_images = "pick", False
+
+    def generate(self, requests):
+        out = []
+        for r in requests:
+            done = len(re.findall(r"^Step \d+:", r.prefix, flags=re.M))
+            comps = []
+            for i in range(r.n):
+                if r.prefix.endswith("final answer is:"):
+                    text = " 5\n"
+                elif done >= 2:
+                    text = f"To sum up, the final answer is: {'7' if r.prefix.count('pick2') == 2 else '5'}\n"
+                else:  # distinct sentences per step, or the format rejects a near-copy of step 1
+                    words = ["Read the numbers off the question", "Add them up carefully"][done]
+                    text = f"Step {done + 1}: {words}, pick{i}.\n"
+                comps.append(Completion(text, stop_str="\n", prompt_tokens=5, generated_tokens=3))
+            out.append(comps)
+        return out
+
+
+class TableScorer:
+    """Step scores from a table by (step number, sample index); the best candidate is NEVER the
+    first sampled. Under ``min`` every second-step child ties at the first step's 0.35."""
+
+    name = "table"
+    TABLE = {1: [0.30, 0.20, 0.35, 0.25], 2: [0.40, 0.60, 0.90, 0.50]}
+
+    def score(self, queries):
+        out = []
+        for q in queries:
+            scores = []
+            for s in q.steps:
+                m = re.match(r"Step (\d+): .*pick(\d)", s)
+                scores.append(self.TABLE[int(m[1])][int(m[2])] if m else 0.5)
+            out.append(ScoreResult(scores, calls=1))
+        return out
+
+
+@pytest.mark.parametrize("aggregate", ["last", "min", "mean", "prod", None])
+@pytest.mark.parametrize("strategy, beam", [("greedy_step", None), ("step_beam", 2)])
+def test_step_search_keeps_the_best_scored_candidate_not_the_first_sampled(strategy, beam, aggregate):
+    opts = {k: v for k, v in {"beam": beam, "aggregate": aggregate}.items() if v is not None}
+    traces = solve(problems(2), PickEngine(), get_format("atomic"), strategy, scorer=TableScorer(), n=4,
+                   temperature=0.7, **opts)
+    for t in traces:
+        assert t.config["aggregate"] == (aggregate or "last")  # the default of step search is `last`
+        assert [n.text.strip()[-6:] for n in t.steps[:2]] == ["pick2.", "pick2."]
+        assert [n.step_score for n in t.steps[:2]] == [0.35, 0.90]
+        assert t.answer == "7"
+
+
+def test_path_rank_breaks_min_ties_by_the_new_steps_own_score():
+    from slowthink.search.base import SearchConfig, Tree, path_rank
+
+    tree = Tree(problems(1)[0], "greedy_step", get_format("atomic"), SearchConfig())
+    first = tree.add(0, "Step 1: a.\n", score=0.35, step_score=0.35)
+    low = tree.add(first.id, "Step 2: b.\n", score=0.35, step_score=0.40)  # sampled first
+    high = tree.add(first.id, "Step 2: c.\n", score=0.35, step_score=0.90)
+    unknown = tree.add(first.id, "Step 2: d.\n", score=0.35, step_score=None)  # ranks as neutral 0.5
+    ranked = sorted([low.id, unknown.id, high.id], key=lambda k: path_rank(tree, k), reverse=True)
+    assert ranked == [high.id, unknown.id, low.id]
+    assert path_rank(tree, high.id) == (0.35, 0.90, 0.35)

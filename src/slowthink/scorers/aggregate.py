@@ -4,9 +4,15 @@ Every strategy that ranks whole paths by their step scores (best-of-N, weighted 
 calls :func:`aggregate` with a name from :data:`AGGREGATIONS`:
 
 ``min``
-    the weakest step (a path is as good as its worst step; the AtomThink / Math-Shepherd default);
+    the weakest step (a path is as good as its worst step; how Math-Shepherd and Lightman et al.
+    rank whole solutions for best-of-N, and best_of_n's default here);
 ``last``
-    the score of the last step (a PRM's view of the whole path);
+    the score of the last step (a PRM's view of the whole path). The default of step-level search:
+    AtomThink's released code ranks SlowThink candidates by the last step score unless told
+    ``aggregation: min|avg`` (``atomthink_slow.py``), and search-and-learn's beam search uses
+    ``agg_strategy="last"``. With ``min`` in a step search every child of a beam ties at the
+    prefix's minimum, so the search ranks ties by the new step's own score
+    (:func:`slowthink.search.base.path_rank`);
 ``mean``
     the average step score;
 ``prod``

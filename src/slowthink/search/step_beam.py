@@ -3,10 +3,11 @@ the LLM judge's P(yes), the symbolic checker, or a weighted mix). ``greedy_step`
 
 Each depth: every live beam of every problem samples ``n`` candidate next steps (ONE engine call
 for the batch), the scorer scores all new candidates (ONE scorer call), each problem keeps its
-``beam`` best paths by aggregated step score. Paths that reach a final answer are set aside; the
+``beam`` best paths by aggregated step score (default ``last``: the new step's own score),
+ties broken by the steps' own scores, newest first. Paths that reach a final answer are set aside; the
 search of a problem stops when ``beam`` paths are finished or at ``max_depth``, where unfinished
 beams get the direct-answer fallback; so do paths the model ended (EOS) without a readable final
-answer (one engine call for all of them). The best finished path wins (ties: first found).
+answer (one engine call for all of them). The best finished path wins by the same ranking (full ties: first found).
 Unknown scores rank as :data:`~slowthink.search.base.NEUTRAL_SCORE`.
 """
 
@@ -24,7 +25,7 @@ from slowthink.search.base import (
     finish_traces,
     force_answers,
     grow,
-    rank_key,
+    path_rank,
     score_nodes,
 )
 from slowthink.types import Problem, SlowthinkError, Trace
@@ -36,8 +37,10 @@ class StepBeamConfig(SearchConfig):
     """Candidate next steps sampled under each beam."""
     beam: int = 2
     """Paths kept per problem after each step (1 = greedy step search)."""
-    aggregate: str = "min"
-    """How step scores rank a path: min | last | mean | prod."""
+    aggregate: str = "last"
+    """How step scores rank a path: last (the new step's own score: AtomThink's code and
+    search-and-learn rank beams this way) | min | mean | prod. Ties break by the steps' own scores,
+    newest first (:func:`~slowthink.search.base.path_rank`), never by sampling order."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -74,7 +77,7 @@ def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: StepBe
                 continue
             tree = trees[i]
             slots = config.beam - len(finished[i])
-            best = sorted(pool, key=lambda k: -rank_key(tree.node(k).score))[:slots]
+            best = sorted(pool, key=lambda k, t=tree: path_rank(t, k), reverse=True)[:slots]  # stable
             finished[i].extend(k for k in best if tree.node(k).final)
             beams[i] = [k for k in best if not tree.node(k).final]
         beams = {i: b for i, b in beams.items() if b and len(finished[i]) < config.beam}
@@ -92,6 +95,6 @@ def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: StepBe
         finished[i].append(nid)
     for i, tree in enumerate(trees):
         if finished[i]:
-            win = max(finished[i], key=lambda k: (tree.node(k).answer is not None, rank_key(tree.node(k).score)))
+            win = max(finished[i], key=lambda k, t=tree: (t.node(k).answer is not None, *path_rank(t, k)))
             tree.choose(win, tree.node(win).answer)
     return finish_traces(trees, t0)

@@ -298,11 +298,11 @@ def score_nodes(
         agg = aggregate(res.scores, how)
         node = tree.node(node_id)
         node.score = agg
+        own = res.scores[-1] if res.scores else None
+        node.step_score = None if own is None or own != own else float(own)  # NaN -> unknown
         c = tree.trace.compute
         c.scorer_prompt_tokens += res.prompt_tokens
         c.scorer_generated_tokens += res.generated_tokens
-        own = res.scores[-1] if res.scores else None
-        node.step_score = None if own is None or own != own else float(own)  # NaN -> unknown
         prev = calls.get(id(tree), (tree, 0))[1]
         calls[id(tree)] = (tree, max(prev, res.calls))
         out.append(agg)
@@ -401,18 +401,6 @@ def grow(
     out: list[list[int]] = []
     for (tree, node_id), job in zip(frontier, jobs):
         kids: list[int] = []
-def path_rank(tree: Tree, node_id: int) -> tuple[float, ...]:
-    """How step-level search ranks the path ending at ``node_id`` (larger is better).
-
-    First the aggregated path score (``node.score``), then the steps' own scores from the newest
-    step back to the first. With ``min`` every child of a beam whose own score is above the prefix's
-    minimum ties on the aggregate; the tie then goes to the child the scorer liked best, never to
-    sampling order. Unknown scores rank as :data:`NEUTRAL_SCORE`.
-    """
-    own = [rank_key(tree.node(i).step_score) for i in reversed(tree.path_to(node_id)[1:])]
-    return (rank_key(tree.node(node_id).score), *own)
-
-
         if job is None:
             out.append(kids)
             continue
@@ -470,6 +458,18 @@ NEUTRAL_SCORE = 0.5
 
 def rank_key(score: float | None) -> float:
     return NEUTRAL_SCORE if score is None else score
+
+
+def path_rank(tree: Tree, node_id: int) -> tuple[float, ...]:
+    """How step-level search ranks the path ending at ``node_id`` (larger is better).
+
+    First the aggregated path score (``node.score``), then the steps' own scores from the newest
+    step back to the first. With ``min`` every child of a beam whose own score is above the prefix's
+    minimum ties on the aggregate; the tie then goes to the child the scorer liked best, never to
+    sampling order. Unknown scores rank as :data:`NEUTRAL_SCORE`.
+    """
+    own = [rank_key(tree.node(i).step_score) for i in reversed(tree.path_to(node_id)[1:])]
+    return (rank_key(tree.node(node_id).score), *own)
 
 
 def one_response(problems: Sequence[Problem], engine: Engine, fmt: Format, config: SearchConfig, name: str,

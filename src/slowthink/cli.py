@@ -95,7 +95,7 @@ def solve(
                                           "step_beam | greedy_step | stage_beam | sentence_beam.")] = "quick",
     n: Annotated[int | None, typer.Option(help="Samples / candidates per step (strategy default if unset).")] = None,
     beam: Annotated[int | None, typer.Option(help="Beam width of step_beam.")] = None,
-    scorer: Annotated[str | None, typer.Option(help="Verifier: judge | symbolic | prm:PATH[#protocol] | "
+    scorer: Annotated[str | None, typer.Option(help="Verifier: judge | symbolic | prm:PATH[#protocol-or-preset,key=value] | "
                                                "judge+symbolic (default: judge where one is needed).")] = None,
     select: Annotated[str | None, typer.Option(help="best_of_n: score | weighted | judge; stage_beam: judge | score.")] = None,
     aggregate: Annotated[str | None, typer.Option(help="Step scores to a path score: min | last | mean | prod.")] = None,

@@ -25,11 +25,18 @@ CORPUS = [
 ]
 
 
-def _tokenizer():
+# Qwen2.5-style ChatML: a system turn when given, and the assistant turn's text as is.
+CHATML = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _tokenizer(extra_specials: tuple[str, ...] = ()):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    specials = ["<bos>", "<eos>", "<pad>", "<extra_0>"]
+    specials = ["<bos>", "<eos>", "<pad>", "<extra_0>", *extra_specials]
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -63,13 +70,16 @@ def _config(tokenizer, **kw):
     )
 
 
-def build_tiny_prm(path: Path, protocol: str) -> Path:
+def build_tiny_prm(path: Path, protocol: str, chat: bool = False) -> Path:
     """A tiny random PRM folder: ``step_tag`` -> LlamaForCausalLM, ``token_cls`` ->
-    LlamaForTokenClassification with 2 labels."""
+    LlamaForTokenClassification with 2 labels; ``chat``: a ChatML chat template (Qwen-style, its
+    ``<|im_start|>``/``<|im_end|>`` special tokens) like Qwen2.5-Math-PRM's tokenizer."""
     import torch
     from transformers import LlamaForCausalLM, LlamaForTokenClassification
 
-    tokenizer = _tokenizer()
+    tokenizer = _tokenizer(("<|im_start|>", "<|im_end|>") if chat else ())
+    if chat:
+        tokenizer.chat_template = CHATML
     torch.manual_seed(1234)
     if protocol == "step_tag":
         model = LlamaForCausalLM(_config(tokenizer))
@@ -93,3 +103,11 @@ def tiny_token_cls_prm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
     return build_tiny_prm(tmp_path_factory.mktemp("prm_token_cls"), "token_cls")
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_prm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A token-classification PRM whose tokenizer has a ChatML template (Qwen2.5-Math-PRM-like)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    return build_tiny_prm(tmp_path_factory.mktemp("prm_chat"), "token_cls", chat=True)

@@ -165,3 +165,127 @@ def test_vlm_prm_sees_the_image(tmp_path: Path) -> None:
     assert out[0].prompt_tokens > out[2].prompt_tokens  # image tokens counted
     with pytest.raises(SlowthinkError, match="cannot open image"):
         prm.score([ScoreQuery(Problem("x", "?", images=[str(tmp_path / "nope.png")]), steps)])
+
+
+# -- the input wrapper each PRM family was trained with ------------------------------------------
+
+Q = APPLES.question
+PLAIN_2 = "He buys 5 more, so 3 + 5 = 8.\n"  # no "Step 2:": Math-Shepherd's wrapper adds it
+QWEN_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
+RENDERED = {
+    # Math-Shepherd card: f"{question} {output}", "Step k: ... ки" joined by "\n", BOS from encode.
+    "math-shepherd": f"<bos>{Q} Step 1: Tom starts with 3 apples. ки\nStep 2: He buys 5 more, so 3 + 5 = 8. ки",
+    # AtomThink's code: question + " " + " \n\n\n\n\n".join(steps) + " \n\n\n\n\n".
+    "atomthink": f"<bos>{Q} Step 1: Tom starts with 3 apples. \n\n\n\n\nHe buys 5 more, so 3 + 5 = 8. \n\n\n\n\n",
+    # TRL PRMTrainer: bos + prompt + (step + separator) per step.
+    "trl": f"<bos>{Q}Step 1: Tom starts with 3 apples.\nHe buys 5 more, so 3 + 5 = 8.\n",
+    # Qwen2.5-Math-PRM card: system, user = question, assistant = "<extra_0>".join(steps) + "<extra_0>".
+    "qwen2.5-math-prm": (
+        f"<|im_start|>system\n{QWEN_SYSTEM}<|im_end|>\n<|im_start|>user\n{Q}<|im_end|>\n"
+        "<|im_start|>assistant\nStep 1: Tom starts with 3 apples.<extra_0>He buys 5 more, so 3 + 5 = 8.<extra_0>"
+        "<|im_end|>\n"
+    ),
+}
+# The tiny chat PRM is a plain LlamaForTokenClassification: load it as such, no remote code.
+LOCAL = "auto_class=token_cls,trust_remote_code=false"
+
+
+def _folder(preset: str, step_tag: Path, token_cls: Path, chat: Path) -> Path:
+    return {"math-shepherd": step_tag, "atomthink": step_tag, "trl": token_cls}.get(preset, chat)
+
+
+@pytest.mark.parametrize("preset", list(RENDERED))
+def test_rendered_input_is_the_model_cards(
+    preset: str, tiny_step_tag_prm: Path, tiny_token_cls_prm: Path, tiny_chat_prm: Path
+) -> None:
+    folder = _folder(preset, tiny_step_tag_prm, tiny_token_cls_prm, tiny_chat_prm)
+    extra = f",{LOCAL}" if preset == "qwen2.5-math-prm" else ""
+    prm = load_scorer(f"prm:{folder}#{preset}{extra}")
+    steps = [S1, PLAIN_2]
+    text = prm.render(APPLES, steps)
+    assert text == RENDERED[preset]
+    # The ids the model gets are that text, and every read position is a tag's / separator's last token.
+    seq = prm._sequence(ScoreQuery(APPLES, steps))
+    assert prm.tokenizer.decode(seq.ids) == text
+    closer = prm.tag_ids[-1] if prm.config.protocol == "step_tag" else prm.sep_ids[-1]
+    assert [seq.ids[p] for p in seq.positions] == [closer, closer]
+    assert _probabilities(prm.score([ScoreQuery(APPLES, steps)])[0].scores)
+
+
+def test_protocol_alone_means_its_family_preset(tiny_step_tag_prm: Path, tiny_token_cls_prm: Path) -> None:
+    shepherd = load_scorer(f"prm:{tiny_step_tag_prm}")
+    assert (
+        shepherd.config.preset == "math-shepherd"
+        and shepherd.render(APPLES, [S1, PLAIN_2]) == RENDERED["math-shepherd"]
+    )
+    trl = load_scorer(f"prm:{tiny_token_cls_prm}#token_cls")
+    assert trl.config.preset == "trl" and trl.render(APPLES, [S1, PLAIN_2]) == RENDERED["trl"]
+
+
+def test_qwen_scores_match_the_model_card_procedure(tiny_chat_prm: Path) -> None:
+    """Encode the card's whole conversation string at once, read the head at every <extra_0>:
+    the scorer's piecewise input gives the same ids and the same scores."""
+    import torch
+    from transformers import AutoTokenizer
+
+    prm = load_scorer(f"prm:{tiny_chat_prm}#qwen2.5-math-prm,{LOCAL}")
+    steps = [S1, S2, S3]
+    tok = AutoTokenizer.from_pretrained(str(tiny_chat_prm))
+    conversation = tok.apply_chat_template(
+        [
+            {"role": "system", "content": QWEN_SYSTEM},
+            {"role": "user", "content": Q},
+            {"role": "assistant", "content": "<extra_0>".join(s.strip() for s in steps) + "<extra_0>"},
+        ],
+        tokenize=False,
+        add_generation_prompt=False,
+    )
+    ids = tok.encode(conversation, add_special_tokens=False)
+    assert prm._sequence(ScoreQuery(APPLES, steps)).ids == ids
+    with torch.inference_mode():
+        logits = prm.model(input_ids=torch.tensor([ids])).logits[0]
+    sep = tok.convert_tokens_to_ids("<extra_0>")
+    card = torch.softmax(logits[torch.tensor(ids) == sep], dim=-1)[:, 1].tolist()
+    assert prm.score([ScoreQuery(APPLES, steps)])[0].scores == pytest.approx(card, abs=1e-5)
+
+
+def test_system_prompt_from_the_spec(tiny_chat_prm: Path) -> None:
+    steps = [S1, PLAIN_2]
+    default = load_scorer(f"prm:{tiny_chat_prm}#qwen2.5-math-prm,{LOCAL}")
+    # Quoted: the value may hold the spec's separators (, + : #).
+    custom = load_scorer(
+        f'prm:{tiny_chat_prm}#qwen2.5-math-prm,{LOCAL},system="Check: one step, then the next + #1."'
+    )
+    assert custom.config.system == "Check: one step, then the next + #1."
+    assert custom.render(APPLES, steps) == RENDERED["qwen2.5-math-prm"].replace(
+        QWEN_SYSTEM, custom.config.system
+    )
+    none = load_scorer(f"prm:{tiny_chat_prm}#qwen2.5-math-prm,{LOCAL},system=")
+    assert none.render(APPLES, steps).startswith(f"<|im_start|>user\n{Q}<|im_end|>\n")
+    # The system turn is part of what the model reads: it changes the scores (causal attention).
+    scores = [p.score([ScoreQuery(APPLES, steps)])[0].scores for p in (default, custom, none)]
+    assert scores[0] != scores[1] and scores[0] != scores[2]
+    # The wrapper on a bare protocol, as in the issue: token_cls + chat + a system prompt.
+    bare = load_scorer(f'prm:{tiny_chat_prm}#token_cls,chat=true,separator=<extra_0>,system="Be exact."')
+    assert bare.render(APPLES, [S1]) == (
+        f"<|im_start|>system\nBe exact.<|im_end|>\n<|im_start|>user\n{Q}<|im_end|>\n"
+        "<|im_start|>assistant\nStep 1: Tom starts with 3 apples.<extra_0><|im_end|>\n"
+    )
+    # A combination still splits at '+' outside the quotes.
+    mixed = load_scorer(f'prm:{tiny_chat_prm}#qwen2.5-math-prm,{LOCAL},system="a+b":2+symbolic:1')
+    assert mixed.name == "prm+symbolic"
+
+
+def test_wrapper_errors_are_one_clear_line(
+    tiny_step_tag_prm: Path, tiny_token_cls_prm: Path, tiny_chat_prm: Path
+) -> None:
+    with pytest.raises(SlowthinkError, match="scorer 'prm' has no option 'sytem'; valid: .*system"):
+        load_scorer(f"prm:{tiny_chat_prm}#qwen2.5-math-prm,sytem=Be brief")
+    with pytest.raises(SlowthinkError, match="unknown PRM protocol or preset 'qwen'.*qwen2.5-math-prm"):
+        load_scorer(f"prm:{tiny_chat_prm}#qwen")
+    with pytest.raises(SlowthinkError, match="uses protocol 'token_cls', not 'step_tag'"):
+        PRMConfig(protocol="step_tag", preset="trl")
+    with pytest.raises(SlowthinkError, match="has none: set chat=false"):
+        load_scorer(f"prm:{tiny_token_cls_prm}#token_cls,chat=true")
+    with pytest.raises(SlowthinkError, match="bad 'prm' option"):
+        load_scorer(f"prm:{tiny_step_tag_prm}#step_tag,chat")

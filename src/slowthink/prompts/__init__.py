@@ -1,17 +1,20 @@
 """All prompt templates, by name, in one package.
 
 ``formats`` holds the reasoning-format prompts (stages, atomic, free); ``judge`` holds the judge and
-scorer prompts; ``grading`` the LLM grading judge's. Templates are ``str.format`` strings; look them up with :func:`get_template`.
+scorer prompts; ``grading`` the LLM grading judge's; ``prm`` the
+input wrappers of process reward models. Templates are ``str.format`` strings; look them up with :func:`get_template`.
 """
 
 from __future__ import annotations
 
 from slowthink.prompts import formats as _formats
 from slowthink.prompts import grading as _grading
+from slowthink.prompts import prm as _prm
 
 TEMPLATES: dict[str, str] = {}
 TEMPLATES.update(_formats.TEMPLATES)
 TEMPLATES.update(_grading.TEMPLATES)
+TEMPLATES.update(_prm.TEMPLATES)
 try:  # judge prompts are added by the scorers package
     from slowthink.prompts import judge as _judge
 

@@ -5,19 +5,26 @@ Spec strings (CLI ``--scorer`` and YAML ``scorer:``)::
     judge                          LLM judge on the given engine (the policy's by default):
                                    pointwise P(yes) per step, pairwise stage verdicts, pre-check
     symbolic                       arithmetic checker (no model)
-    prm:/path/to/folder            process reward model, protocol step_tag (Math-Shepherd)
-    prm:/path/to/folder#token_cls  process reward model with a token-classification head
+    prm:/path/to/folder            process reward model, protocol step_tag (Math-Shepherd input)
+    prm:/path/to/folder#token_cls  process reward model with a token-classification head (TRL input)
+    prm:PATH#qwen2.5-math-prm      ... with a known PRM family's input (presets: math-shepherd,
+                                   atomthink, trl, qwen2.5-math-prm)
+    prm:PATH#token_cls,chat=true,system="Be brief, exact."
+                                   ... and PRMConfig fields after the protocol or preset
     judge+symbolic                 weighted mean of several step scorers (equal weights)
     judge:0.3+symbolic:0.7         ... with weights
     judge#swap=true                judge options after '#' (key=value, comma-separated)
 
-A path containing ``+`` cannot be used in a combination. ``load_scorer`` options go to the parts
+Option values in double quotes may hold ``,``, ``+``, ``:`` and ``#`` (``system="a, b"``); an
+empty value is an empty string (``system=``: no system turn). A path containing ``+`` cannot be
+used in a combination. ``load_scorer`` options go to the parts
 that know them (``swap=True`` to the judge, ``batch_size=4`` to a PRM, ...).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -59,11 +66,39 @@ def _fields(module: str, cls: str) -> set[str]:
     return {f.name for f in dataclasses.fields(getattr(importlib.import_module(module), cls))}
 
 
-def _fragment_options(name: str, fragment: str, valid: set[str]) -> dict[str, Any]:
-    """``swap=true,top_logprobs=5`` -> options, typed like YAML; unknown keys are one clear error."""
-    from slowthink.benchmarks.base import parse_kv
+_QUOTED = re.compile(r'"[^"]*"')
+_HIDDEN = {",": "\x01", "+": "\x02", ":": "\x03", "#": "\x04"}
+"""Characters that separate spec parts, hidden while they sit inside double quotes."""
 
-    out = {k.replace("-", "_"): v for k, v in parse_kv(fragment, what=f"'{name}' option").items()}
+
+def _hide_quoted(spec: str) -> str:
+    """``spec`` with the separators inside ``"..."`` hidden (see :func:`_unhide`)."""
+
+    def hide(m: re.Match[str]) -> str:
+        text = m.group(0)
+        for ch, mark in _HIDDEN.items():
+            text = text.replace(ch, mark)
+        return text
+
+    return _QUOTED.sub(hide, spec)
+
+
+def _unhide(text: str) -> str:
+    for ch, mark in _HIDDEN.items():
+        text = text.replace(mark, ch)
+    return text
+
+
+def _fragment_options(name: str, fragment: str, valid: set[str]) -> dict[str, Any]:
+    """``swap=true,top_logprobs=5`` -> options, typed like YAML (a value in double quotes stays
+    the string inside them); unknown keys are one clear error."""
+    from slowthink.benchmarks.base import parse_kv, scalar
+
+    raw = parse_kv(_hide_quoted(fragment), typed=False, what=f"'{name}' option")
+    out = {}
+    for key, value in raw.items():
+        quoted = len(value) >= 2 and value[0] == value[-1] == '"'
+        out[key.replace("-", "_")] = _unhide(value[1:-1]) if quoted else (scalar(value) if value else "")
     for key in out:
         if key not in valid:
             raise SlowthinkError(f"scorer '{name}' has no option '{key}'; valid: {', '.join(sorted(valid))}")
@@ -89,14 +124,29 @@ def _symbolic(target: str | None, fragment: str | None, engine: Any, opts: dict[
 
 
 def _prm(target: str | None, fragment: str | None, engine: Any, opts: dict[str, Any]) -> Any:
-    from slowthink.scorers.prm import PROTOCOLS, PRMScorer
+    from slowthink.scorers.prm import PRESETS, PROTOCOLS, PRMScorer
 
     if not target:
         raise SlowthinkError(
-            f"scorer 'prm' needs a model folder: 'prm:/path/to/folder#protocol' ({'|'.join(PROTOCOLS)})"
+            "scorer 'prm' needs a model folder: 'prm:/path/to/folder#protocol-or-preset' "
+            f"({'|'.join((*PROTOCOLS, *PRESETS))})"
         )
     if fragment:
-        opts = {**opts, "protocol": fragment}
+        head, _, rest = _hide_quoted(fragment).partition(",")
+        head = head.strip()
+        if "=" in head:  # options only: the protocol stays the default
+            head, rest = "", _hide_quoted(fragment)
+        if head:
+            key = "preset" if head in PRESETS else "protocol"
+            if head not in PRESETS and head not in PROTOCOLS:
+                raise SlowthinkError(
+                    f"unknown PRM protocol or preset '{head}' in 'prm:{target}#{fragment}': choose one of "
+                    f"{', '.join((*PROTOCOLS, *PRESETS))}"
+                )
+            opts = {**opts, key: head}
+        if rest.strip():
+            valid = _fields("slowthink.scorers.prm", "PRMConfig") - {"protocol", "preset"}
+            opts = {**_fragment_options("prm", _unhide(rest), valid), **opts}
     return PRMScorer(target, **opts)
 
 
@@ -115,14 +165,15 @@ SCORERS: dict[str, ScorerEntry] = {
     "symbolic": ScorerEntry(_symbolic, set, "arithmetic checker, no model"),
     "prm": ScorerEntry(
         _prm,
-        lambda: _fields("slowthink.scorers.prm", "PRMConfig") - {"protocol"},
-        "process reward model: prm:PATH#protocol",
+        lambda: _fields("slowthink.scorers.prm", "PRMConfig") - {"protocol", "preset"},
+        "process reward model: prm:PATH#protocol-or-preset[,key=value...]",
     ),
 }
 
 
 def _parse_part(part: str) -> tuple[str, str | None, str | None, float | None]:
-    """``name[:target][#fragment][:weight]`` -> (name, target, fragment, weight)."""
+    """``name[:target][#fragment][:weight]`` -> (name, target, fragment, weight); ``part`` has
+    its quoted separators hidden (:func:`_hide_quoted`), the target and fragment come back plain."""
     weight = None
     head, sep, tail = part.rpartition(":")
     if sep:
@@ -141,7 +192,7 @@ def _parse_part(part: str) -> tuple[str, str | None, str | None, float | None]:
         )
     if weight is not None and not weight > 0:
         raise SlowthinkError(f"scorer weight must be > 0, got {weight} in '{part}'")
-    return name, target.strip() or None, fragment.strip() or None, weight
+    return name, _unhide(target).strip() or None, _unhide(fragment).strip() or None, weight
 
 
 def load_scorer(spec: str, engine: Any = None, **opts: Any) -> Any:
@@ -163,7 +214,7 @@ def load_scorer(spec: str, engine: Any = None, **opts: Any) -> Any:
     spec = (spec or "").strip()
     if not spec:
         raise SlowthinkError(f"empty scorer spec: choose one of {', '.join(SCORERS)}")
-    parts = [_parse_part(p.strip()) for p in spec.split("+")]
+    parts = [_parse_part(p.strip()) for p in _hide_quoted(spec).split("+")]
     known = {name: SCORERS[name].options() for name, *_ in parts}
     unknown = set(opts) - set().union(*known.values())
     if unknown:

@@ -2,15 +2,28 @@
 
 Two protocols cover the open PRMs:
 
-``step_tag`` (Math-Shepherd style; ``AutoModelForCausalLM``)
-    The steps are joined by a step tag (default ``ки``): ``{question} {step 1} ки\\n{step 2} ки``.
-    A step's score is the softmax over the logits of the *good* and *bad* tokens (default ``+`` /
-    ``-``) at its tag position, the probability of *good*. One forward pass scores every step.
-``token_cls`` (TRL ``PRMTrainer`` style; ``AutoModelForTokenClassification``)
-    ``[bos] {question} {step 1}{sep}{step 2}{sep}``: a token-classification head is read at the
-    last token of the separator after each step (default ``\\n``; Qwen2.5-Math-PRM uses
-    ``<extra_0>`` with ``chat=True``, ``auto_class="auto"`` and ``trust_remote_code=True``); the
-    step's score is the softmax probability of the *good* label (default 1, TRL's convention).
+``step_tag`` (``AutoModelForCausalLM``)
+    Every step is closed by a step tag; a step's score is the softmax over the logits of the
+    *good* and *bad* tokens (default ``+`` / ``-``) at the tag's last token, the probability of
+    *good*. One forward pass scores every step.
+``token_cls`` (``AutoModelForTokenClassification``, or ``AutoModel`` for remote-code heads)
+    A separator follows every step; a token-classification head is read at its last token; the
+    step's score is the softmax probability of the *good* label (default 1).
+
+How the question and steps are wrapped is what the PRM was trained on, so it is a **preset**
+(:data:`PRESETS`), each from its model card or its paper's code; a protocol alone means its
+family's preset, and every field can be overridden (``prm:PATH#token_cls,system=...,chat=true``):
+
+- ``math-shepherd`` (step_tag): ``[bos]{question} Step 1: {s1} ки|\\nStep 2: {s2} ки|``
+- ``atomthink`` (step_tag; AtomThink's code, OpenR-style PRMs):
+  ``[bos]{question} {s1} \\n\\n\\n\\n\\n|{s2} \\n\\n\\n\\n\\n|`` (good/bad ``' +'``/``' -'``)
+- ``trl`` (token_cls; TRL ``PRMTrainer``): ``[bos]{question}{s1}\\n|{s2}\\n|``
+- ``qwen2.5-math-prm`` (token_cls): the chat template over system ``Please reason step by step,
+  and put your final answer within \\boxed{}.``, user = question, assistant =
+  ``{s1}<extra_0>|{s2}<extra_0>|`` (``AutoModel``, ``trust_remote_code``)
+
+(``|`` marks a read position; ``[bos]`` only when the tokenizer has one.)
+:meth:`PRMScorer.render` returns the exact input text of a path.
 
 The scorer batches the forward passes of all uncached paths of a call (right padding, an attention
 mask) and caches the score of every (problem id, step prefix), so a step is scored once across
@@ -25,12 +38,14 @@ torch and transformers are imported when a PRM is built, never at import time.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from slowthink.formats.base import user_prompt
+from slowthink.prompts import get_template
 from slowthink.scorers.base import ScoreQuery, ScoreResult
 from slowthink.types import Problem, SlowthinkError
 
@@ -38,41 +53,138 @@ PROTOCOLS: tuple[str, ...] = ("step_tag", "token_cls")
 AUTO_CLASSES: tuple[str, ...] = ("default", "causal_lm", "token_cls", "image_text_to_text", "auto")
 INSTALL_HINT = "pip install 'slowthink[hf]' (torch, transformers, tokenizers)"
 
+PRESETS: dict[str, dict[str, Any]] = {
+    # Math-Shepherd card: f"{question} {output}", output = "Step 1: ... ки\nStep 2: ... ки", BOS from
+    # tokenizer.encode; P('+') against '-' at every 'ки'. No chat template.
+    "math-shepherd": dict(
+        protocol="step_tag",
+        step_tag="ки",
+        step_tag_prefix=" ",
+        step_joiner="\n",
+        good_token="+",
+        bad_token="-",
+        question_joiner=" ",
+        number_steps=True,
+        chat=False,
+        system="",
+        add_bos=True,
+    ),
+    # AtomThink's code (OpenR math-psa style PRMs): question + " " + " \n\n\n\n\n".join(steps) +
+    # " \n\n\n\n\n"; the tag is read at its last token, ' +' against ' -'. No chat template.
+    "atomthink": dict(
+        protocol="step_tag",
+        step_tag="\n\n\n\n\n",
+        step_tag_prefix=" ",
+        step_joiner="",
+        good_token="+",
+        bad_token="-",
+        question_joiner=" ",
+        number_steps=False,
+        chat=False,
+        system="",
+        add_bos=True,
+    ),
+    # TRL PRMTrainer: [bos] + prompt ids + (step ids + separator ids) per step, nothing in between.
+    "trl": dict(
+        protocol="token_cls",
+        separator="\n",
+        question_joiner="",
+        number_steps=False,
+        chat=False,
+        system="",
+        add_bos=True,
+    ),
+    # Qwen2.5-Math-PRM card: chat template over [system, user: question, assistant: steps joined by
+    # "<extra_0>" with a trailing "<extra_0>"]; P(label 1) at every <extra_0>; AutoModel, remote code.
+    "qwen2.5-math-prm": dict(
+        protocol="token_cls",
+        separator="<extra_0>",
+        question_joiner="",
+        number_steps=False,
+        chat=True,
+        system=get_template("prm.qwen_math.system"),
+        add_bos=False,
+        auto_class="auto",
+        trust_remote_code=True,
+    ),
+}
+"""The input each known PRM family was trained with, by name (``prm:PATH#NAME``)."""
+PROTOCOL_PRESETS: dict[str, str] = {"step_tag": "math-shepherd", "token_cls": "trl"}
+"""The preset a bare protocol name stands for."""
+_FALLBACK: dict[str, Any] = dict(
+    step_tag="ки",
+    step_tag_prefix=" ",
+    step_joiner="\n",
+    good_token="+",
+    bad_token="-",
+    separator="\n",
+    question_joiner="",
+    number_steps=False,
+    chat=False,
+    system="",
+    add_bos=True,
+    auto_class="default",
+    trust_remote_code=False,
+)
+"""Values of preset-controlled fields that a preset leaves out."""
+
 
 @dataclass
 class PRMConfig:
-    """Options of :class:`PRMScorer`."""
+    """Options of :class:`PRMScorer`.
 
-    protocol: str = "step_tag"
-    """How the model reads steps: ``step_tag`` (tag token + good/bad token logits) or ``token_cls``
-    (token-classification head at each step separator)."""
-    step_tag: str = "ки"
-    """``step_tag``: the text that closes every step (Math-Shepherd's ``ки``); read at its last token."""
-    step_tag_prefix: str = " "
-    """``step_tag``: text between a step and its tag (Math-Shepherd: a space)."""
-    step_joiner: str = "\n"
-    """``step_tag``: text between a tag and the next step."""
-    good_token: str = "+"
-    """``step_tag``: the token whose probability is the step score."""
-    bad_token: str = "-"
-    """``step_tag``: the competing token."""
+    The fields marked *(preset)* default to ``None``: "as the preset says". ``preset`` names one of
+    :data:`PRESETS` (the input a PRM family was trained with, from its model card or code); with no
+    preset, the protocol's own (``step_tag`` -> ``math-shepherd``, ``token_cls`` -> ``trl``). Any
+    field given explicitly overrides the preset.
+
+    >>> c = PRMConfig(preset="qwen2.5-math-prm")
+    >>> c.protocol, c.chat, c.separator, c.system
+    ('token_cls', True, '<extra_0>', 'Please reason step by step, and put your final answer within \\\\boxed{}.')
+    >>> PRMConfig(protocol="token_cls", system="Be brief.").preset, PRMConfig().step_tag
+    ('trl', 'ки')
+    """
+
+    protocol: str | None = None
+    """*(preset)* How the model reads steps: ``step_tag`` (tag token + good/bad token logits) or
+    ``token_cls`` (token-classification head at each step separator); default ``step_tag``."""
+    preset: str | None = None
+    """The input wrapper a PRM family was trained with: one of :data:`PRESETS`
+    (``math-shepherd``, ``atomthink``, ``trl``, ``qwen2.5-math-prm``); ``None``: the protocol's."""
+    step_tag: str | None = None
+    """*(preset)* ``step_tag``: the text that closes every step (Math-Shepherd's ``ки``); read at its
+    last token."""
+    step_tag_prefix: str | None = None
+    """*(preset)* ``step_tag``: text between a step and its tag (Math-Shepherd: a space)."""
+    step_joiner: str | None = None
+    """*(preset)* ``step_tag``: text between a tag and the next step."""
+    good_token: str | None = None
+    """*(preset)* ``step_tag``: the token whose probability is the step score."""
+    bad_token: str | None = None
+    """*(preset)* ``step_tag``: the competing token."""
     step_tag_id: int | None = None
     """``step_tag``: token id of the tag; overrides ``step_tag`` (for tokenizers that split it)."""
     good_token_id: int | None = None
     """``step_tag``: token id of the good token; overrides ``good_token``."""
     bad_token_id: int | None = None
     """``step_tag``: token id of the bad token; overrides ``bad_token``."""
-    separator: str = "\n"
-    """``token_cls``: text after every step; the head is read at its last token."""
+    separator: str | None = None
+    """*(preset)* ``token_cls``: text after every step; the head is read at its last token."""
     good_label: int = 1
     """``token_cls``: index of the *good* label of the head."""
-    question_joiner: str = " "
-    """Text between the question and the first step (Math-Shepherd: a space; TRL's ``PRMTrainer``
-    puts nothing there: use ``""`` for PRMs trained with it)."""
-    chat: bool = False
-    """Wrap the question in the tokenizer's chat template (user turn + assistant opener)."""
-    add_bos: bool = True
-    """Start with the BOS token when the tokenizer has one (Math-Shepherd, TRL)."""
+    question_joiner: str | None = None
+    """*(preset)* Text between the question (or the assistant opener, with ``chat``) and the first
+    step: Math-Shepherd and AtomThink a space, TRL and Qwen nothing."""
+    number_steps: bool | None = None
+    """*(preset)* Start every step that lacks it with ``Step k:`` (Math-Shepherd's training text)."""
+    chat: bool | None = None
+    """*(preset)* Render the input with the tokenizer's chat template: ``system`` turn (when not
+    empty), the question as the user turn, the steps as the assistant turn."""
+    system: str | None = None
+    """*(preset)* The system turn with ``chat`` (Qwen2.5-Math-PRM: its card's prompt); ``""``: none."""
+    add_bos: bool | None = None
+    """*(preset)* Start with the BOS token when the tokenizer has one (Math-Shepherd, TRL; never
+    with ``chat``: the template decides)."""
     images: bool = True
     """Give a VLM PRM the problem's images (ignored when the model has no image processor)."""
     batch_size: int = 8
@@ -84,18 +196,15 @@ class PRMConfig:
     """``cpu``, ``cuda``, ``cuda:1`` or ``auto``."""
     dtype: str = "auto"
     """``auto`` (float32 on CPU, bf16/fp16 on GPU), ``float32``, ``bfloat16``, ``float16``."""
-    auto_class: str = "default"
-    """Model class: ``default`` (by protocol: causal LM, or image-text-to-text for a VLM; token
-    classification), ``causal_lm``, ``token_cls``, ``image_text_to_text``, ``auto`` (``AutoModel``,
-    for remote-code PRMs whose output has ``logits`` over labels)."""
-    trust_remote_code: bool = False
-    """Allow the model folder's own code (needed by some PRMs, e.g. Qwen2.5-Math-PRM)."""
+    auto_class: str | None = None
+    """*(preset)* Model class: ``default`` (by protocol: causal LM, or image-text-to-text for a VLM;
+    token classification), ``causal_lm``, ``token_cls``, ``image_text_to_text``, ``auto``
+    (``AutoModel``, for remote-code PRMs whose output has ``logits`` over labels)."""
+    trust_remote_code: bool | None = None
+    """*(preset)* Allow the model folder's own code (Qwen2.5-Math-PRM's card loads it this way)."""
 
     def __post_init__(self) -> None:
-        if self.protocol not in PROTOCOLS:
-            raise SlowthinkError(
-                f"unknown PRM protocol '{self.protocol}': choose one of {', '.join(PROTOCOLS)}"
-            )
+        self._apply_preset()
         if self.auto_class not in AUTO_CLASSES:
             raise ValueError(f"PRMConfig.auto_class must be one of {AUTO_CLASSES}, got {self.auto_class!r}")
         if self.batch_size < 1:
@@ -106,6 +215,34 @@ class PRMConfig:
             raise ValueError("PRMConfig.step_tag must not be empty for protocol 'step_tag'")
         if self.protocol == "token_cls" and not self.separator:
             raise ValueError("PRMConfig.separator must not be empty for protocol 'token_cls'")
+
+    def _apply_preset(self) -> None:
+        if self.protocol is not None and self.protocol not in PROTOCOLS:
+            raise SlowthinkError(
+                f"unknown PRM protocol '{self.protocol}': choose one of {', '.join(PROTOCOLS)} "
+                f"or a preset ({', '.join(PRESETS)})"
+            )
+        if self.preset is None:
+            self.preset = PROTOCOL_PRESETS[self.protocol or "step_tag"]
+        if self.preset not in PRESETS:
+            raise SlowthinkError(
+                f"unknown PRM preset '{self.preset}': choose one of {', '.join(PRESETS)} "
+                f"(or a protocol: {', '.join(PROTOCOLS)})"
+            )
+        values = {**_FALLBACK, **PRESETS[self.preset]}
+        if self.protocol is not None and self.protocol != values["protocol"]:
+            raise SlowthinkError(
+                f"PRM preset '{self.preset}' uses protocol '{values['protocol']}', not '{self.protocol}': "
+                "drop one of them"
+            )
+        for name, value in values.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+
+
+_STEPS_MARK = "\x00slowthink-steps\x00"
+"""Stands in for the steps while the chat template is rendered (split off afterwards)."""
+_STEP_NUMBERED = re.compile(r"step\s*\d+\s*[:.]", re.IGNORECASE)
 
 
 @dataclass
@@ -192,6 +329,13 @@ class PRMScorer:
             self.tokenizer = getattr(self.processor, "tokenizer", None) or self.processor
         else:
             self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(self.path), **remote)
+        if cfg.chat and not (
+            getattr(self.tokenizer, "chat_template", None) or getattr(self.processor, "chat_template", None)
+        ):
+            raise SlowthinkError(
+                f"PRM preset '{cfg.preset}' renders a chat template, but {self.path} has none: "
+                "set chat=false (or add the model's chat_template.jinja to the folder)"
+            )
         kind = cfg.auto_class
         if kind == "default":
             if cfg.protocol == "token_cls":
@@ -252,20 +396,74 @@ class PRMScorer:
         return load_processor(self.path, **remote)
 
     # -- inputs ---------------------------------------------------------------------------------
-    def _prompt_text(self, problem: Problem, n_images: int) -> str:
+    def _wrapper(self, problem: Problem, n_images: int) -> tuple[str, str]:
+        """The text before the first step and after the last one: the question (image tokens
+        first, for a VLM), or with ``chat`` the template rendered around the assistant turn."""
         question = user_prompt(problem)
-        owner = self.processor if n_images and self.processor is not None else self.tokenizer
-        if self.config.chat and getattr(owner, "chat_template", None):
-            content: Any = question
+        if not self.config.chat:
             if n_images:
-                content = [{"type": "image"}] * n_images + [{"type": "text", "text": question}]
-            return owner.apply_chat_template(
-                [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
-            )
+                token = getattr(self.processor, "image_token", None) or "<image>"
+                return (token + "\n") * n_images + question, ""
+            return question, ""
+        owner = self.processor if n_images and self.processor is not None else self.tokenizer
+        content: Any = question
         if n_images:
-            token = getattr(self.processor, "image_token", None) or "<image>"
-            return (token + "\n") * n_images + question
-        return question
+            content = [{"type": "image"}] * n_images + [{"type": "text", "text": question}]
+        messages = [{"role": "system", "content": self.config.system}] if self.config.system else []
+        messages.append({"role": "user", "content": content})
+        try:
+            text = owner.apply_chat_template(
+                [*messages, {"role": "assistant", "content": _STEPS_MARK}],
+                add_generation_prompt=False,
+                tokenize=False,
+            )
+            if text.count(_STEPS_MARK) == 1:
+                head, _, tail = text.partition(_STEPS_MARK)
+                return head, tail
+            # A template that rewrites the assistant turn: render up to the open assistant turn.
+            return owner.apply_chat_template(messages, add_generation_prompt=True, tokenize=False), ""
+        except Exception as e:  # jinja2 TemplateError: e.g. a template with no system role
+            raise SlowthinkError(
+                f"the PRM's chat template failed on its input ({type(e).__name__}: {e}): "
+                "set system= (empty for none) or chat=false in the scorer spec"
+            ) from e
+
+    def _step_text(self, index: int, step: str) -> str:
+        """Step ``index`` (0-based) as the PRM reads it: stripped, ``Step k:`` added with ``number_steps``."""
+        body = step.strip()
+        if self.config.number_steps and body and not _STEP_NUMBERED.match(body):
+            body = get_template("prm.step_number").format(k=index + 1) + body
+        return body
+
+    def _step_pieces(self, steps: Sequence[str]) -> list[tuple[str, str]]:
+        """(text, closer) per step: the step with its lead (question joiner or step joiner), and
+        the tag/separator text read at its last token."""
+        cfg = self.config
+        out = []
+        for i, step in enumerate(steps):
+            if cfg.protocol == "step_tag":
+                lead = cfg.question_joiner if i == 0 else cfg.step_joiner
+                closer = cfg.step_tag_prefix + cfg.step_tag
+            else:
+                lead = cfg.question_joiner if i == 0 else ""
+                closer = cfg.separator
+            out.append((lead + self._step_text(i, step), closer))
+        return out
+
+    def render(self, problem: Problem, steps: Sequence[str]) -> str:
+        """The PRM's input for ``steps`` as text, exactly as the model is fed it (BOS included;
+        with ``step_tag_id`` the tag is shown as ``step_tag``).
+
+        Tokens are built piece by piece (question, each step, each tag/separator), so the read
+        positions are exact whatever the tokenizer merges."""
+        n_images = len(self._images(problem))
+        head, tail = self._wrapper(problem, n_images)
+        bos = (
+            self.tokenizer.bos_token
+            if self._adds_bos(self.tokenizer.encode(head, add_special_tokens=False))
+            else ""
+        )
+        return (bos or "") + head + "".join(text + closer for text, closer in self._step_pieces(steps)) + tail
 
     def _images(self, problem: Problem) -> list[Any]:
         if not (self.config.images and self.processor is not None and problem.images):
@@ -286,42 +484,41 @@ class PRMScorer:
                 raise SlowthinkError(f"PRM: cannot open image {img} of problem {problem.id}: {e}") from e
         return images
 
-    def _prompt_ids(self, problem: Problem) -> tuple[list[int], dict[str, Any] | None]:
+    def _adds_bos(self, ids: list[int]) -> bool:
+        bos = getattr(self.tokenizer, "bos_token_id", None)
+        return bool(
+            self.config.add_bos and not self.config.chat and bos is not None and (not ids or ids[0] != bos)
+        )
+
+    def _prompt_ids(self, problem: Problem) -> tuple[list[int], list[int], dict[str, Any] | None]:
+        """Token ids before the first step and after the last, and a VLM's image inputs."""
         images = self._images(problem)
-        text = self._prompt_text(problem, len(images))
+        head, tail = self._wrapper(problem, len(images))
         tok = self.tokenizer
         if images:
-            enc = self.processor(text=[text], images=images, return_tensors="pt")
+            enc = self.processor(text=[head], images=images, return_tensors="pt")
             ids = enc["input_ids"][0].tolist()
             extra = {k: v for k, v in enc.items() if k not in ("input_ids", "attention_mask")}
         else:
-            ids = tok.encode(text, add_special_tokens=False)
+            ids = tok.encode(head, add_special_tokens=False)
             extra = None
-        bos = getattr(tok, "bos_token_id", None)
-        if self.config.add_bos and bos is not None and (not ids or ids[0] != bos) and not self.config.chat:
-            ids = [bos, *ids]
-        return ids, extra
+        if self._adds_bos(ids):
+            ids = [tok.bos_token_id, *ids]
+        return ids, tok.encode(tail, add_special_tokens=False) if tail else [], extra
 
     def _sequence(self, q: ScoreQuery) -> _Seq:
-        cfg = self.config
         tok = self.tokenizer
-        ids, extra = self._prompt_ids(q.problem)
+        ids, tail_ids, extra = self._prompt_ids(q.problem)
         positions: list[int | None] = []
         prefixes = []
         text = ""
-        for i, step in enumerate(q.steps):
+        for step, (piece, _closer) in zip(q.steps, self._step_pieces(q.steps)):
             text += step
             prefixes.append((q.problem.id, text))
-            body = step.strip()
-            if cfg.protocol == "step_tag":
-                lead = cfg.question_joiner if i == 0 else cfg.step_joiner
-                ids += tok.encode(lead + body, add_special_tokens=False) if (lead + body) else []
-                ids += self.tag_ids
-            else:
-                lead = cfg.question_joiner if i == 0 else ""
-                ids += tok.encode(lead + body, add_special_tokens=False) if (lead + body) else []
-                ids += self.sep_ids
+            ids += tok.encode(piece, add_special_tokens=False) if piece else []
+            ids += self.tag_ids if self.config.protocol == "step_tag" else self.sep_ids
             positions.append(len(ids) - 1)
+        ids += tail_ids
         return _Seq((q.problem.id, text), ids, positions, prefixes, extra)
 
     def _truncate(self, seq: _Seq) -> None:

@@ -44,36 +44,56 @@ def _n_text(row: dict[str, Any]) -> str:
 
 
 def rows_table(rows: list[dict[str, Any]], title: str = "") -> Table:
-    """The end-of-run summary: one line per (strategy, N)."""
+    """The end-of-run summary: one line per (strategy, N). ``accuracy`` is over the problems that
+    ran (no error); ``errors as wrong`` is the figure over every problem with an error counted wrong;
+    ``total tok`` is policy + scorer/judge tokens (prompt + generated) per problem."""
     t = Table(title=title or None, title_justify="left", header_style="bold")
     for col, just in (
         ("strategy", "left"),
         ("N", "right"),
         ("accuracy", "right"),
         ("95% CI", "right"),
-        ("problems", "right"),
+        ("ran", "right"),
         ("errors", "right"),
+        ("errors as wrong", "right"),
+        ("total tok", "right"),
         ("policy tok", "right"),
-        ("scorer tok", "right"),
         ("calls", "right"),
         ("wall s", "right"),
     ):
         t.add_column(col, justify=just)
     for r in rows:
-        lo, hi = r["ci95"]
+        lo, hi = r["ci95_ran"]
         t.add_row(
             r["strategy"],
             _n_text(r),
-            f"{r['accuracy']:.3f}",
+            f"{r['accuracy_ran']:.3f}",
             f"[{lo:.3f}, {hi:.3f}]",
-            f"{r['problems']}" + (f" (+{r['missing']} todo)" if r.get("missing") else ""),
+            f"{r['ran']}" + (f" (+{r['missing']} todo)" if r.get("missing") else ""),
             str(r["errors"]),
-            f"{r['policy_generated_tokens']:.0f}",
-            f"{r['scorer_generated_tokens'] + r['scorer_prompt_tokens']:.0f}",
+            f"{r['accuracy']:.3f}",
+            f"{r['total_tokens']:.0f}",
+            f"{r['policy_tokens']:.0f}",
             f"{r['engine_calls']:.1f}",
             f"{r['wall_time_s']:.1f}",
         )
     return t
+
+
+def error_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per row with errors: the accuracy over the problems that ran, beside the error count.
+
+    >>> error_lines([{"strategy": "majority", "n": 4, "accuracy_ran": 0.42, "ran": 38, "errors": 2,
+    ...               "accuracy": 0.399}])
+    ['majority N=4: accuracy 0.420 over 38 problems that ran; 2 errors (0.399 with errors counted wrong)']
+    """
+    return [
+        f"{r['strategy']}{'' if r.get('n') is None else ' N=' + _n_text(r)}: accuracy {r['accuracy_ran']:.3f} "
+        f"over {r['ran']} problems that ran; {r['errors']} error{'s' if r['errors'] != 1 else ''} "
+        f"({r['accuracy']:.3f} with errors counted wrong)"
+        for r in rows
+        if r.get("errors")
+    ]
 
 
 def eval_command(
@@ -282,6 +302,8 @@ def eval_command(
 
 
 def report_command(
+    for line in error_lines(m["rows"]):
+        console.print(line, highlight=False)
     runs: Annotated[list[Path], typer.Argument(help="Run folders made by slowthink eval (--out).")],
     out: Annotated[Path, typer.Option(help="The HTML file to write (combined plots go next to it).")] = Path(
         "report.html"
@@ -297,13 +319,17 @@ def report_command(
         path, metrics = write_compare_report(runs, out)
     except SlowthinkError as e:
         _fail(str(e))
+    from slowthink.evaluate.metrics import token_total
         return
     if as_json:
         sys.stdout.write(json.dumps(compare_rows(metrics), indent=2, ensure_ascii=False) + "\n")
         return
     keys, cells = pivot(metrics)
     t = Table(
-        header_style="bold", title="accuracy [95% CI] · generated tokens per problem", title_justify="left"
+        header_style="bold",
+        title="accuracy [95% CI] (errors as wrong) · total tokens per problem (policy + scorer/judge, "
+        "prompt + generated)",
+        title_justify="left",
     )
     t.add_column("strategy")
     t.add_column("N", justify="right")
@@ -314,7 +340,7 @@ def report_command(
         for name in metrics:
             r = cells[k].get(name)
             row.append(
-                f"{r['accuracy']:.3f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}] · {r['generated_tokens']:.0f} tok"
+                f"{r['accuracy']:.3f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}] · {token_total(r):.0f} tok"
                 if r
                 else "-"
             )

@@ -2,12 +2,19 @@
 confidence intervals, and the compute spent.
 
 Every planned problem with a record counts: a record with an ``error`` counts as wrong (and in
-``errors``). A derived (subsampled) N scores each problem by its mean correctness over the subsets,
-so ``correct`` may be fractional; the interval then uses that mean as the proportion over the
+``errors``) in ``accuracy``; ``accuracy_ran`` (with ``ci95_ran``) is the accuracy over the ``ran``
+problems, those whose record holds no error, so failed problems do not pass for wrong answers.
+A derived (subsampled) N scores each problem by its mean correctness over the subsets, so
+``correct`` may be fractional; the interval then uses that mean as the proportion over the
 problems (an approximation: it ignores the subsampling variance, which only narrows it).
 
 Token and call columns are means per problem; ``wall_time_s`` is the total over problems (each
-problem gets ``batch wall time / batch size``; a derived N gets ``k / N_max`` of it).
+problem gets ``batch wall time / batch size``; a derived N gets ``k / N_max`` of it). Token totals
+(:data:`TOKEN_TOTALS`): ``total_tokens`` = policy prompt + policy generated + scorer/judge prompt +
+scorer/judge generated (the default x axis of the token plots), ``policy_tokens`` = policy prompt +
+generated, ``generated_tokens`` = policy + scorer/judge generated (the old x axis). The LLM grading
+judge (``--grade-judge``) grades, it is not part of a strategy's compute: its tokens are in
+``metrics.json["grading"]``.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +36,30 @@ from slowthink.types import Problem, Trace
 GROUP_KEYS: tuple[str, ...] = ("category", "subject", "level", "problem_version")
 
 Z95 = 1.959963984540054
+
+#: Row fields that sum per-problem token means: name -> the mean fields it adds up.
+TOKEN_TOTALS: dict[str, tuple[str, ...]] = {
+    "total_tokens": (
+        "policy_prompt_tokens",
+        "policy_generated_tokens",
+        "scorer_prompt_tokens",
+        "scorer_generated_tokens",
+    ),
+    "policy_tokens": ("policy_prompt_tokens", "policy_generated_tokens"),
+    "generated_tokens": ("policy_generated_tokens", "scorer_generated_tokens"),
+}
+
+
+def token_total(row: Mapping[str, Any], name: str = "total_tokens") -> float:
+    """A token total of a metrics row, summed from its parts when the row predates the field.
+
+    >>> token_total({"policy_prompt_tokens": 40, "policy_generated_tokens": 10,
+    ...              "scorer_prompt_tokens": 30, "scorer_generated_tokens": 2})
+    82.0
+    """
+    if row.get(name) is not None:
+        return float(row[name])
+    return round(math.fsum(float(row.get(k) or 0) for k in TOKEN_TOTALS[name]), 2)
 
 
 def wilson(correct: float, n: int, z: float = Z95) -> tuple[float, float]:
@@ -250,6 +281,8 @@ def summarize(outcomes: Sequence[Outcome], group_keys: Sequence[str] = GROUP_KEY
     """One table row: accuracy + CI, compute means, and the accuracy per meta group."""
     row: dict[str, Any] = _group(outcomes)
     row["errors"] = sum(o.error for o in outcomes)
+    ran = _group([o for o in outcomes if not o.error])
+    row["ran"], row["accuracy_ran"], row["ci95_ran"] = ran["problems"], ran["accuracy"], ran["ci95"]
     row["no_answer"] = round(1 - _mean(o.answered for o in outcomes), 4) if outcomes else 0.0
     oracles = [o.oracle for o in outcomes if o.oracle is not None]
     row["oracle"] = round(math.fsum(oracles) / len(oracles), 4) if oracles else None
@@ -262,7 +295,8 @@ def summarize(outcomes: Sequence[Outcome], group_keys: Sequence[str] = GROUP_KEY
         "scorer_calls",
     ):
         row[name] = _mean(getattr(o, name) for o in outcomes)
-    row["generated_tokens"] = round(row["policy_generated_tokens"] + row["scorer_generated_tokens"], 2)
+    for name, parts in TOKEN_TOTALS.items():
+        row[name] = _mean(math.fsum(getattr(o, k) for k in parts) for o in outcomes)
     row["wall_time_s"] = round(math.fsum(o.wall_time_s for o in outcomes), 2)
     by: dict[str, dict[str, Any]] = {}
     for key in group_keys:

@@ -1,5 +1,10 @@
-"""Scaling plots (matplotlib, Agg backend, PNG): accuracy vs N and accuracy vs generated tokens
-(policy + scorer), one line per series, log2 x axis, the Wilson 95% interval as a band.
+"""Scaling plots (matplotlib, Agg backend, PNG): accuracy vs N and accuracy vs tokens, one line per
+series, log2 x axis, the Wilson 95% interval as a band.
+
+``accuracy_vs_tokens.png`` has two panels (:data:`TOKEN_PANELS`): on the left, the default x axis,
+**total compute** per problem (policy + scorer/judge tokens, prompt and generated: the row's
+``total_tokens``); on the right, **policy only** (prompt + generated: ``policy_tokens``), so the
+scorer's and judge's share is the gap between the two.
 
 N-free strategies (direct, cot, quick) are one marker at N = 1. Path-wise series also get a dashed
 "any sample right" line (the oracle: what a perfect verifier would reach on those samples).
@@ -7,10 +12,11 @@ N-free strategies (direct, cot, quick) are one marker at N = 1. Path-wise series
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from slowthink.evaluate.metrics import token_total
 from slowthink.types import SlowthinkError
 
 INSTALL_HINT = "matplotlib is not installed: pip install 'slowthink[plot]' (or pass --no-plots)"
@@ -39,7 +45,24 @@ def series(rows: Sequence[Mapping[str, Any]], prefix: str = "") -> dict[str, lis
     return out
 
 
-def _plot(ax, data: Mapping[str, Sequence[Mapping[str, Any]]], x_of) -> None:
+#: x axes of the scaling plots: name -> (axis label, the row's value).
+X_AXES: dict[str, tuple[str, Callable[[Mapping[str, Any]], float]]] = {
+    "n": ("N (samples / candidates per step), log2", lambda r: r["n"] or 1),
+    "total": (
+        "total tokens per problem: policy + scorer/judge, prompt + generated (log2)",
+        lambda r: token_total(r, "total_tokens"),
+    ),
+    "policy": ("policy tokens per problem: prompt + generated (log2)", lambda r: token_total(r, "policy_tokens")),
+}
+
+#: Panels of accuracy_vs_tokens.png, left to right; the first is the default x axis.
+TOKEN_PANELS: tuple[str, ...] = ("total", "policy")
+
+PANEL_TITLES = {"total": "total compute (policy + scorer/judge)", "policy": "policy only"}
+
+
+def _plot(ax, data: Mapping[str, Sequence[Mapping[str, Any]]], axis: str) -> None:
+    x_of = X_AXES[axis][1]
     for label, rows in data.items():
         xs = [max(float(x_of(r)), 1.0) for r in rows]
         ys = [r["accuracy"] for r in rows]
@@ -64,6 +87,7 @@ def _plot(ax, data: Mapping[str, Sequence[Mapping[str, Any]]], x_of) -> None:
         ax.plot(xs, [r["oracle"] for r in rows], linestyle="--", color="gray", linewidth=1,
                 label=f"{label}: any sample right")
     ax.set_xscale("log", base=2)
+    ax.set_xlabel(X_AXES[axis][0])
     ax.set_ylabel("accuracy")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(True, which="both", alpha=0.3)
@@ -72,26 +96,29 @@ def _plot(ax, data: Mapping[str, Sequence[Mapping[str, Any]]], x_of) -> None:
 
 
 def plot_scaling(
-    data: Mapping[str, Sequence[Mapping[str, Any]]], out_dir: Path, title: str = "", stem: str = ""
+    data: Mapping[str, Sequence[Mapping[str, Any]]],
+    out_dir: Path,
+    title: str = "",
+    stem: str = "",
+    token_panels: Sequence[str] = TOKEN_PANELS,
 ) -> list[Path]:
-    """Write ``{stem}accuracy_vs_n.png`` and ``{stem}accuracy_vs_tokens.png``; return their paths."""
+    """Write ``{stem}accuracy_vs_n.png`` and ``{stem}accuracy_vs_tokens.png`` (one panel per
+    ``token_panels`` entry, a key of :data:`X_AXES`; total compute first by default); return their paths."""
     plt = _pyplot()
+    unknown = [a for a in token_panels if a not in X_AXES]
+    if unknown or not token_panels:
+        raise SlowthinkError(f"token plot panels {list(token_panels)}: choose from {', '.join(X_AXES)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, xlabel, x_of in (
-        ("accuracy_vs_n", "N (samples / candidates per step), log2", lambda r: r["n"] or 1),
-        (
-            "accuracy_vs_tokens",
-            "generated tokens per problem (policy + scorer), log2",
-            lambda r: r["generated_tokens"],
-        ),
-    ):
-        fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
-        _plot(ax, data, x_of)
-        ax.set_xlabel(xlabel)
+    for name, axes in (("accuracy_vs_n", ("n",)), ("accuracy_vs_tokens", tuple(token_panels))):
+        fig, subplots = plt.subplots(1, len(axes), figsize=(6.4 * len(axes), 4.2), dpi=110, squeeze=False)
+        for ax, axis in zip(subplots[0], axes):
+            _plot(ax, data, axis)
+            if len(axes) > 1:
+                ax.set_title(PANEL_TITLES.get(axis, axis), fontsize=9)
         if title:
-            ax.set_title(title, fontsize=10)
+            fig.suptitle(title, fontsize=10)
         fig.tight_layout()
         path = out_dir / f"{stem}{name}.png"
         fig.savefig(path, format="png")

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from slowthink.evaluate.metrics import token_total
 from slowthink.evaluate.records import METRICS, RecordKey, read_json
 
 CSS = """
@@ -32,9 +33,12 @@ tr.chosen td{background:#eef8ee}
 
 ROW_COLUMNS: tuple[tuple[str, str], ...] = (
     ("problems", "problems"),
+    ("ran", "ran"),
     ("errors", "errors"),
     ("no_answer", "no answer"),
     ("oracle", "any right"),
+    ("total_tokens", "total tok"),
+    ("policy_tokens", "policy tok"),
     ("policy_generated_tokens", "policy gen tok"),
     ("policy_prompt_tokens", "policy prompt tok"),
     ("scorer_generated_tokens", "scorer gen tok"),
@@ -42,6 +46,17 @@ ROW_COLUMNS: tuple[tuple[str, str], ...] = (
     ("engine_calls", "engine calls"),
     ("scorer_calls", "scorer calls"),
     ("wall_time_s", "wall s"),
+)
+
+TOKENS_NOTE = (
+    "total tok = policy + scorer/judge tokens, prompt + generated, per problem: the default x axis of "
+    "accuracy vs tokens (left panel); policy tok = the policy's prompt + generated tokens (right panel). "
+    "Derived N* rows take the exact generated tokens of their k samples and k/N of the prompt and "
+    "step-scorer tokens ((k-1)/(N-1) of a judge knockout's)."
+)
+ACCURACY_NOTE = (
+    "accuracy over ran = over the problems that ran (no error); errors as wrong = over every problem with a "
+    "record, an error counted as a wrong answer."
 )
 
 MAX_TEXT = 1500
@@ -59,9 +74,11 @@ def n_label(row: Mapping[str, Any]) -> str:
     return f"{s}*" if row.get("derived_from") else s
 
 
-def acc_cell(row: Mapping[str, Any]) -> str:
-    lo, hi = row.get("ci95", [0, 0])
-    return f"{row['accuracy']:.3f} <span class=ci>[{lo:.3f}, {hi:.3f}]</span>"
+def acc_cell(row: Mapping[str, Any], key: str = "accuracy", ci: str = "ci95") -> str:
+    if row.get(key) is None:
+        return "–"
+    lo, hi = row.get(ci, [0, 0])
+    return f"{row[key]:.3f} <span class=ci>[{lo:.3f}, {hi:.3f}]</span>"
 
 
 def fmt_num(v: Any) -> str:
@@ -79,13 +96,16 @@ def img_tag(path: Path) -> str:
 
 def rows_table(rows: Sequence[Mapping[str, Any]], run_col: bool = False) -> str:
     head = (["<th class=l>run</th>"] if run_col else []) + [
-        "<th class=l>strategy</th><th>N</th><th>accuracy [95% CI]</th>"
+        "<th class=l>strategy</th><th>N</th><th>accuracy over ran [95% CI]</th><th>errors as wrong [95% CI]</th>"
     ]
     head += [f"<th>{esc(t)}</th>" for _, t in ROW_COLUMNS]
     body = []
     for r in rows:
         cells = [f"<td class=l>{esc(r.get('run'))}</td>"] if run_col else []
-        cells += [f"<td class=l>{esc(r['strategy'])}</td><td>{esc(n_label(r))}</td><td>{acc_cell(r)}</td>"]
+        cells += [
+            f"<td class=l>{esc(r['strategy'])}</td><td>{esc(n_label(r))}</td>"
+            f"<td>{acc_cell(r, 'accuracy_ran', 'ci95_ran')}</td><td>{acc_cell(r)}</td>"
+        ]
         cells += [f"<td>{esc(fmt_num(r.get(k)))}</td>" for k, _ in ROW_COLUMNS]
         body.append("<tr>" + "".join(cells) + "</tr>")
     return "<table><tr>" + "".join(head) + "</tr>" + "".join(body) + "</table>"
@@ -279,6 +299,7 @@ def write_run_report(
     body.append(
         "<p class=meta>N* = derived by subsampling the samples of the largest N (mean over seeds); "
         "token and call columns are means per problem; wall s is the total.</p>"
+        f"<p class=meta>{esc(ACCURACY_NOTE)}</p><p class=meta>{esc(TOKENS_NOTE)}</p>"
     )
     for note in metrics.get("notes", []):
         body.append(f"<p class=meta>{esc(note)}</p>")
@@ -352,7 +373,7 @@ def write_compare_report(run_dirs: Sequence[Path], path: Path) -> tuple[Path, di
     keys, cells = pivot(runs)
     head = (
         "<tr><th class=l>strategy</th><th>N</th>"
-        + "".join(f"<th>{esc(n)}<br>accuracy [95% CI]</th><th>{esc(n)}<br>gen tok</th>" for n in runs)
+        + "".join(f"<th>{esc(n)}<br>accuracy [95% CI]</th><th>{esc(n)}<br>total tok</th>" for n in runs)
         + "</tr>"
     )
     body_rows = []
@@ -362,7 +383,7 @@ def write_compare_report(run_dirs: Sequence[Path], path: Path) -> tuple[Path, di
         for n in runs:
             r = cells[k].get(n)
             cells_html.append(
-                f"<td>{acc_cell(r)}</td><td>{fmt_num(r['generated_tokens'])}</td>"
+                f"<td>{acc_cell(r)}</td><td>{fmt_num(token_total(r))}</td>"
                 if r
                 else "<td>–</td><td>–</td>"
             )
@@ -381,7 +402,8 @@ def write_compare_report(run_dirs: Sequence[Path], path: Path) -> tuple[Path, di
     body = (
         f"<h1>slowthink report · {len(runs)} run{'s' if len(runs) != 1 else ''}</h1><ul>{runs_list}</ul>"
         f"<h2>side by side</h2><table>{head}{''.join(body_rows)}</table>"
-        "<p class=meta>N* = derived by subsampling the largest N.</p>"
+        "<p class=meta>N* = derived by subsampling the largest N; accuracy counts an error as wrong.</p>"
+        f"<p class=meta>{esc(TOKENS_NOTE)}</p>"
         "<h2>scaling</h2><div class=plots>" + "".join(img_tag(p) for p in pngs) + "</div>"
         "<h2>all rows</h2>" + rows_table(compare_rows(runs), run_col=True)
     )

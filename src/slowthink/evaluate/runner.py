@@ -101,6 +101,38 @@ def make_scorer(config: EvalConfig, engine):
     return load_scorer(config.scorer, engine=engine)
 
 
+def _path_like(target: str) -> bool:
+    return target.startswith(("/", "./", "../", "~")) or target.endswith(".gguf")
+
+
+def check_engine_spec(spec: str, what: str = "--model") -> None:
+    """Fail at once, before the run folder is touched, on an engine spec that cannot load: an
+    unknown engine kind, or a local model path (``llamacpp:PATH``, ``hf:/dir``, ``vllm:./dir``)
+    that does not exist. Hub ids and server URLs are left to the engine."""
+    if spec.startswith(PY_PREFIX):
+        return
+    from slowthink.engines import EngineSpec
+
+    s = EngineSpec.parse(spec)
+    if s.kind == "openai" or not s.target:
+        return
+    if s.kind == "llamacpp" or _path_like(s.target):
+        path = Path(s.target).expanduser()
+        if not (path.is_file() if s.kind == "llamacpp" else path.exists()):
+            raise SlowthinkError(f"model not found: {s.target} (engine '{s.kind}'): pass {what} with an existing path")
+
+
+def preflight(jobs: Sequence[Job], pending: dict[Job, list[Problem]], engine, scorer) -> None:
+    """What every problem would hit stops the run before any generation (one SlowthinkError line):
+    a strategy without the scorer it needs, problems with images on a text-only engine."""
+    from slowthink.search import check_engine_fits
+
+    live = [j for j in jobs if pending[j]]
+    check_scorer(live, scorer)
+    todo = {p.id: p for j in live for p in pending[j]}
+    check_engine_fits(list(todo.values()), engine)
+
+
 def check_scorer(jobs: Sequence[Job], scorer) -> None:
     """Fail before any generation when a strategy needs what the scorer cannot do."""
     from slowthink.search import STRATEGIES, make_config
@@ -143,7 +175,8 @@ def prepare_out(config: EvalConfig, jobs: Sequence[Job], *, force: bool = False)
     out.mkdir(parents=True, exist_ok=True)
     cfg_path = out / CONFIG
     identity = _canonical(config.identity())
-    if cfg_path.is_file():
+    rec = out / RECORDS
+    if cfg_path.is_file() and rec.is_file() and rec.stat().st_size > 0:  # an empty folder takes new settings
         old = read_json(cfg_path, "run config").get("identity", {})
         diffs = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in identity.items() if old.get(k) != v]
         if diffs and not force:
@@ -153,9 +186,7 @@ def prepare_out(config: EvalConfig, jobs: Sequence[Job], *, force: bool = False)
             )
         if diffs:
             stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-            rec = out / RECORDS
-            if rec.exists():
-                shutil.move(rec, out / f"records.{stamp}.bak.jsonl")
+            shutil.move(rec, out / f"records.{stamp}.bak.jsonl")
     write_json(
         cfg_path,
         {
@@ -349,6 +380,10 @@ def run_eval(
     t_start = time.perf_counter()
     jobs = plan_jobs(config)
     fmt = get_format(config.format)
+    if engine is None:
+        check_engine_spec(config.engine_spec)
+    if config.grade_judge and config.grade_judge != "policy":
+        check_engine_spec(config.grade_judge, what="--grade-judge")
     load = load_problems(config)
     problems = load.problems
     out = prepare_out(config, jobs, force=force)
@@ -362,7 +397,7 @@ def run_eval(
         engine = engine if engine is not None else make_engine(config)
         if scorer is None and any(STRATEGIES[j.strategy].needs_scorer for j in jobs if pending[j]):
             scorer = make_scorer(config, engine)
-        check_scorer([j for j in jobs if pending[j]], scorer)
+        preflight(jobs, pending, engine, scorer)
         succeeded = False
         index = pathwise_index(records)
         with RecordWriter(out / RECORDS) as writer, _Progress(progress, console) as bar:

@@ -56,6 +56,21 @@ def get_strategy(name: str) -> Callable[..., list[Trace]]:
     return importlib.import_module(_entry(name).module).run
 
 
+def check_engine_fits(problems: Sequence[Problem], engine) -> None:
+    """Fail before any generation when the engine cannot take the problems: a text-only engine
+    (``supports_images`` false) given problems with images. Every request would fail the same way."""
+    if getattr(engine, "supports_images", True):
+        return
+    with_images = [p for p in problems if p.images]
+    if with_images:
+        first = with_images[0]
+        raise SlowthinkError(
+            f"engine '{getattr(engine, 'name', type(engine).__name__)}' is text-only but "
+            f"{len(with_images)} of {len(problems)} problem(s) have images (e.g. {first.id}: {first.images[0]}): "
+            "pass --ignore-images to drop the images, or use a multimodal engine (--engine hf/openai/vllm)"
+        )
+
+
 def solve(
     problems: Sequence[Problem], engine, fmt, strategy: str = "quick", scorer=None,
     reuse: Mapping[str, Trace] | None = None, **overrides: Any
@@ -66,6 +81,7 @@ def solve(
     sampling settings and seed whose samples are taken instead of generated again.
     """
     config = make_config(strategy, **overrides)
+    check_engine_fits(problems, engine)
     if reuse:
         if not STRATEGIES[strategy].pathwise:
             raise ValueError(f"reuse: strategy '{strategy}' does not sample whole responses")
@@ -73,4 +89,4 @@ def solve(
     return get_strategy(strategy)(list(problems), engine, fmt, config, scorer=scorer)
 
 
-__all__ = ["STRATEGIES", "SearchConfig", "get_strategy", "make_config", "solve"]
+__all__ = ["STRATEGIES", "SearchConfig", "check_engine_fits", "get_strategy", "make_config", "solve"]

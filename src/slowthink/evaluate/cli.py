@@ -294,6 +294,8 @@ def eval_command(
         return
     console = Console()
     console.print(rows_table(m["rows"], title=f"{m['load']['summary']}"))
+    for line in error_lines(m["rows"]):
+        console.print(line, highlight=False)
     console.print(
         f"[dim]{result.new_records} new record(s), {result.resumed_records} resumed, "
         f"{result.errors} error(s) this run · N* derived by subsampling · {m['wall_time_s']:.1f}s[/dim]"
@@ -302,8 +304,6 @@ def eval_command(
 
 
 def report_command(
-    for line in error_lines(m["rows"]):
-        console.print(line, highlight=False)
     runs: Annotated[list[Path], typer.Argument(help="Run folders made by slowthink eval (--out).")],
     out: Annotated[Path, typer.Option(help="The HTML file to write (combined plots go next to it).")] = Path(
         "report.html"
@@ -311,6 +311,7 @@ def report_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows of every run as JSON.")] = False,
 ) -> None:
     """Compare eval runs side by side: a table here and an HTML report with combined plots."""
+    from slowthink.evaluate.metrics import token_total
     from slowthink.evaluate.report import compare_rows, pivot, write_compare_report
 
     try:
@@ -319,7 +320,6 @@ def report_command(
         path, metrics = write_compare_report(runs, out)
     except SlowthinkError as e:
         _fail(str(e))
-    from slowthink.evaluate.metrics import token_total
         return
     if as_json:
         sys.stdout.write(json.dumps(compare_rows(metrics), indent=2, ensure_ascii=False) + "\n")

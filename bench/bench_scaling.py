@@ -12,7 +12,8 @@ Run folders live under ``--out`` (default ``runs/study``), named by dataset, for
 shared with ``bench_slow.py``. Runs are resumable (kill it and run the same command again). Prints one JSON object: per dataset
 the rows (accuracy, Wilson 95% CI, tokens of policy and scorer, calls, wall time) and ratios
 measured side by side in the same run (each strategy's gain from N=1 to its largest N; best_of_n
-minus majority at equal N; tokens per problem of step_beam vs majority at the same N). Writes a
+minus majority at equal N; total tokens per problem, policy + scorer, prompt + generated, of
+step_beam vs majority at the same N). Writes a
 combined HTML report with plots next to the runs.
 
     .venv/bin/python bench/bench_scaling.py                                  # the full study (hours on 2 cores)
@@ -31,6 +32,7 @@ from pathlib import Path
 from _study import MAX_TOKENS, dataset_options, run_folder
 from slowthink.engines import RecordingEngine, load_engine
 from slowthink.evaluate import EvalConfig, run_eval
+from slowthink.evaluate.metrics import token_total
 from slowthink.evaluate.report import write_compare_report
 
 KEEP = (
@@ -43,11 +45,15 @@ KEEP = (
     "oracle",
     "no_answer",
     "errors",
+    "ran",
+    "accuracy_ran",
     "policy_generated_tokens",
     "policy_prompt_tokens",
     "scorer_generated_tokens",
     "scorer_prompt_tokens",
     "generated_tokens",
+    "policy_tokens",
+    "total_tokens",
     "engine_calls",
     "scorer_calls",
     "wall_time_s",
@@ -66,17 +72,15 @@ def ratios(rows: list[dict]) -> dict:
         if len(ns) > 1:
             a, b = by[(s, ns[0])], by[(s, ns[-1])]
             out[f"{s}: accuracy N={ns[-1]} - N={ns[0]}"] = round(b["accuracy"] - a["accuracy"], 4)
-            if a["generated_tokens"]:
-                out[f"{s}: tokens N={ns[-1]} / N={ns[0]}"] = round(
-                    b["generated_tokens"] / a["generated_tokens"], 2
-                )
+            if token_total(a):
+                out[f"{s}: total tokens N={ns[-1]} / N={ns[0]}"] = round(token_total(b) / token_total(a), 2)
     for (s, n), r in sorted(by.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
         m = by.get(("majority", n))
         if m is None or s == "majority" or n is None:
             continue
         out[f"{s} - majority accuracy @N={n}"] = round(r["accuracy"] - m["accuracy"], 4)
-        if m["generated_tokens"]:
-            out[f"{s} / majority tokens @N={n}"] = round(r["generated_tokens"] / m["generated_tokens"], 2)
+        if token_total(m):
+            out[f"{s} / majority total tokens @N={n}"] = round(token_total(r) / token_total(m), 2)
     return out
 
 

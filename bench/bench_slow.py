@@ -34,7 +34,7 @@ from _study import MAX_TOKENS, dataset_options, run_folder
 from slowthink.engines import RecordingEngine, load_engine
 from slowthink.evaluate import EvalConfig, run_eval
 from slowthink.evaluate.config import Job
-from slowthink.evaluate.metrics import grade_dict, job_rows
+from slowthink.evaluate.metrics import grade_dict, job_rows, token_total
 from slowthink.evaluate.records import read_records
 from slowthink.evaluate.runner import load_problems
 from slowthink.formats import get_format
@@ -45,7 +45,8 @@ from slowthink.types import Problem, Trace
 
 PARTS = ("free", "atomic", "stages")
 KEEP = ("method", "format", "n", "derived_from", "problems", "accuracy", "ci95", "oracle", "no_answer",
-        "policy_generated_tokens", "scorer_generated_tokens", "scorer_prompt_tokens", "wall_time_s")
+        "policy_generated_tokens", "policy_prompt_tokens", "scorer_generated_tokens", "scorer_prompt_tokens",
+        "total_tokens", "wall_time_s")
 
 
 class NoEngine:
@@ -155,15 +156,16 @@ def markdown(report: dict) -> str:
     lines = []
     for name, d in report["datasets"].items():
         lines += [f"### {name} (first {report['limit']})", "",
-                  "| format | method | N | accuracy [95% CI] | any sample right | policy tok / problem "
-                  "| scorer tok / problem (prompt + generated) |",
-                  "| --- | --- | --- | --- | --- | --- | --- |"]
+                  "| format | method | N | accuracy [95% CI] | any sample right | policy generated tok / problem "
+                  "| scorer tok / problem (prompt + generated) | total tok / problem (policy + scorer, prompt + "
+                  "generated) |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for r in d["rows"]:
             ci = r["ci95"] or [0, 0]
             oracle = "" if r["oracle"] is None else f"{r['oracle']:.2f}"
             scorer = (r["scorer_prompt_tokens"] or 0) + (r["scorer_generated_tokens"] or 0)
             lines.append(f"| {r['format']} | {r['method']} | {r['n']} | {r['accuracy']:.2f} [{ci[0]:.2f}, {ci[1]:.2f}] "
-                         f"| {oracle} | {r['policy_generated_tokens']:.0f} | {scorer:.0f} |")
+                         f"| {oracle} | {r['policy_generated_tokens']:.0f} | {scorer:.0f} | {token_total(r):.0f} |")
         lines.append("")
     return "\n".join(lines)
 

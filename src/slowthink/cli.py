@@ -90,7 +90,8 @@ def solve(
     image: Annotated[list[str] | None, typer.Option("--image", help="Image file(s) of the question.")] = None,
     choices: Annotated[str | None, typer.Option(help="Options of a multiple-choice question, separated by '|' or ';'.")] = None,
     answer: Annotated[str | None, typer.Option(help="Gold answer, to grade the result.")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="Reasoning format: stages | atomic | free.")] = "atomic",
+    fmt: Annotated[str, typer.Option("--format", help="Reasoning format: stages | atomic | sentences | free; "
+                                            "options after '#', e.g. 'atomic#style=atomthink'.")] = "atomic",
     strategy: Annotated[str, typer.Option(help="Search strategy: direct | cot | quick | majority | best_of_n | "
                                           "step_beam | greedy_step | stage_beam | sentence_beam.")] = "quick",
     n: Annotated[int | None, typer.Option(help="Samples / candidates per step (strategy default if unset).")] = None,

@@ -137,7 +137,8 @@ def eval_command(
         ),
     ] = None,
     fmt: Annotated[
-        str, typer.Option("--format", help="Reasoning format: stages | atomic | sentences | free.")
+        str, typer.Option("--format", help="Reasoning format: stages | atomic | sentences | free; "
+                                 "options after '#', e.g. 'atomic#style=atomthink' (AtomThink's step prompt).")
     ] = "atomic",
     n: Annotated[
         str,

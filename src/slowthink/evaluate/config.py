@@ -116,7 +116,8 @@ class EvalConfig:
     strategies: list[str] = field(default_factory=lambda: ["majority"])
     """Strategies to evaluate, in order."""
     format: str = "atomic"
-    """Reasoning format: stages | atomic | sentences | free."""
+    """Reasoning format: stages | atomic | sentences | free, with options after '#'
+    (``atomic#style=atomthink``)."""
     ns: list[int] = field(default_factory=lambda: list(DEFAULT_NS))
     """The N values (samples for path-wise strategies, candidates per node for step-wise ones)."""
     stepwise_ns: list[int] | None = None
@@ -165,6 +166,9 @@ class EvalConfig:
     """Drop the problems' images (text-only engines)."""
 
     def __post_init__(self) -> None:
+        from slowthink.formats import get_format
+
+        self.format = get_format(self.format).spec  # canonical: 'atomic#style=line' is 'atomic'
         self.strategies = parse_strategies(self.strategies)
         self.ns = parse_ns(self.ns)
         if self.stepwise_ns is not None:

@@ -17,11 +17,19 @@ FORMATS: dict[str, type[Format]] = {
 }
 
 
-def get_format(name: str) -> Format:
+def get_format(spec: str) -> Format:
+    """A format from its spec: a name, optionally with ``#k=v,...`` options
+    (``atomic#style=atomthink,max_chars=600``); bad names or options raise one SlowthinkError line."""
+    from slowthink.benchmarks.base import parse_kv
+
+    name, _, options = spec.partition("#")
+    name = name.strip()
     try:
-        return FORMATS[name]()
+        fmt = FORMATS[name]()
     except KeyError:
         raise SlowthinkError(f"unknown format '{name}': choose one of {', '.join(FORMATS)}") from None
+    fmt.configure(parse_kv(options, what=f"format option of '{name}'"))
+    return fmt
 
 
 __all__ = ["FORMATS", "Format", "Parsed", "ParsedStep", "StepSpec", "get_format"]

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from slowthink.prompts import get_template
-from slowthink.types import Completion, Message, Problem
+from slowthink.types import Completion, Message, Problem, SlowthinkError
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -61,10 +63,19 @@ def user_prompt(problem: Problem) -> str:
 _SENT_SPLIT = re.compile(r"(?<=[.!?])\s+")
 
 
+def repeated_ratio(text: str) -> float:
+    """Share of the sentences of ``text`` that occur more than once (distinct repeated sentences over
+    all sentences, AtomThink's ``get_repeated_sentence_ratio``); fragments of 8 characters or less
+    (numbers, labels) are not sentences. 0.0 when there is none."""
+    sents = [s.strip().lower() for s in _SENT_SPLIT.split(text) if len(s.strip()) > 8]
+    if not sents:
+        return 0.0
+    return sum(1 for s in set(sents) if sents.count(s) > 1) / len(sents)
+
+
 def repeated_sentences(text: str) -> bool:
     """True when the same sentence occurs twice in ``text`` (a degenerate loop)."""
-    sents = [s.strip().lower() for s in _SENT_SPLIT.split(text) if len(s.strip()) > 8]
-    return len(sents) != len(set(sents))
+    return repeated_ratio(text) > 0
 
 
 class Format(ABC):
@@ -76,6 +87,25 @@ class Format(ABC):
     full_max_tokens: int = 512
     #: Whether the model stopping on its own (end of sequence) ends the response.
     eos_ends_response: bool = True
+
+    def configure(self, options: dict[str, Any]) -> None:
+        """Apply the ``k=v`` options of a format spec (``atomic#style=atomthink``); this format takes none."""
+        if options:
+            raise SlowthinkError(
+                f"format '{self.name}' takes no options, got {', '.join(options)}; write --format {self.name}"
+            )
+
+    @property
+    def spec(self) -> str:
+        """The format spec that rebuilds this format (``name`` or ``name#k=v,...``); recorded in traces."""
+        return self.name
+
+    def step_request(self, problem: Problem, history: Sequence[str], spec: StepSpec) -> tuple[list[Message], str]:
+        """The messages and assistant prefix asking for ``spec`` after the steps ``history`` (node texts).
+
+        Default: one assistant turn continued, the prefix is the response so far plus the opener.
+        """
+        return self.messages(problem), "".join(history) + spec.opener
 
     def messages(self, problem: Problem, *, direct: bool = False) -> list[Message]:
         system = get_template("free.direct.system" if direct else self.system_template)

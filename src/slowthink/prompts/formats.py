@@ -45,6 +45,20 @@ ATOMIC_SYSTEM = (
     "To sum up, the final answer is: 6"
 )
 ATOMIC_FINAL_MARKER = "To sum up, the final answer is:"
+# AtomThink's own step prompt (``atomic#style=atomthink``): the question and the steps so far in the
+# user turn, the next single step in a fresh assistant turn. AtomThink's ``atomthink_prompt_template``
+# word for word (evaluation/utils/prompts.py); ``{history}`` holds the steps joined by blank lines.
+ATOMTHINK_STEP_USER = (
+    "THE GIVEN QUESTION:\n"
+    "{question}\n"
+    "Answer the question using a single word or phrase.\n\n"
+    "HISTORICAL REASONING STEPS:\n"
+    "{history}\n\n"
+    "Your task is to predict the next step of reasoning or calculation based on THE GIVEN QUESTION and "
+    "HISTORICAL REASONING STEPS. Ensure your prediction is a single atomic reasoning step, which should be "
+    "small and focused. If the historical reasoning steps have already reached a conclusion, there is no "
+    "need to predict the next step in reasoning; simply reply with \"To sum up, the final answer is: ...\".\n"
+)
 
 # --- stages: LLaVA-CoT ----------------------------------------------------------------------
 STAGES_SYSTEM = (
@@ -72,6 +86,7 @@ TEMPLATES: dict[str, str] = {
     "free.direct.system": FREE_DIRECT_SYSTEM,
     "atomic.system": ATOMIC_SYSTEM,
     "atomic.final_marker": ATOMIC_FINAL_MARKER,
+    "atomic.atomthink.user": ATOMTHINK_STEP_USER,
     "stages.system": STAGES_SYSTEM,
     "user.question": USER_QUESTION,
     "user.question_choices": USER_QUESTION_CHOICES,

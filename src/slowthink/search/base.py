@@ -59,8 +59,7 @@ class Tree:
     def __init__(self, problem: Problem, strategy: str, fmt: Format, config: SearchConfig) -> None:
         self.problem = problem
         self.fmt = fmt
-        self.messages = fmt.messages(problem)
-        self.trace = Trace(problem_id=problem.id, strategy=strategy, format=fmt.name, config=config.to_dict())
+        self.trace = Trace(problem_id=problem.id, strategy=strategy, format=fmt.spec, config=config.to_dict())
         self.trace.nodes.append(Node(id=0, parent=None))
         self._text: dict[int, str] = {0: ""}
         self.reused_wall_s = 0.0
@@ -113,10 +112,14 @@ class Job:
     results: list[Completion] = field(default_factory=list)
 
     def request(self) -> Request:
-        messages = self.tree.fmt.messages(self.tree.problem, direct=True) if self.direct else self.tree.messages
+        tree = self.tree
+        if self.direct:
+            messages, prefix = tree.fmt.messages(tree.problem, direct=True), tree.text(self.node_id) + self.spec.opener
+        else:  # the format lays out the request (one assistant turn continued, or a fresh turn per step)
+            messages, prefix = tree.fmt.step_request(tree.problem, tree.history(self.node_id), self.spec)
         return Request(
             messages=messages,
-            prefix=self.tree.text(self.node_id) + self.spec.opener,
+            prefix=prefix,
             n=self.n,
             stop=list(self.spec.stop),
             max_tokens=self.spec.max_tokens,

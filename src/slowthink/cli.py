@@ -90,8 +90,9 @@ def solve(
     image: Annotated[list[str] | None, typer.Option("--image", help="Image file(s) of the question.")] = None,
     choices: Annotated[str | None, typer.Option(help="Options of a multiple-choice question, separated by '|' or ';'.")] = None,
     answer: Annotated[str | None, typer.Option(help="Gold answer, to grade the result.")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="Reasoning format: stages | atomic | sentences | free; "
-                                            "options after '#', e.g. 'atomic#style=atomthink'.")] = "atomic",
+    fmt: Annotated[str | None, typer.Option("--format", help="Reasoning format: stages | atomic | sentences | free; "
+                                            "options after '#', e.g. 'atomic#style=atomthink' "
+                                            "(default: atomic, or the preset's).")] = None,
     strategy: Annotated[str, typer.Option(help="Search strategy: direct | cot | quick | majority | best_of_n | "
                                           "step_beam | greedy_step | stage_beam | sentence_beam.")] = "quick",
     n: Annotated[int | None, typer.Option(help="Samples / candidates per step (strategy default if unset).")] = None,
@@ -100,8 +101,10 @@ def solve(
                                                "judge+symbolic (default: judge where one is needed).")] = None,
     select: Annotated[str | None, typer.Option(help="best_of_n: score | weighted | judge; stage_beam: judge | score.")] = None,
     aggregate: Annotated[str | None, typer.Option(help="Step scores to a path score: min | last | mean | prod.")] = None,
-    precheck: Annotated[bool, typer.Option("--precheck", help="stage_beam: the judge checks the chosen reasoning; "
-                                           "judged incorrect, it is sampled again (LLaVA-CoT).")] = False,
+    precheck: Annotated[bool, typer.Option("--precheck", help="stage_beam: LLaVA-CoT's reasoning check inside "
+                                           "every REASONING comparison (a candidate judged incorrect loses).")] = False,
+    preset: Annotated[str | None, typer.Option(help="A paper's procedure end to end: llava-cot (with --strategy "
+                                               "stage_beam). Options you give win.")] = None,
     temperature: Annotated[float | None, typer.Option(help="Sampling temperature (strategy default if unset).")] = None,
     max_depth: Annotated[int | None, typer.Option(help="Most steps on one path.")] = None,
     engine: Annotated[str, typer.Option(help="Engine spec: llamacpp | hf:PATH | openai:URL#MODEL | vllm:MODEL.")] = "llamacpp",
@@ -124,12 +127,15 @@ def solve(
             raise SlowthinkError("--choices needs at least two options separated by '|'")
         problem = Problem(id="cli", question=question, images=images, choices=opts, answer=answer)
         extra = {k: v for k, v in {"beam": beam, "select": select, "aggregate": aggregate,
-                                   "precheck": precheck or None}.items() if v is not None}
-        traces = run_solve([problem], engine_spec=engine, model=model, fmt_name=fmt, strategy=strategy,
+                                   "precheck": precheck or None, "temperature": temperature}.items() if v is not None}
+        if preset is not None:
+            from slowthink.search.presets import apply_preset
+
+            applied = apply_preset(preset, [strategy], fmt=fmt, scorer=scorer, options=extra)
+            fmt, scorer, extra = applied.format, applied.scorer, applied.options
+        traces = run_solve([problem], engine_spec=engine, model=model, fmt_name=fmt or "atomic", strategy=strategy,
                            scorer=scorer, ignore_images=ignore_images, base_url=base_url, api_key_env=api_key_env,
-                           threads=threads,
-                           n=n, temperature=temperature,
-                           max_depth=max_depth, seed=seed, **extra)
+                           threads=threads, n=n, max_depth=max_depth, seed=seed, **extra)
     except SlowthinkError as e:
         _fail(str(e))
         return

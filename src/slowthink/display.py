@@ -33,13 +33,12 @@ def render_trace(trace: Trace, problem: Problem | None = None, console: Console 
         by_id = {n.id: n for n in trace.nodes}
         lines = []
         for d in trace.decisions:
-            if d.get("stage") == "precheck":
-                verdict = {True: "correct", False: "incorrect -> re-sampled", None: "unknown"}[d.get("ok")]
-                lines.append(f"  precheck   reasoning #{d['node']}: {verdict}")
-                continue
             a, b, w = d["a"], d["b"], d["winner"]
             snippet = by_id[w].text.strip().replace("\n", " ")[:60]
             flag = "" if d.get("parsed", True) else " [yellow](unparsed verdict, rule applied)[/yellow]"
+            if "check" in d:  # LLaVA-CoT's reasoning check ran first
+                ok = {True: "correct", False: "incorrect", None: "unclear"}
+                flag += f" [dim](check: #{a} {ok[d['check'][0]]}, #{b} {ok[d['check'][1]]}; decided by {d['by']})[/dim]"
             lines.append(f"  {d['stage']:<10} #{a} vs #{b} -> #{w}{flag}  [dim]{snippet}[/dim]")
         console.print("[bold]judge decisions[/bold]\n" + "\n".join(lines), highlight=False)
     rejected = [n for n in trace.nodes if n.note and n.note.startswith("rejected")]

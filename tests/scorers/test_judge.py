@@ -11,7 +11,7 @@ import re
 import pytest
 
 from slowthink.prompts import get_template
-from slowthink.scorers.base import Comparison, PairwiseJudge, ScoreQuery, StepScorer
+from slowthink.scorers.base import CheckQuery, Comparison, PairwiseJudge, ScoreQuery, StepScorer
 from slowthink.scorers.judge import (
     STAGES,
     JudgeConfig,
@@ -307,37 +307,29 @@ def test_pointwise_falls_back_to_the_reply_text() -> None:
     assert res.scores == [0.0, None, 1.0] and len(eng.calls[0]) == 1
 
 
-def test_precheck() -> None:
-    replies = iter(
-        [_c(" Yes"), _c(" No"), _c(" hmm", {" Yes": math.log(0.3), " No": math.log(0.6)}), _c(" hmm")]
-    )
-    eng = ScriptedEngine(lambda r: next(replies))
+def test_check_reasoning() -> None:
+    """LLaVA-CoT's check: its prompt with the CAPTION as given information, no image, the reply read
+    as its code reads it ('incorrect' anywhere -> wrong), all queries in one engine call."""
+    replies = iter([_c("correct"), _c("Incorrect: 3 + 5 is 8"), _c("I cannot tell"),
+                    Completion("", finish_reason="error", error="down")])
+    eng = ScriptedEngine(lambda r: next(replies), supports_images=True)
     judge = LLMJudge(eng)
-    res = judge.precheck_results([P] * 4, ["3 + 5 = 8", "3 + 5 = 9", "?", "?"])
-    assert [c.ok for c in res] == [True, False, False, None]
-    assert [c.parsed for c in res] == [True, True, False, False]
-    assert res[2].p_yes == pytest.approx(1 / 3)
-    assert len(eng.calls) == 1 and all(c.calls == 1 and c.prompt_tokens == 10 for c in res)
-    assert "3 + 5 = 8" in eng.calls[0][0].messages[-1].content
-    with pytest.raises(ValueError):
-        judge.precheck([P], [])
-    lenient = LLMJudge(
-        ScriptedEngine(lambda r: _c(" hmm", {" Yes": math.log(0.3), " No": math.log(0.6)})),
-        precheck_threshold=0.3,
-    )
-    assert lenient.precheck([P], ["?"]) == [True]
-    # With log-probabilities, P(yes) decides even when the greedy word says otherwise.
-    soft = LLMJudge(
-        ScriptedEngine(lambda r: _c(" No", {" Yes": math.log(0.45), " No": math.log(0.55)})),
-        precheck_threshold=0.4,
-    )
-    assert soft.precheck([P], ["?"]) == [True]
+    prefix = "<SUMMARY> add </SUMMARY>\n\n<CAPTION> Tom has 3 apples and buys 5. </CAPTION>"
+    res = judge.check_reasoning([CheckQuery(P, prefix, f"\n\n<REASONING> {r} </REASONING>")
+                                 for r in ("3 + 5 = 8", "3 + 5 = 9", "?", "?")])
+    assert [c.ok for c in res] == [True, False, None, None]
+    assert len(eng.calls) == 1 and all(c.calls == 1 for c in res) and res[0].prompt_tokens == 10
+    req = eng.calls[0][0]
+    text = req.messages[-1].content
+    assert "Given Information: Tom has 3 apples and buys 5.\n\nReasoning Process: 3 + 5 = 8" in text
+    assert "add" not in text.split("Given Information:")[1]  # the summary is not given information
+    assert req.messages[-1].images == [] and req.max_tokens == judge.config.check_max_tokens and not req.logprobs
 
 
 def test_no_engine_call_for_nothing() -> None:
     eng = ScriptedEngine(prefers_eight)
     judge = LLMJudge(eng)
-    assert judge.compare([]) == [] and judge.score([]) == [] and judge.precheck([], []) == []
+    assert judge.compare([]) == [] and judge.score([]) == [] and judge.check_reasoning([]) == []
     assert eng.calls == []
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from slowthink.engines.base import RecordingEngine
 from slowthink.scorers import load_scorer
-from slowthink.scorers.base import Comparison, ScoreQuery
+from slowthink.scorers.base import CheckQuery, Comparison, ScoreQuery
 from slowthink.scorers.judge import LLMJudge, parse_verdict
 from slowthink.types import Problem
 
@@ -75,9 +75,21 @@ def test_pointwise_scores_and_cache(recorded: RecordingEngine) -> None:
     assert recorded.n_calls == 1 and again[0].scores == out[0].scores and again[0].calls == 0
 
 
-def test_precheck_on_the_model(recorded: RecordingEngine) -> None:
-    judge = LLMJudge(recorded)
-    checks = judge.precheck_results([APPLES], ["3 + 5 = 8, so he has 8 apples."])
-    assert recorded.n_calls == 1 and len(checks) == 1
+def test_reasoning_check_on_the_model(recorded: RecordingEngine) -> None:
+    judge = LLMJudge(recorded, prompts="llava-cot")
+    prefix = "<SUMMARY> I will add. </SUMMARY>\n\n<CAPTION> Tom has 3 apples and buys 5 more. </CAPTION>"
+    checks = judge.check_reasoning([CheckQuery(APPLES, prefix, "\n\n<REASONING> 3 + 5 = 8. </REASONING>")] * 2)
+    assert recorded.n_calls == 1 and len(checks) == 2
     for c in checks:
-        assert c.ok in (True, False) and c.p_yes is not None and c.prompt_tokens > 50 and c.calls == 1
+        assert c.ok in (True, False, None) and c.prompt_tokens > 50 and 0 < c.generated_tokens <= 48 and c.calls == 1
+    assert checks[0].ok == checks[1].ok  # greedy: the same reading
+
+
+def test_llava_cot_pairwise_on_the_model(recorded: RecordingEngine) -> None:
+    judge = LLMJudge(recorded, prompts="llava-cot", reason_max_tokens=64)
+    comps = [Comparison(APPLES, "<SUMMARY> I will add. </SUMMARY>", "\n\n<CAPTION> Tom has 3 apples. </CAPTION>",
+                        "\n\n<CAPTION> Tom has 3 apples and buys 5 more apples. </CAPTION>", "caption")] * 2
+    verdicts = judge.compare(comps)
+    assert recorded.n_calls == 1
+    for v in verdicts:
+        assert v.winner in (0, 1) and v.generated_tokens > 1 and v.calls == 1

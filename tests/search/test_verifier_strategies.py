@@ -159,44 +159,6 @@ def test_knockout_is_seeded():
     assert a[0].decisions == b[0].decisions
 
 
-def test_stage_beam_precheck_resamples_bad_reasoning():
-    from dataclasses import dataclass
-
-    @dataclass
-    class Check:
-        ok: bool | None
-        p_yes: float | None = None
-        prompt_tokens: int = 4
-        generated_tokens: int = 1
-        calls: int = 1
-
-    class CheckingJudge(GoodJudge):
-        def __init__(self):
-            super().__init__()
-            self.checked = 0
-
-        def compare(self, comps):  # always keep the first candidate: a bad reasoning can win
-            self.calls += 1
-            return [Verdict(0, calls=1) for _ in comps]
-
-        def precheck_results(self, problems, responses):
-            self.checked += len(responses)
-            return [Check("bad reasoning" not in r) for r in responses]
-
-    judge = CheckingJudge()
-    traces = solve(problems(2), ScriptedEngine(), get_format("stages"), "stage_beam", scorer=judge, n=2,
-                   precheck=True, precheck_retries=2)
-    for t in traces:
-        checks = [d for d in t.decisions if d["stage"] == "precheck"]
-        assert checks, "the reasoning stage was checked"
-        # a reasoning judged incorrect is never kept on the chosen path
-        assert all(d["ok"] or not t.nodes[d["node"]].chosen for d in checks)
-        assert [n.kind for n in t.steps] == ["summary", "caption", "reasoning", "conclusion"]
-        assert t.compute.scorer_prompt_tokens > 0
-    with pytest.raises(SlowthinkError, match="precheck needs a judge"):
-        solve(problems(1), ScriptedEngine(), get_format("stages"), "stage_beam", scorer=GoodJudge(), precheck=True)
-
-
 class PickEngine:
     """Atomic steps that name their sample index: ``Step d: pick<i>.`` (two steps, then the final
     line). The answer is 7 only on the path that took sample 2 at both steps."""

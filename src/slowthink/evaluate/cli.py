@@ -137,9 +137,15 @@ def eval_command(
         ),
     ] = None,
     fmt: Annotated[
-        str, typer.Option("--format", help="Reasoning format: stages | atomic | sentences | free; "
-                                 "options after '#', e.g. 'atomic#style=atomthink' (AtomThink's step prompt).")
-    ] = "atomic",
+        str | None, typer.Option("--format", help="Reasoning format: stages | atomic | sentences | free; "
+                                 "options after '#', e.g. 'atomic#style=atomthink' (AtomThink's step prompt); "
+                                 "default: atomic, or the preset's.")
+    ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(help="A paper's procedure for its strategy: llava-cot (stage_beam: LLaVA-CoT's knockout, "
+                     "judge prompts, reasoning check and stage prompts). Options you give win."),
+    ] = None,
     n: Annotated[
         str,
         typer.Option(
@@ -261,6 +267,7 @@ def eval_command(
             limit=limit,
             strategies=strategy or ["majority"],
             format=fmt,
+            preset=preset,
             ns=n,
             stepwise_ns=stepwise_n,
             seeds=seeds,

@@ -43,6 +43,7 @@ IDENTITY_FIELDS: tuple[str, ...] = (
     "engine",
     "model",
     "scorer",
+    "preset",
     *STRATEGY_OPTIONS,
     "seed",
     "ignore_images",
@@ -115,9 +116,9 @@ class EvalConfig:
     # -- what to run
     strategies: list[str] = field(default_factory=lambda: ["majority"])
     """Strategies to evaluate, in order."""
-    format: str = "atomic"
+    format: str | None = None
     """Reasoning format: stages | atomic | sentences | free, with options after '#'
-    (``atomic#style=atomthink``)."""
+    (``atomic#style=atomthink``). None: atomic, or the preset's."""
     ns: list[int] = field(default_factory=lambda: list(DEFAULT_NS))
     """The N values (samples for path-wise strategies, candidates per node for step-wise ones)."""
     stepwise_ns: list[int] | None = None
@@ -132,6 +133,10 @@ class EvalConfig:
     """Model path for the engine (appended to the spec as ``engine:model``)."""
     scorer: str | None = None
     """Scorer spec for best_of_n / beam strategies (``symbolic``, ``judge``, ``prm:PATH``, ``py:module:Class``)."""
+    preset: str | None = None
+    """A paper's procedure for its strategy (``llava-cot`` for stage_beam, see
+    :mod:`slowthink.search.presets`): fills in the format, the scorer and that strategy's options
+    left unset."""
     # -- strategy options (None = the strategy's default)
     beam: int | None = None
     """Beam width of step_beam."""
@@ -168,8 +173,13 @@ class EvalConfig:
     def __post_init__(self) -> None:
         from slowthink.formats import get_format
 
-        self.format = get_format(self.format).spec  # canonical: 'atomic#style=line' is 'atomic'
         self.strategies = parse_strategies(self.strategies)
+        if self.preset is not None:
+            from slowthink.search.presets import apply_preset
+
+            applied = apply_preset(self.preset, self.strategies, fmt=self.format, scorer=self.scorer, options={})
+            self.format, self.scorer = applied.format, applied.scorer
+        self.format = get_format(self.format or "atomic").spec  # canonical: 'atomic#style=line' is 'atomic'
         self.ns = parse_ns(self.ns)
         if self.stepwise_ns is not None:
             self.stepwise_ns = parse_ns(self.stepwise_ns)
@@ -243,8 +253,10 @@ def is_power_of_two(n: int) -> bool:
 def plan_jobs(config: EvalConfig) -> list[Job]:
     """Expand a config into jobs; check every strategy and option before any model loads."""
     from slowthink.search import STRATEGIES, make_config
+    from slowthink.search.presets import get_preset
 
     opts = config.strategy_options()
+    preset = get_preset(config.preset) if config.preset is not None else None
     used: set[str] = set()
     jobs: list[Job] = []
     for name in config.strategies:
@@ -252,6 +264,8 @@ def plan_jobs(config: EvalConfig) -> list[Job]:
         entry = STRATEGIES[name]
         mine = {k: v for k, v in opts.items() if k in fields and k not in FIXED_OPTIONS.get(name, ())}
         used.update(mine)
+        if preset is not None and name == preset.strategy:  # the preset's options, where none is given
+            mine = {**preset.options, **mine}
         try:
             make_config(name, **mine)
         except ValueError as e:

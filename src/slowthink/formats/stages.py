@@ -3,18 +3,26 @@
 ``<SUMMARY>`` plan, ``<CAPTION>`` what matters in the image/question, ``<REASONING>`` the
 reasoning, ``<CONCLUSION>`` the answer. Generation of a stage stops at its closing tag (or at
 any other stage tag the model starts on its own, which is then cut off and the stage closed).
+
+Two system prompts (the ``style`` option, ``stages#style=llava-cot``): ``slowthink`` (default: a
+one-sentence plan, the facts that matter, the reasoning, the answer, with a worked example) and
+``llava-cot`` (the stage descriptions of LLaVA-CoT's annotation prompt: the CAPTION describes the
+image in detail, emphasising what the question needs).
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from slowthink.formats.base import Format, Parsed, ParsedStep, StepSpec
-from slowthink.types import Completion
+from slowthink.types import Completion, SlowthinkError
 
 STAGES: tuple[str, ...] = ("summary", "caption", "reasoning", "conclusion")
 STAGE_MAX_TOKENS: dict[str, int] = {"summary": 96, "caption": 160, "reasoning": 384, "conclusion": 48}
 _TAG = re.compile(r"<\s*(/?)\s*(SUMMARY|CAPTION|REASONING|CONCLUSION)\s*>", re.IGNORECASE)
+#: System prompt per ``style``.
+STYLES: dict[str, str] = {"slowthink": "stages.system", "llava-cot": "stages.llava_cot.system"}
 
 
 def open_tag(stage: str) -> str:
@@ -25,11 +33,41 @@ def close_tag(stage: str) -> str:
     return f"</{stage.upper()}>"
 
 
+def stage_contents(text: str) -> dict[str, str]:
+    """The inner text of each stage in ``text`` (tags dropped), by stage name; untagged text counts
+    as ``reasoning`` (see :meth:`StagesFormat.parse`).
+
+    Example:
+        >>> stage_contents("<SUMMARY> plan </SUMMARY>\\n\\n<CAPTION> 3 and 4 </CAPTION>")
+        {'summary': 'plan', 'caption': '3 and 4'}
+    """
+    return {s.kind: s.text for s in StagesFormat().parse(text).steps}
+
+
 class StagesFormat(Format):
     name = "stages"
     system_template = "stages.system"
     full_max_tokens = 640
     eos_ends_response = False  # an unclosed stage is closed and the next stage follows
+
+    def __init__(self, style: str = "slowthink") -> None:
+        self.configure({"style": style})
+
+    def configure(self, options: dict[str, Any]) -> None:
+        unknown = [k for k in options if k != "style"]
+        style = options.get("style", "slowthink")
+        if unknown or style not in STYLES:
+            what = f"option(s) {', '.join(unknown)}" if unknown else f"style={style!r}"
+            raise SlowthinkError(
+                f"stages format {what}: the only option is style, one of {', '.join(STYLES)} "
+                "(e.g. --format 'stages#style=llava-cot')"
+            )
+        self.style = style
+        self.system_template = STYLES[style]
+
+    @property
+    def spec(self) -> str:
+        return self.name if self.style == "slowthink" else f"{self.name}#style={self.style}"
 
     def full_opener(self) -> str:
         return open_tag("summary")

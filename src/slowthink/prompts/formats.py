@@ -75,6 +75,31 @@ STAGES_SYSTEM = (
     "<CONCLUSION> 8 </CONCLUSION>"
 )
 
+# LLaVA-CoT's stage descriptions (``stages#style=llava-cot``), from the annotation prompt of its
+# dataset_generation/generate.py (what GPT-4o was asked to write); LLaVA-CoT's trained model gets the
+# bare question. Added: the text-only case of the CAPTION, and a worked example so that a model not
+# trained on the format keeps to it.
+STAGES_LLAVA_COT_SYSTEM = (
+    "Answer in four stages, each inside its tags: SUMMARY, CAPTION, REASONING and CONCLUSION.\n"
+    "<SUMMARY> Summarize how you will approach the problem and explain the steps you will take to reach "
+    "the answer. </SUMMARY>\n"
+    "<CAPTION> Provide a detailed description of the image, particularly emphasizing the aspects related "
+    "to the question (without an image: describe in detail the information the question gives). </CAPTION>\n"
+    "<REASONING> Provide a chain-of-thought, logical explanation of the problem. This should outline "
+    "step-by-step reasoning. </REASONING>\n"
+    "<CONCLUSION> State the final answer in a clear and direct format. If it is a multiple choice "
+    "question, give only the option. </CONCLUSION>\n\n"
+    "Example question: Tom has 3 apples and buys 5 more. How many apples does he have now?\n"
+    "Example answer:\n"
+    "<SUMMARY> I will find how many apples Tom has at the start and how many he buys, then add them. "
+    "</SUMMARY>\n\n"
+    "<CAPTION> The question is about Tom's apples. Tom has 3 apples at the start. He buys 5 more apples. "
+    "It asks how many apples he has now. </CAPTION>\n\n"
+    "<REASONING> Tom starts with 3 apples. Buying 5 more adds 5 apples, so he has 3 + 5 = 8 apples. "
+    "</REASONING>\n\n"
+    "<CONCLUSION> 8 </CONCLUSION>"
+)
+
 # --- user turn, shared by all formats -------------------------------------------------------
 USER_QUESTION = "{question}"
 USER_QUESTION_CHOICES = "{question}\nChoices:\n{choices}\nAnswer with the option's letter."
@@ -88,6 +113,7 @@ TEMPLATES: dict[str, str] = {
     "atomic.final_marker": ATOMIC_FINAL_MARKER,
     "atomic.atomthink.user": ATOMTHINK_STEP_USER,
     "stages.system": STAGES_SYSTEM,
+    "stages.llava_cot.system": STAGES_LLAVA_COT_SYSTEM,
     "user.question": USER_QUESTION,
     "user.question_choices": USER_QUESTION_CHOICES,
     "user.choice_line": CHOICE_LINE,

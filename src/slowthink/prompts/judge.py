@@ -9,8 +9,14 @@ log-probability can break an unparseable reply; see :mod:`slowthink.scorers.judg
 A pairwise prompt is ``judge.pair.<stage>`` followed by ``judge.pair.format`` (verdict only) or
 ``judge.pair.format_reason`` (one sentence of reasons first, as in LLaVA-CoT).
 
+``judge.llava_cot.<stage>`` are LLaVA-CoT's own pairwise prompts (reason first: "Since [reason], I
+choose response [1/2]."), and ``judge.llava_cot.check`` its reasoning check, asked inside each
+REASONING comparison (see :mod:`slowthink.search.knockout`).
+
 Placeholders: ``{question}``, ``{prefix}``, ``{response_1}``, ``{response_2}`` (pairwise);
-``{question}``, ``{response}`` (pre-check); ``{question}``, ``{history}``, ``{step}`` (pointwise).
+``{question}``, ``{hint}``, ``{response_1}``, ``{response_2}`` (LLaVA-CoT pairwise, ``{hint}`` empty or
+``judge.llava_cot.hint``); ``{info}``, ``{reasoning}`` (reasoning check); ``{question}``,
+``{history}``, ``{step}`` (pointwise).
 """
 
 from __future__ import annotations
@@ -79,13 +85,6 @@ PAIR_FORMAT_REASON = (
 )
 PAIR_VERDICT_PREFIX = "Better response: ["
 
-PRECHECK = (
-    "Question:\n{question}\n\n"
-    "Response:\n{response}\n\n"
-    "Is the reasoning of this response correct, with no error of fact, calculation or logic? "
-    'Reply in exactly this format, with nothing else: "Answer: Yes" (correct) or "Answer: No" (incorrect).'
-)
-
 STEP = (
     "Question:\n{question}\n\n"
     "Previous steps:\n{history}\n\n"
@@ -97,6 +96,77 @@ STEP = (
 YES_NO_PREFIX = "Answer:"
 NO_PREFIX_TEXT = "(nothing yet)"
 
+# --- LLaVA-CoT's own judge (``judge#prompts=llava-cot``) --------------------------------------
+# The prompts of LLaVA-CoT's public inference code (inference/demo/simple_inference.py, ``judge``;
+# the same text in inference/VLMEvalKit/inference_demo.py), near verbatim: typos fixed
+# ("Repsonse", "invovles"), the check's f-string indentation dropped. One user turn, no system
+# prompt; the candidates are the inner texts of the stage, the hint is what the code passes.
+# Per stage: (intro, recall). ``answer`` is the code's ``all`` (best-of-N), ``sentence`` its sentence beam.
+_LLAVA_COT_STAGES: dict[str, tuple[str, str]] = {
+    "answer": (
+        "Now you act as a judge, helping me determine which of the two texts I provide better answers the question.",
+        "",
+    ),
+    "sentence": (
+        "Now you act as a judge, helping me determine which of the two texts I provide is a better next "
+        "sentence for the answer to the question.",
+        "",
+    ),
+    "summary": (
+        "Now you act as a judge, helping me determine which of the two texts I provide better provides a "
+        "summary of what it should do to solve the question. The summary should focus on outlining the main "
+        "approach instead of stating specific analytical reasoning or math formula.",
+        "Please note that a better summary should focus on outlining the main approach instead of stating "
+        "specific analytical reasoning or math formula.",
+    ),
+    "caption": (
+        "Now you act as a judge, helping me determine which of the two texts I provide better summarizes the "
+        "information in the image related to the question, and has fewer errors. It is essential that the "
+        "captions are as thorough as possible while remaining accurate, capturing as many details as possible "
+        "rather than providing only general commentary.",
+        "Please note that a better caption should be as thorough as possible while remaining accurate, "
+        "capturing as many details as possible rather than providing only general commentary.",
+    ),
+    "reasoning": (
+        "Now you act as a judge, helping me determine which of the two texts I provide better explains the "
+        "reasoning process to solve the question, and has fewer errors. Begin by thoroughly reviewing the "
+        "question, followed by an in-depth examination of each answer individually, noting any differences. "
+        "Subsequently, analyze these differences to determine which response demonstrates stronger reasoning "
+        "and provide a clear conclusion.",
+        "Begin by thoroughly reviewing the question, followed by an in-depth examination of each answer "
+        "individually, noting any differences. Subsequently, analyze these differences to determine which "
+        "response demonstrates stronger reasoning and provide a clear conclusion.",
+    ),
+    "conclusion": (
+        "Now you act as a judge, helping me determine which of the two texts I provide offers a more effective "
+        "conclusion to the question. The conclusion should align with the reasoning presented in the hint. "
+        "The conclusion should never refuse to answer the question.",
+        "Please note that a better conclusion should align with the reasoning presented in the hint. The "
+        "conclusion should never refuse to answer the question.",
+    ),
+}
+_LLAVA_COT_PAIR = (
+    "{intro}\n\n"
+    "Question: {{question}}{{hint}}\n"
+    "Response 1: {{response_1}}\n"
+    "Response 2: {{response_2}}\n\n"
+    "{recall} Please strictly follow the following format requirements when outputting, and don't have "
+    "any other unnecessary words.\n\n"
+    'Output format: "Since [reason], I choose response [1/2]."'
+)
+LLAVA_COT_HINT = "\n\nHint about the Question: {hint}"
+LLAVA_COT_CHECK = (
+    "Now you act as a judge, helping me determine whether the reasoning process in the given text is correct "
+    "and accurate based on the given information.\n"
+    "You should assume that the given information about the image is correct.\n"
+    "You should only consider the reasoning process itself, not the correctness of the background information.\n"
+    "If the reasoning process involves any calculations, you should verify the accuracy of the calculations.\n"
+    "You should output 'correct' if you don't find any errors in the reasoning process, and 'incorrect' if "
+    "you find any errors.\n\n"
+    "Given Information: {info}\n\n"
+    "Reasoning Process: {reasoning}"
+)
+
 TEMPLATES: dict[str, str] = {
     "judge.system": JUDGE_SYSTEM,
     **{
@@ -107,9 +177,13 @@ TEMPLATES: dict[str, str] = {
     "judge.pair.format": PAIR_FORMAT,
     "judge.pair.format_reason": PAIR_FORMAT_REASON,
     "judge.pair.empty_prefix": NO_PREFIX_TEXT,
-    "judge.precheck": PRECHECK,
-    "judge.precheck.prefix": YES_NO_PREFIX,
     "judge.step": STEP,
     "judge.step.prefix": YES_NO_PREFIX,
     "judge.step.empty_history": NO_PREFIX_TEXT,
+    **{
+        f"judge.llava_cot.{stage}": _LLAVA_COT_PAIR.format(intro=intro, recall=recall)
+        for stage, (intro, recall) in _LLAVA_COT_STAGES.items()
+    },
+    "judge.llava_cot.hint": LLAVA_COT_HINT,
+    "judge.llava_cot.check": LLAVA_COT_CHECK,
 }

@@ -7,6 +7,8 @@ Two kinds of judging, both batched across problems (one engine / model call per 
   LLM judge, the symbolic arithmetic checker.
 * **pairwise verdicts** -- ``PairwiseJudge.compare(comparisons) -> list[Verdict]``: which of two
   candidates continuing the same prefix is better (LLaVA-CoT's stage-level judge).
+* **reasoning checks** -- ``ReasoningChecker.check_reasoning(queries) -> list[Check]``: is a
+  REASONING candidate correct (LLaVA-CoT's check inside each reasoning comparison).
 
 Scorers cache by (problem id, step prefix) so that a step is scored once across depths. Each
 result carries the compute it cost, which strategies charge to the problem's ``Compute`` apart
@@ -63,6 +65,29 @@ class Verdict:
     calls: int = 0
 
 
+@dataclass
+class CheckQuery:
+    """One reasoning check (LLaVA-CoT): is ``candidate`` correct, given the response so far?"""
+
+    problem: Problem
+    prefix: str
+    """The chosen response so far (SUMMARY and CAPTION for a REASONING candidate)."""
+    candidate: str
+    """The reasoning to check (a REASONING stage node text)."""
+
+
+@dataclass
+class Check:
+    """One reasoning check's result."""
+
+    ok: bool | None
+    """True = judged correct, False = judged incorrect, None = no usable reply (counts as not wrong)."""
+    raw: str = ""
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    calls: int = 0
+
+
 @runtime_checkable
 class StepScorer(Protocol):
     name: str
@@ -75,3 +100,12 @@ class PairwiseJudge(Protocol):
     name: str
 
     def compare(self, comparisons: Sequence[Comparison]) -> list[Verdict]: ...
+
+
+@runtime_checkable
+class ReasoningChecker(Protocol):
+    """Checks reasoning candidates for correctness, all queries in one engine call."""
+
+    name: str
+
+    def check_reasoning(self, queries: Sequence[CheckQuery]) -> list[Check]: ...

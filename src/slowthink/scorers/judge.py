@@ -6,11 +6,16 @@
   ``compare(comparisons)`` asks which of two candidates continuing the same prefix is better, with
   one prompt per stage (``judge.pair.<stage>`` in :mod:`slowthink.prompts.judge`). All comparisons
   of a call go to the engine in **one** ``generate`` call, at temperature 0. The reply is prefilled
-  with ``Better response: [`` so the first generated token is the verdict.
-* **pre-check**: ``precheck(problems, responses)`` -> ``True`` (correct) / ``False`` (incorrect) /
-  ``None`` (no usable reply), LLaVA-CoT's check of the reasoning before the conclusion: correct
-  when P(Yes) of the first reply token >= ``precheck_threshold`` (the reply text decides when the
-  engine gives no log-probabilities). ``precheck_results`` also returns P(Yes) and the compute.
+  with ``Better response: [`` so the first generated token is the verdict. With
+  ``prompts="llava-cot"`` the prompts are LLaVA-CoT's own (``judge.llava_cot.<stage>``: the stage's
+  inner text of each candidate, the code's hint, one user turn without a system prompt) and the
+  judge replies reason first: "Since [reason], I choose response [1/2]."
+* **reasoning check** (:class:`~slowthink.scorers.base.ReasoningChecker`, LLaVA-CoT's check inside
+  each REASONING comparison): ``check_reasoning(queries)`` asks, with LLaVA-CoT's prompt
+  (``judge.llava_cot.check``), whether a reasoning is correct given the information so far (the
+  CAPTION); the reply is read as LLaVA-CoT's code reads it: ``incorrect`` anywhere in it -> wrong,
+  else ``correct`` -> right, else unknown (``ok=None``, which counts as not wrong). All queries of
+  a call in one engine call.
 * **pointwise** (:class:`~slowthink.scorers.base.StepScorer`): ``score(queries)`` gives each step
   ``P(Yes)`` that it is correct given the earlier steps, read from the top log-probabilities of the
   first reply token (``max_tokens=1``), falling back to the reply text; cached per
@@ -39,12 +44,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from slowthink.formats.base import user_prompt
+from slowthink.formats.stages import stage_contents
 from slowthink.prompts import clip_head, clip_tail, get_template
-from slowthink.scorers.base import Comparison, ScoreQuery, ScoreResult, Verdict
+from slowthink.scorers.base import Check, CheckQuery, Comparison, ScoreQuery, ScoreResult, Verdict
 from slowthink.types import Completion, Message, Problem, Request, SlowthinkError
 
 #: Stages that have a pairwise judge template.
 STAGES: tuple[str, ...] = ("summary", "caption", "reasoning", "conclusion", "sentence", "answer")
+#: Prompt sets of the judge: slowthink's own (verdict-only by default) or LLaVA-CoT's (reason first).
+PROMPT_SETS: tuple[str, ...] = ("slowthink", "llava-cot")
+#: LLaVA-CoT's hint per stage: the stages of the response so far its code puts in the prompt.
+LLAVA_COT_HINTS: dict[str, tuple[str, ...]] = {"reasoning": ("caption",), "conclusion": ("caption", "reasoning")}
 _YES = frozenset({"yes", "correct", "true"})
 _NO = frozenset({"no", "incorrect", "false"})
 
@@ -142,6 +152,25 @@ def parse_yes_no(text: str) -> bool | None:
     return word in ("correct", "yes", "right", "true")
 
 
+def parse_check(text: str) -> bool | None:
+    """A reasoning-check reply as LLaVA-CoT's code reads it: ``incorrect`` anywhere -> ``False``,
+    else ``correct`` -> ``True``, else ``None`` (the code counts that as correct too). Case-insensitive
+    (the code's test is not: it would miss "Incorrect.").
+
+    Example:
+        >>> [parse_check(t) for t in ["correct", "Incorrect.", "The reasoning is correct.", "It is incorrect: 3+4=8"]]
+        [True, False, True, False]
+        >>> parse_check("I am not sure") is None
+        True
+    """
+    low = (text or "").lower()
+    if "incorrect" in low:
+        return False
+    if "correct" in low:
+        return True
+    return None
+
+
 def _first_top(c: Completion) -> dict[str, float] | None:
     if c.top_logprobs:
         return c.top_logprobs[0]
@@ -207,22 +236,25 @@ class JudgeConfig:
 
     swap: bool = False
     """Position-swap debiasing: ask every comparison in both orders (twice the judge requests)."""
+    prompts: str = "slowthink"
+    """Pairwise prompts: ``slowthink`` (``judge.pair.<stage>``) or ``llava-cot`` (LLaVA-CoT's own,
+    ``judge.llava_cot.<stage>``, always reason first)."""
     reason_first: bool = False
     """Let the judge write one sentence of reasons before its verdict (LLaVA-CoT's format) instead of
-    prefilling ``Better response: [``. Slower, and the log-probability fallback is not available."""
+    prefilling ``Better response: [``. Slower, and the log-probability fallback is not available.
+    Implied by ``prompts="llava-cot"``."""
     verdict_max_tokens: int = 6
     """Tokens the judge may write for a prefilled pairwise verdict or pre-check."""
     reason_max_tokens: int = 128
-    """Tokens the judge may write when ``reason_first`` is on."""
+    """Tokens the judge may write when it gives reasons first."""
+    check_max_tokens: int = 48
+    """Tokens the judge may write for a reasoning check (LLaVA-CoT asks for 'correct' or 'incorrect')."""
     top_logprobs: int = 20
     """Top log-probabilities asked for the first reply token (0 = none; disables the soft fallback)."""
     temperature: float = 0.0
     """Judge sampling temperature (0 = greedy, deterministic)."""
     seed: int = 0
     """Seed of the judge's requests (matters only when ``temperature > 0``)."""
-    precheck_threshold: float = 0.5
-    """Pre-check: the response counts as correct when P(yes) of the first reply token is >= this
-    (when the engine gives no log-probabilities, the reply text decides)."""
     images: bool | None = None
     """Send the problem's images to the judge: ``None`` = when the engine supports images."""
     max_question_chars: int = 2000
@@ -233,36 +265,18 @@ class JudgeConfig:
     """Each candidate / step / response is cut to this many characters (its start is kept)."""
 
     def __post_init__(self) -> None:
-        for name in ("verdict_max_tokens", "reason_max_tokens"):
+        if self.prompts not in PROMPT_SETS:
+            raise ValueError(f"JudgeConfig.prompts must be one of {', '.join(PROMPT_SETS)}, got {self.prompts!r}")
+        for name in ("verdict_max_tokens", "reason_max_tokens", "check_max_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"JudgeConfig.{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.top_logprobs <= 20:
             raise ValueError(f"JudgeConfig.top_logprobs must be in [0, 20], got {self.top_logprobs}")
-        if not 0 < self.precheck_threshold < 1:
-            raise ValueError(
-                f"JudgeConfig.precheck_threshold must be in (0, 1), got {self.precheck_threshold}"
-            )
         if self.temperature < 0:
             raise ValueError(f"JudgeConfig.temperature must be >= 0, got {self.temperature}")
         for name in ("max_question_chars", "max_prefix_chars", "max_candidate_chars"):
             if getattr(self, name) < 16:
                 raise ValueError(f"JudgeConfig.{name} must be >= 16, got {getattr(self, name)}")
-
-
-@dataclass
-class Check:
-    """One pre-check result."""
-
-    ok: bool | None
-    """True = judged correct, False = incorrect, None = no usable reply."""
-    p_yes: float | None = None
-    """P(yes) from the first token's log-probabilities, when the engine gave them."""
-    parsed: bool = False
-    """Whether ``ok`` came from the reply text (no log-probabilities), else from ``p_yes`` or nothing."""
-    raw: str = ""
-    prompt_tokens: int = 0
-    generated_tokens: int = 0
-    calls: int = 0
 
 
 @dataclass
@@ -284,7 +298,7 @@ class JudgeStats:
 
 # --- the judge --------------------------------------------------------------------------------
 class LLMJudge:
-    """An LLM judge on any engine: pairwise ``compare``, ``precheck`` and pointwise ``score``.
+    """An LLM judge on any engine: pairwise ``compare``, ``check_reasoning`` and pointwise ``score``.
 
     Args:
         engine: who judges (the policy engine itself by default, see ``load_scorer``).
@@ -314,17 +328,28 @@ class LLMJudge:
             return bool(getattr(self.engine, "supports_images", False))
         return self.config.images
 
-    def _messages(self, problem: Problem, user: str) -> list[Message]:
-        images = list(problem.images) if self._send_images() else []
-        return [Message("system", get_template("judge.system")), Message("user", user, images=images)]
+    @property
+    def llava_cot(self) -> bool:
+        return self.config.prompts == "llava-cot"
+
+    @property
+    def reasons_first(self) -> bool:
+        return self.config.reason_first or self.llava_cot
+
+    def _messages(self, problem: Problem, user: str, *, images: bool = True) -> list[Message]:
+        """The judge's chat: LLaVA-CoT's is one user turn; ours starts with ``judge.system``."""
+        msg = Message("user", user, images=list(problem.images) if images and self._send_images() else [])
+        return [msg] if self.llava_cot else [Message("system", get_template("judge.system")), msg]
 
     def _question(self, problem: Problem) -> str:
         return clip_head(user_prompt(problem), self.config.max_question_chars)
 
     def _request(
-        self, messages: list[Message], prefix: str, max_tokens: int, stop: Sequence[str] = ()
+        self, messages: list[Message], prefix: str, max_tokens: int, stop: Sequence[str] = (), logprobs: bool = True
     ) -> Request:
+        """``logprobs=False`` for free-text replies (reasons, checks): only a first-token verdict uses them."""
         cfg = self.config
+        logprobs = logprobs and cfg.top_logprobs > 0
         return Request(
             messages=messages,
             prefix=prefix,
@@ -333,8 +358,8 @@ class LLMJudge:
             max_tokens=max_tokens,
             temperature=cfg.temperature,
             seed=cfg.seed,
-            logprobs=cfg.top_logprobs > 0,
-            top_logprobs=cfg.top_logprobs,
+            logprobs=logprobs,
+            top_logprobs=cfg.top_logprobs if logprobs else 0,
         )
 
     def _generate(self, requests: list[Request]) -> list[Completion]:
@@ -358,6 +383,8 @@ class LLMJudge:
         stage = c.stage if c.stage in STAGES else "answer"
         cfg = self.config
         first, second = (c.b, c.a) if swapped else (c.a, c.b)
+        if self.llava_cot:
+            return self._llava_cot_pair_prompt(c, stage, first, second)
         prefix = (
             clip_tail(c.prefix, cfg.max_prefix_chars)
             if c.prefix.strip()
@@ -372,21 +399,39 @@ class LLMJudge:
         fmt = get_template("judge.pair.format_reason" if cfg.reason_first else "judge.pair.format")
         return body + "\n" + fmt
 
+    def _llava_cot_pair_prompt(self, c: Comparison, stage: str, first: str, second: str) -> str:
+        """LLaVA-CoT's prompt: the candidates' inner stage texts and the stage's hint (the CAPTION for
+        REASONING, CAPTION + REASONING for CONCLUSION, the sentences so far for a sentence)."""
+        cfg = self.config
+        if stage == "sentence":
+            hint = c.prefix.strip()
+        else:
+            done = stage_contents(c.prefix)
+            hint = " ".join(done[s] for s in LLAVA_COT_HINTS.get(stage, ()) if done.get(s))
+        inner = (lambda t: t.strip()) if stage in ("sentence", "answer") else (lambda t: stage_contents(t).get(stage, t.strip()))
+        return get_template(f"judge.llava_cot.{stage}").format(
+            question=self._question(c.problem),
+            hint=get_template("judge.llava_cot.hint").format(hint=clip_tail(hint, cfg.max_prefix_chars)) if hint else "",
+            response_1=clip_head(inner(first), cfg.max_candidate_chars),
+            response_2=clip_head(inner(second), cfg.max_candidate_chars),
+        )
+
     def _pair_request(self, c: Comparison, swapped: bool) -> Request:
         cfg = self.config
-        prefix = "" if cfg.reason_first else get_template("judge.pair.verdict_prefix")
-        max_tokens = cfg.reason_max_tokens if cfg.reason_first else cfg.verdict_max_tokens
+        reasons = self.reasons_first
+        prefix = "" if reasons else get_template("judge.pair.verdict_prefix")
+        max_tokens = cfg.reason_max_tokens if reasons else cfg.verdict_max_tokens
         # Prefilled: the verdict is the next token, stop at the closing bracket.
-        stop = ["\n\n"] if cfg.reason_first else ["]", "\n"]
+        stop = ["\n\n"] if reasons else ["]", "\n"]
         user = self.pair_prompt(c, swapped=swapped)
-        return self._request(self._messages(c.problem, user), prefix, max_tokens, stop)
+        return self._request(self._messages(c.problem, user), prefix, max_tokens, stop, logprobs=not reasons)
 
     def _read_pair(self, comp: Completion, prefix: str) -> tuple[int, bool, float | None, str]:
         """(winner among the shown pair, parsed, P('1') from the first token's logprobs, raw text)."""
         if not comp.ok:
             return 0, False, None, f"[error] {comp.error or ''}".strip()
         raw = prefix + comp.text
-        probs = digit_probs(comp) if not self.config.reason_first else None
+        probs = digit_probs(comp) if not self.reasons_first else None
         winner, parsed = resolve_verdict(raw, probs)
         return winner, parsed, None if probs is None else probs[0], raw
 
@@ -400,7 +445,7 @@ class LLMJudge:
         swaps = (False, True) if self.config.swap else (False,)
         requests = [self._pair_request(c, s) for c in comparisons for s in swaps]
         comps = self._generate(requests)
-        prefix = "" if self.config.reason_first else get_template("judge.pair.verdict_prefix")
+        prefix = "" if self.reasons_first else get_template("judge.pair.verdict_prefix")
         verdicts = []
         for i, _ in enumerate(comparisons):
             mine = comps[i * len(swaps) : (i + 1) * len(swaps)]
@@ -450,40 +495,39 @@ class LLMJudge:
             return (0 if p_a >= 0.5 else 1), False, "logprobs", raw
         return 0, False, "incumbent", raw
 
-    # -- pre-check ------------------------------------------------------------------------------
-    def precheck_results(self, problems: Sequence[Problem], responses: Sequence[str]) -> list[Check]:
-        """LLaVA-CoT's reasoning check, one request per response, all in one engine call."""
-        if len(problems) != len(responses):
-            raise ValueError(f"precheck: {len(problems)} problems but {len(responses)} responses")
+    # -- reasoning check ------------------------------------------------------------------------
+    def check_prompt(self, q: CheckQuery) -> str:
+        """LLaVA-CoT's check: the given information is the CAPTION of the response so far (the whole
+        response so far, tags dropped, when it has none); the reasoning is the candidate's inner text."""
         cfg = self.config
-        prefix = get_template("judge.precheck.prefix")
-        requests = []
-        for p, r in zip(problems, responses):
-            user = get_template("judge.precheck").format(
-                question=self._question(p), response=clip_head(r, cfg.max_candidate_chars + cfg.max_prefix_chars)
-            )
-            requests.append(self._request(self._messages(p, user), prefix, cfg.verdict_max_tokens, ["\n"]))
+        done = stage_contents(q.prefix)
+        info = done.get("caption") or " ".join(done.values()) or get_template("judge.pair.empty_prefix")
+        reasoning = stage_contents(q.candidate).get("reasoning", q.candidate.strip())
+        return get_template("judge.llava_cot.check").format(
+            info=clip_tail(info, cfg.max_prefix_chars), reasoning=clip_head(reasoning, cfg.max_candidate_chars)
+        )
+
+    def check_reasoning(self, queries: Sequence[CheckQuery]) -> list[Check]:
+        """Is each reasoning correct? One request per query, all in ONE engine call. Text only, as in
+        LLaVA-CoT's code (the check's chat has no image)."""
+        cfg = self.config
+        requests = [
+            self._request(self._messages(q.problem, self.check_prompt(q), images=False), "", cfg.check_max_tokens,
+                          ["\n\n"], logprobs=False)
+            for q in queries
+        ]
         checks = []
         for comp in self._generate(requests):
-            p_yes = yes_probability(comp) if comp.ok else None
-            text_ok = parse_yes_no(comp.text) if comp.ok else None
-            ok = text_ok if p_yes is None else p_yes >= cfg.precheck_threshold
             checks.append(
                 Check(
-                    ok=ok,
-                    p_yes=p_yes,
-                    parsed=p_yes is None and text_ok is not None,
-                    raw=(prefix + comp.text) if comp.ok else f"[error] {comp.error or ''}",
+                    ok=parse_check(comp.text) if comp.ok else None,
+                    raw=comp.text if comp.ok else f"[error] {comp.error or ''}",
                     prompt_tokens=comp.prompt_tokens,
                     generated_tokens=comp.generated_tokens,
                     calls=1,
                 )
             )
         return checks
-
-    def precheck(self, problems: Sequence[Problem], responses: Sequence[str]) -> list[bool | None]:
-        """``True`` (reasoning correct) / ``False`` (incorrect) / ``None`` (no usable reply) per response."""
-        return [c.ok for c in self.precheck_results(problems, responses)]
 
     # -- pointwise ------------------------------------------------------------------------------
     def step_prompt(self, problem: Problem, history: Sequence[str], step: str) -> str:

@@ -314,68 +314,6 @@ def score_nodes(
     return out
 
 
-@dataclass
-class KnockoutGroup:
-    """Candidates (node ids, all children of one node) competing for one slot of one tree."""
-
-    tree: Tree
-    prefix_node: int
-    candidates: list[int]
-    stage: str
-    winner: int | None = None
-
-
-def knockout(judge, groups: Sequence[KnockoutGroup], seed: int, tag: Any = "") -> None:
-    """LLaVA-CoT's random pairwise knockout, batched: candidates are shuffled (seeded), paired and
-    compared round by round; every round is ONE judge call for all groups of all problems. N
-    candidates take N-1 comparisons. Each decision is recorded in the trace."""
-    import random
-
-    from slowthink.scorers.base import Comparison
-
-    pools: dict[int, list[int]] = {}
-    for gi, g in enumerate(groups):
-        pool = list(g.candidates)
-        random.Random(stable_seed(seed, g.tree.problem.id, g.prefix_node, tag)).shuffle(pool)
-        pools[gi] = pool
-    round_no = 0
-    while any(len(p) > 1 for p in pools.values()):
-        pairs: list[tuple[int, int, int]] = []
-        for gi, pool in pools.items():
-            for k in range(0, len(pool) - 1, 2):
-                pairs.append((gi, pool[k], pool[k + 1]))
-        comps = []
-        for gi, a, b in pairs:
-            g = groups[gi]
-            comps.append(Comparison(g.tree.problem, g.tree.text(g.prefix_node), g.tree.node(a).text,
-                                    g.tree.node(b).text, g.stage))
-        verdicts = judge.compare(comps)
-        winners: dict[int, list[int]] = {gi: [] for gi in pools}
-        charged: set[int] = set()
-        for (gi, a, b), v in zip(pairs, verdicts):
-            g = groups[gi]
-            win = a if v.winner == 0 else b
-            winners[gi].append(win)
-            c = g.tree.trace.compute
-            c.scorer_prompt_tokens += v.prompt_tokens
-            c.scorer_generated_tokens += v.generated_tokens
-            if id(g.tree) not in charged and v.calls:
-                c.scorer_calls += v.calls
-                charged.add(id(g.tree))
-            node = g.tree.node(win)
-            node.score = (node.score or 0.0) + 1.0  # comparisons won
-            g.tree.trace.decisions.append(
-                {"stage": g.stage, "round": round_no, "a": a, "b": b, "winner": win, "parsed": v.parsed}
-            )
-        for gi, pool in pools.items():
-            if len(pool) % 2 == 1:  # the odd one out gets a bye
-                winners[gi].append(pool[-1])
-            pools[gi] = winners[gi] if len(pool) > 1 else pool
-        round_no += 1
-    for gi, g in enumerate(groups):
-        g.winner = pools[gi][0] if pools[gi] else None
-
-
 def grow(
     engine: Engine,
     frontier: Sequence[tuple[Tree, int]],

@@ -20,16 +20,15 @@ from dataclasses import dataclass
 from slowthink.engines.base import Engine
 from slowthink.formats.base import Format
 from slowthink.search.base import (
-    KnockoutGroup,
     SearchConfig,
     Tree,
     answer_key,
     finish_traces,
-    knockout,
     rank_key,
     sample_responses,
     score_nodes,
 )
+from slowthink.search.knockout import KnockoutGroup, knockout
 from slowthink.types import Problem, SlowthinkError, Trace
 
 SELECT = ("score", "weighted", "judge")

@@ -324,6 +324,7 @@ def test_check_reasoning() -> None:
     assert "Given Information: Tom has 3 apples and buys 5.\n\nReasoning Process: 3 + 5 = 8" in text
     assert "add" not in text.split("Given Information:")[1]  # the summary is not given information
     assert req.messages[-1].images == [] and req.max_tokens == judge.config.check_max_tokens and not req.logprobs
+    assert [m.role for m in req.messages] == ["system", "user"]  # slowthink's prompt set keeps its system turn
 
 
 def test_no_engine_call_for_nothing() -> None:

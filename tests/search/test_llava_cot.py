@@ -273,6 +273,7 @@ def test_llava_cot_check_prompt_and_reply():
     assert text.startswith(get_template("judge.llava_cot.check").split("{info}")[0])
     assert "Given Information: the terms are 4 and 3\n\nReasoning Process: " + WRONG in text
     assert req.max_tokens == judge.config.check_max_tokens and not req.messages[-1].images
+    assert [m.role for m in req.messages] == ["user"]  # LLaVA-CoT asks it as one user turn
     assert [parse_check(t) for t in ("Incorrect.", "correct", "The reasoning is correct", "unsure")] == [
         False, True, True, None]
 

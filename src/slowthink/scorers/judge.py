@@ -336,10 +336,11 @@ class LLMJudge:
     def reasons_first(self) -> bool:
         return self.config.reason_first or self.llava_cot
 
-    def _messages(self, problem: Problem, user: str, *, images: bool = True) -> list[Message]:
-        """The judge's chat: LLaVA-CoT's is one user turn; ours starts with ``judge.system``."""
+    def _messages(self, problem: Problem, user: str, *, images: bool = True, system: bool = True) -> list[Message]:
+        """The judge's chat: ``judge.system`` then the user turn (``system=False``: the user turn only,
+        as LLaVA-CoT's prompts are asked)."""
         msg = Message("user", user, images=list(problem.images) if images and self._send_images() else [])
-        return [msg] if self.llava_cot else [Message("system", get_template("judge.system")), msg]
+        return [Message("system", get_template("judge.system")), msg] if system else [msg]
 
     def _question(self, problem: Problem) -> str:
         return clip_head(user_prompt(problem), self.config.max_question_chars)
@@ -424,7 +425,8 @@ class LLMJudge:
         # Prefilled: the verdict is the next token, stop at the closing bracket.
         stop = ["\n\n"] if reasons else ["]", "\n"]
         user = self.pair_prompt(c, swapped=swapped)
-        return self._request(self._messages(c.problem, user), prefix, max_tokens, stop, logprobs=not reasons)
+        messages = self._messages(c.problem, user, system=not self.llava_cot)
+        return self._request(messages, prefix, max_tokens, stop, logprobs=not reasons)
 
     def _read_pair(self, comp: Completion, prefix: str) -> tuple[int, bool, float | None, str]:
         """(winner among the shown pair, parsed, P('1') from the first token's logprobs, raw text)."""
@@ -512,8 +514,8 @@ class LLMJudge:
         LLaVA-CoT's code (the check's chat has no image)."""
         cfg = self.config
         requests = [
-            self._request(self._messages(q.problem, self.check_prompt(q), images=False), "", cfg.check_max_tokens,
-                          ["\n\n"], logprobs=False)
+            self._request(self._messages(q.problem, self.check_prompt(q), images=False, system=not self.llava_cot), "",
+                          cfg.check_max_tokens, ["\n\n"], logprobs=False)
             for q in queries
         ]
         checks = []

@@ -4,7 +4,9 @@ For every problem of GSM8K test, MathVista testmini, MathVerse testmini (text on
 testmini, the grader is applied to: the gold answer itself; answers that the benchmark's official
 rules count as equal (``(B)``, ``Option B``, ``B.``, the option text, ``1,000``, ``$12``, ``12.00``,
 ``The answer is 12.``, ``\\boxed{12}``); and wrong answers (another option letter, the gold number
-plus one). Agreement = correct on the first two kinds, wrong on the last.
+plus one). Agreement = correct on the first two kinds, wrong on the last. ``notes`` counts why
+math-verify could not decide (pre-check rejections, timeouts); ``slowest_grade_s`` is the longest
+single grade (math-verify worker warm).
 
     .venv/bin/python bench/bench_grading.py
 """
@@ -18,6 +20,7 @@ from fractions import Fraction
 
 from slowthink.benchmarks import load_benchmark
 from slowthink.grading import grade
+from slowthink.grading.safe_math import start_worker
 from slowthink.types import Problem
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -64,6 +67,7 @@ def variants(p: Problem) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
 
 
 def main() -> None:
+    start_worker()  # its start is not part of any grade's time
     sets = {
         "gsm8k": load_benchmark("gsm8k"),
         "mathvista": load_benchmark("mathvista", allow_missing_images=True),
@@ -76,11 +80,17 @@ def main() -> None:
         counts: Counter[str] = Counter()
         by_kind: dict[str, Counter[str]] = defaultdict(Counter)
         disagreements: list[dict] = []
+        notes: Counter[str] = Counter()
+        slowest = 0.0
         for p in loaded.problems:
             same, wrong = variants(p)
             for expect, items in ((True, same), (False, wrong)):
                 for kind, text in items:
+                    t = time.perf_counter()
                     g = grade(text, p)
+                    slowest = max(slowest, time.perf_counter() - t)
+                    if g.note:
+                        notes[g.note] += 1
                     ok = g.correct == expect
                     counts["agree" if ok else "disagree"] += 1
                     by_kind[kind]["agree" if ok else "disagree"] += 1
@@ -94,6 +104,8 @@ def main() -> None:
             "agree": counts["agree"],
             "agreement": round(counts["agree"] / total, 4),
             "by_kind": {k: dict(v) for k, v in sorted(by_kind.items())},
+            "notes": dict(notes.most_common()),
+            "slowest_grade_s": round(slowest, 3),
             "disagreement_examples": disagreements,
         }
     report["wall_s"] = round(time.perf_counter() - t0, 1)

@@ -8,8 +8,8 @@ from typing import Any
 
 from slowthink.types import Problem
 
-TIME_LIMIT_S = 5.0
-"""Every adversarial case must return within this many seconds."""
+TIME_LIMIT_S = 2.0
+"""Every adversarial case must return within this many seconds (issue 9: under 2 s)."""
 
 
 def make_problem(answer: str | None = None, **kw: Any) -> Problem:

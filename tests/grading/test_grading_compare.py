@@ -198,6 +198,28 @@ ADVERSARIAL = [
     ("\\frac{1}{2}", "9" * 5000 + "\\pi"),  # hostile gold
     ("x" * 100_000, "\\sqrt{2}"),  # runaway text
     ("(" * 3000 + ")" * 3000, "(1, 2)"),  # deep nesting
+    ("[" * 1000, "[1, 2]"),  # 1,000 open brackets (took the whole 5 s timeout before)
+    ("(" * 1000, "\\sqrt{2}"),  # 1,000 open parentheses
+    ("{" * 400 + "}" * 400, "\\frac{1}{2}"),  # balanced braces 400 deep
+    ("\\frac{1}{" * 90 + "2" + "}" * 90, "\\frac{1}{2}"),  # \frac nested 90 deep
+    ("\\sqrt{" * 100 + "2" + "}" * 100, "\\sqrt{2}"),  # \sqrt nested 100 deep
+    ("\\left(" * 60 + "1" + "\\right)" * 60, "1"),  # \left( chain
+    ("\\left(" * 160, "(1, 2)"),  # unclosed \left( chain
+    ("[" * 300, "[1, 2]"),  # 300 open brackets (under the length bound: the nesting rule)
+    ("{" * 150 + "}" * 150, "\\frac{1}{2}"),  # balanced braces 150 deep
+    ("\\frac{1}{" * 30 + "2" + "}" * 30, "\\frac{1}{2}"),  # \frac nested 30 deep
+    ("\\sqrt{" * 50 + "2" + "}" * 50, "\\sqrt{2}"),  # \sqrt nested 50 deep
+    ("\\left(" * 25 + "1" + "\\right)" * 25, "1"),  # \left( ... \right) 25 deep
+    ("[" * 7 + "1" + "]" * 7, "[1]"),  # just past the nesting bound
+    ("(" * 7 + "1" + ")" * 7, "1"),  # just past the nesting bound, parentheses
+    ("\\frac{1}{2}", "[" * 1000),  # hostile gold
+    ("e^{e^{e^{e^{100}}}}", "1"),  # symbolic power tower
+    ("(999!)!", "1"),  # factorial of a factorial
+    ("+".join(f"\\frac{{1}}{{{k}}}" for k in range(1, 80)), "\\pi"),  # long LaTeX sum (1,000 chars)
+    ("x^{2}+" * 150 + "1", "\\sqrt{2}"),  # long polynomial (900 chars)
+    ("x^{2}+" * 50 + "1", "\\sqrt{2}"),  # 50 terms in 300 chars
+    ("(" + ",".join(str(k) for k in range(80)) + ")", "\\sqrt{2}"),  # an 80-tuple against a number
+    ("\\sqrt{2}", "+".join(["\\sqrt{2}"] * 40)),  # hostile gold: 40 terms
 ]
 
 
@@ -206,6 +228,43 @@ def test_grade_adversarial_is_bounded(pred, gold, mv_worker):
     g, elapsed = timed(grade, pred, P(gold))
     assert elapsed < TIME_LIMIT_S
     assert g.correct == (pred == gold)
+
+
+@pytest.mark.parametrize("worker", ["cold", "warm"])
+def test_every_hostile_answer_grades_within_2s(worker):
+    """Each row of the adversarial table, timed alone: from a stopped worker (each row starts
+    with none running) and from a running one; no cached verdicts either way."""
+    from slowthink.grading import safe_math
+
+    slow = []
+    for i, (pred, gold) in enumerate(ADVERSARIAL):
+        safe_math._verify_cached.cache_clear()
+        if worker == "cold":
+            safe_math.shutdown()
+        else:
+            assert safe_math.start_worker()
+        g, elapsed = timed(grade, pred, P(gold))
+        assert g.correct == (pred == gold), i
+        if elapsed >= TIME_LIMIT_S:
+            slow.append((i, round(elapsed, 2), g.note))
+    assert not slow, f"rows graded in {TIME_LIMIT_S} s or more (row, seconds, note): {slow}"
+
+
+@pytest.mark.parametrize(
+    ("pred", "gold"),
+    [
+        ("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}"),  # nested LaTeX, equal by math-verify
+        ("[[1,2],[3,4]]", "[[1,2],[3,4]]"),  # nested list
+        ("\\left(\\frac{1}{2}\\right)^{2}", "\\frac{1}{4}"),  # \left( ... \right) around a fraction
+        ("\\sqrt{\\sqrt{\\sqrt{16}}}", "\\sqrt{2}"),  # three radicals deep
+        ("((((1))))", "1"),  # parentheses 4 deep
+        ("\\frac{1}{" * 5 + "\\frac{1}{2}" + "}" * 5, "2"),  # exactly at the nesting bound (MAX_NESTING = 6)
+    ],
+)
+def test_reasonable_nesting_still_grades_right(pred, gold, mv_worker):
+    g, elapsed = timed(grade, pred, P(gold))
+    assert g.correct, g
+    assert elapsed < TIME_LIMIT_S
 
 
 def test_grade_adversarial_multiple_choice_is_bounded(mv_worker):

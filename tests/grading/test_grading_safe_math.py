@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from slowthink.grading import safe_math
+from slowthink.grading import grade, safe_math
 from slowthink.grading.safe_math import VerifyResult, precheck, verify_latex
-from tests.grading.grading_helpers import TIME_LIMIT_S, timed
+from tests.grading.grading_helpers import TIME_LIMIT_S, make_problem, timed
 
 PRECHECK_CASES = [
     ("\\frac{1}{2}", None),  # ordinary LaTeX
@@ -31,6 +31,15 @@ PRECHECK_CASES = [
     ("}{", "unbalanced braces"),  # closing first
     ("9" * 5000, "too many digits"),  # 5,000-digit number
     ("x" * 2000, "too long"),  # long text
+    ("[" * 300, "nested too deep"),  # open brackets
+    ("\\left(" * 7 + "1" + "\\right)" * 7, "nested too deep"),  # \left( chain past the bound
+    ("\\frac{1}{\\frac{1}{\\sqrt{2}}}", None),  # reasonable nesting
+    ("[[1, 2], [3, 4]]", None),  # nested list
+    ("x^{2}+" * 40 + "1", "too many terms"),  # long sum
+    ("(" + ",".join(str(k) for k in range(40)) + ")", "too many terms"),  # long tuple
+    ("e^{e^{e^{x}}}", "power tower"),  # symbolic tower
+    ("(999!)!", "huge factorial"),  # factorial of a factorial
+    ("n!!", None),  # double factorial
 ]
 
 
@@ -73,6 +82,57 @@ def test_timeout_kills_the_worker_and_the_next_call_restarts_it(mv_worker):
     assert elapsed < TIME_LIMIT_S
     # A fresh worker serves the next (uncached) comparison.
     assert verify_latex("3\\sqrt{2}", "\\sqrt{18}", timeout_s=30) == VerifyResult(True, None)
+
+
+def test_a_timed_out_worker_is_replaced_at_once(mv_worker):
+    """After a hung call the next worker starts right away (not at the next call), so its start
+    overlaps whatever the caller does in between."""
+    assert safe_math._debug_sleep(30, 0.5) == {"timeout": True}
+    worker = safe_math._state.worker
+    assert worker.proc is not None and worker.proc.poll() is None and not worker.ready
+    assert safe_math.start_worker() and worker.ready
+
+
+def test_one_grade_shares_one_budget(monkeypatch):
+    """Ten options to check by math-verify, every call hangs: the first call's timeout ends the
+    grade's math-verify work, well within GRADE_BUDGET_S; calls that return share the budget."""
+    calls: list[float] = []
+
+    def hung(request, timeout_s):
+        calls.append(timeout_s)
+        time.sleep(timeout_s)
+        return {"timeout": True}
+
+    monkeypatch.setattr(safe_math, "_call", hung)
+    safe_math._verify_cached.cache_clear()
+    problem = make_problem("A", choices=[f"\\sqrt{{{k}}}" for k in range(2, 12)], answer_type="choice")
+    try:
+        g, elapsed = timed(grade, "\\sqrt{50}", problem)
+    finally:
+        safe_math._verify_cached.cache_clear()
+    assert not g.correct and g.note is None  # no option matched
+    assert calls == [safe_math.DEFAULT_TIMEOUT_S]  # after one timeout, no more calls in this grade
+    assert elapsed < safe_math.GRADE_BUDGET_S + 0.15
+    # Calls that answer (slowly) share the budget: each gets what is left, until too little is.
+    calls.clear()
+
+    def slow(request, timeout_s):
+        calls.append(timeout_s)
+        time.sleep(0.5)
+        return {"result": False, "parsed": True}
+
+    monkeypatch.setattr(safe_math, "_call", slow)
+    try:
+        g, elapsed = timed(grade, "\\sqrt{51}", problem)
+    finally:
+        safe_math._verify_cached.cache_clear()
+    assert not g.correct and 2 < len(calls) < 10 and calls[-1] < calls[0]
+    assert elapsed < safe_math.GRADE_BUDGET_S + 0.6
+    # Outside a grade, a call gets its whole timeout; a spent budget makes no call at all.
+    calls.clear()
+    with safe_math.grade_budget(0.0):
+        assert verify_latex("\\sqrt{7}", "\\sqrt{8}").note == "timeout: grade budget spent"
+    assert calls == []
 
 
 def test_timeout_in_a_worker_thread(mv_worker):

@@ -28,7 +28,7 @@ from slowthink.grading.choices import LETTERS, effective_choices, is_choice_prob
 from slowthink.grading.extract import extract_answer, has_answer_cue
 from slowthink.grading.normalize import _normalize, normalize_answer, scalar_key, split_sequence
 from slowthink.grading.numeric import parse_number
-from slowthink.grading.safe_math import DEFAULT_TIMEOUT_S, verify_latex
+from slowthink.grading.safe_math import DEFAULT_TIMEOUT_S, verify_latex, within_grade_budget
 from slowthink.types import Problem
 
 METHODS = ("choice", "number", "list", "string", "math_verify", "llm_judge", "no_answer", "no_gold")
@@ -229,6 +229,7 @@ def _option_by_math(pred: str, choices: list[str], timeout_s: float) -> str | No
     return LETTERS[hits[0]] if len(hits) == 1 else None
 
 
+@within_grade_budget
 def grade(
     pred: str | None,
     problem: Problem,
@@ -242,7 +243,8 @@ def grade(
     multi-line text, is extracted first).
     Numbers follow the problem's ``precision``/``abs_tol``/``rel_tol`` (:class:`NumberRules`);
     ``tolerance``, a relative tolerance, replaces them;
-    ``timeout_s`` bounds a math-verify call. Never raises on bad answers, never hangs.
+    ``timeout_s`` bounds a math-verify call, and all of a grade's calls together take at most
+    ``safe_math.GRADE_BUDGET_S``. Never raises on bad answers, never hangs.
 
     >>> grade("$18.00", Problem(id="1", question="q", answer="18")).correct
     True

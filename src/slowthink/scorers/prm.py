@@ -53,64 +53,6 @@ PROTOCOLS: tuple[str, ...] = ("step_tag", "token_cls")
 AUTO_CLASSES: tuple[str, ...] = ("default", "causal_lm", "token_cls", "image_text_to_text", "auto")
 INSTALL_HINT = "pip install 'slowthink[hf]' (torch, transformers, tokenizers)"
 
-PRESETS: dict[str, dict[str, Any]] = {
-    # Math-Shepherd card: f"{question} {output}", output = "Step 1: ... ки\nStep 2: ... ки", BOS from
-    # tokenizer.encode; P('+') against '-' at every 'ки'. No chat template.
-    "math-shepherd": dict(
-        protocol="step_tag",
-        step_tag="ки",
-        step_tag_prefix=" ",
-        step_joiner="\n",
-        good_token="+",
-        bad_token="-",
-        question_joiner=" ",
-        number_steps=True,
-        chat=False,
-        system="",
-        add_bos=True,
-    ),
-    # AtomThink's code (OpenR math-psa style PRMs): question + " " + " \n\n\n\n\n".join(steps) +
-    # " \n\n\n\n\n"; the tag is read at its last token, ' +' against ' -'. No chat template.
-    "atomthink": dict(
-        protocol="step_tag",
-        step_tag="\n\n\n\n\n",
-        step_tag_prefix=" ",
-        step_joiner="",
-        good_token="+",
-        bad_token="-",
-        question_joiner=" ",
-        number_steps=False,
-        chat=False,
-        system="",
-        add_bos=True,
-    ),
-    # TRL PRMTrainer: [bos] + prompt ids + (step ids + separator ids) per step, nothing in between.
-    "trl": dict(
-        protocol="token_cls",
-        separator="\n",
-        question_joiner="",
-        number_steps=False,
-        chat=False,
-        system="",
-        add_bos=True,
-    ),
-    # Qwen2.5-Math-PRM card: chat template over [system, user: question, assistant: steps joined by
-    # "<extra_0>" with a trailing "<extra_0>"]; P(label 1) at every <extra_0>; AutoModel, remote code.
-    "qwen2.5-math-prm": dict(
-        protocol="token_cls",
-        separator="<extra_0>",
-        question_joiner="",
-        number_steps=False,
-        chat=True,
-        system=get_template("prm.qwen_math.system"),
-        add_bos=False,
-        auto_class="auto",
-        trust_remote_code=True,
-    ),
-}
-"""The input each known PRM family was trained with, by name (``prm:PATH#NAME``)."""
-PROTOCOL_PRESETS: dict[str, str] = {"step_tag": "math-shepherd", "token_cls": "trl"}
-"""The preset a bare protocol name stands for."""
 _FALLBACK: dict[str, Any] = dict(
     step_tag="ки",
     step_tag_prefix=" ",
@@ -126,7 +68,32 @@ _FALLBACK: dict[str, Any] = dict(
     auto_class="default",
     trust_remote_code=False,
 )
-"""Values of preset-controlled fields that a preset leaves out."""
+"""Values of the preset-controlled fields that a preset leaves out."""
+PRESETS: dict[str, dict[str, Any]] = {
+    # Math-Shepherd card: f"{question} {output}", output = "Step 1: ... ки\nStep 2: ... ки", BOS from
+    # tokenizer.encode; P('+') against '-' at every 'ки'. No chat template.
+    "math-shepherd": dict(protocol="step_tag", question_joiner=" ", number_steps=True),
+    # AtomThink's code (OpenR math-psa style PRMs): question + " " + " \n\n\n\n\n".join(steps) +
+    # " \n\n\n\n\n"; the tag is read at its last token, ' +' against ' -'. No chat template.
+    "atomthink": dict(protocol="step_tag", step_tag="\n\n\n\n\n", step_joiner="", question_joiner=" "),
+    # TRL PRMTrainer: [bos] + prompt ids + (step ids + separator ids) per step, nothing in between.
+    "trl": dict(protocol="token_cls"),
+    # Qwen2.5-Math-PRM card: chat template over [system, user: question, assistant: steps joined by
+    # "<extra_0>" with a trailing "<extra_0>"]; P(label 1) at every <extra_0>; AutoModel, remote code.
+    "qwen2.5-math-prm": dict(
+        protocol="token_cls",
+        separator="<extra_0>",
+        chat=True,
+        system=get_template("prm.qwen_math.system"),
+        add_bos=False,
+        auto_class="auto",
+        trust_remote_code=True,
+    ),
+}
+"""The input each known PRM family was trained with, by name (``prm:PATH#NAME``): what differs
+from :data:`_FALLBACK`."""
+PROTOCOL_PRESETS: dict[str, str] = {"step_tag": "math-shepherd", "token_cls": "trl"}
+"""The preset a bare protocol name stands for."""
 
 
 @dataclass

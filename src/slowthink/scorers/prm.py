@@ -376,7 +376,10 @@ class PRMScorer:
         content: Any = question
         if n_images:
             content = [{"type": "image"}] * n_images + [{"type": "text", "text": question}]
-        messages = [{"role": "system", "content": self.config.system}] if self.config.system else []
+        system: Any = self.config.system
+        if n_images:  # a VLM processor's template reads every turn as a list of parts
+            system = [{"type": "text", "text": system}]
+        messages = [{"role": "system", "content": system}] if self.config.system else []
         messages.append({"role": "user", "content": content})
         try:
             text = owner.apply_chat_template(

@@ -20,7 +20,7 @@ def render_trace(trace: Trace, problem: Problem | None = None, console: Console 
     parsed = fmt.parse(trace.response)
     body = []
     for i, step in enumerate(parsed.steps, 1):
-        label = step.kind.upper() if trace.format == "stages" else f"{i}"
+        label = step.kind.upper() if fmt.name == "stages" else f"{i}"
         body.append(Text.assemble((f"{label:>10}  ", f"bold {STAGE_STYLE.get(step.kind, 'white')}"), step.text))
     if not body:
         body.append(Text(trace.response or "(no text)", style="dim"))

@@ -360,3 +360,16 @@ def test_preset_reaches_solve_and_eval(monkeypatch):
     assert "pairing" not in jobs["majority"] and "temperature" not in jobs["majority"]
     with pytest.raises(SlowthinkError, match="preset 'llava-cot' is for --strategy stage_beam"):
         EvalConfig(benchmark="gsm8k", strategies=["majority"], preset="llava-cot")
+
+
+def test_trace_view_shows_stages_and_checks():
+    from rich.console import Console
+
+    from slowthink.display import render_trace
+
+    _, (trace,) = run_preset(1)
+    console = Console(record=True, width=200)
+    render_trace(trace, problems(1)[0], console)
+    out = console.export_text()
+    assert "REASONING" in out and "CONCLUSION" in out  # stage labels for stages#style=llava-cot
+    assert "check: #" in out and "decided by" in out

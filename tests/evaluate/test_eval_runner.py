@@ -365,3 +365,24 @@ def test_cli_eval_yaml_recipe_flags_win(data, tmp_path):
     bad.write_text("strategys: [majority]\n")
     r = cli.invoke(app, ["eval", "--config", str(bad), "--out", str(tmp_path / "X")])
     assert r.exit_code != 0 and "unknown key(s) strategys" in " ".join(r.output.split())
+
+
+def test_records_made_under_another_default_are_not_mixed_in(data, tmp_path):
+    """The run identity keeps options as given (None = the strategy's default); a record made when the
+    default was different (step search's aggregate was `min`) must not be resumed as if it were
+    made with today's settings."""
+    out = tmp_path / "run"
+    cfg = config(data, out, strategies=["greedy_step"], ns=[2])
+    run(cfg, engine=ScriptedEngine())
+    path = out / "records.jsonl"
+    recs = lines(path)
+    assert all(r["trace"]["config"]["aggregate"] == "last" for r in recs)
+    for r in recs[:2]:  # as an older slowthink wrote them
+        r["trace"]["config"]["aggregate"] = "min"
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    with pytest.raises(SlowthinkError, match=r"2 record\(s\).*aggregate='min' \(now 'last'\).*--force"):
+        run(cfg, engine=ScriptedEngine())
+    r = run(cfg, engine=ScriptedEngine(), force=True)
+    assert r.new_records == 2
+    records, _ = read_records(path)
+    assert all(rec["trace"]["config"]["aggregate"] == "last" for rec in records.values())

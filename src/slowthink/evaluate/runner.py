@@ -217,6 +217,41 @@ def _error_text(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"[:1000]
 
 
+def stale_records(
+    records: dict[tuple[str, str, str], dict[str, Any]], jobs: Sequence[Job], seed: int, out: Path,
+    *, force: bool = False,
+) -> set[tuple[str, str, str]]:
+    """Keys of records made with other strategy settings than this run's jobs would use now.
+
+    The run identity stores options as given (``None`` = the strategy's default); when a default
+    changes between slowthink versions (e.g. step search's ``aggregate`` ``min`` -> ``last``), old
+    records would silently mix with new ones. Each record's trace keeps its resolved settings, so
+    they are compared here: a mismatch is an error naming the option and the fix; with ``force``
+    those records are re-run (the new record supersedes the old line). To reproduce the old
+    behaviour, start a new run folder with the option given explicitly (``--aggregate min``).
+    """
+    from slowthink.search import make_config
+
+    stale: dict[tuple[str, str, str], str] = {}
+    for job in jobs:
+        want = make_config(job.strategy, seed=seed, **job.options()).to_dict()
+        for key, rec in records.items():
+            if key[1:] != (job.strategy, job.key) or not isinstance(rec.get("trace"), dict):
+                continue
+            have = rec["trace"].get("config") or {}
+            diff = [f"{k}={have[k]!r} (now {want[k]!r})" for k in sorted(want) if k in have and have[k] != want[k]]
+            if diff:
+                stale[key] = f"{job.label}: {', '.join(diff)}"
+    if stale and not force:
+        example = next(iter(stale.values()))
+        raise SlowthinkError(
+            f"{out}: {len(stale)} record(s) were made with other strategy settings than this run would use "
+            f"({example}; a default changed since they were made): use a new --out, "
+            "or --force to re-run those records with today's settings"
+        )
+    return set(stale)
+
+
 def solve_batch(
     batch: Sequence[Problem], job: Job, engine, fmt, scorer, seed: int, reuse: dict[str, Trace] | None = None
 ) -> list[tuple[Problem, Trace | None, str | None]]:
@@ -388,7 +423,8 @@ def run_eval(
     problems = load.problems
     out = prepare_out(config, jobs, force=force)
     records, bad_lines = read_records(out / RECORDS)
-    done = {k for k, r in records.items() if not (retry_errors and r.get("error"))}
+    stale = stale_records(records, jobs, config.seed, out, force=force)
+    done = {k for k, r in records.items() if not (retry_errors and r.get("error")) and k not in stale}
     pending = {job: [p for p in problems if (p.id, job.strategy, job.key) not in done] for job in jobs}
     todo = sum(len(v) for v in pending.values())
     resumed = sum((p.id, j.strategy, j.key) in done for j in jobs for p in problems)

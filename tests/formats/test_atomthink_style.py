@@ -259,3 +259,27 @@ def test_atomthink_style_on_the_real_model(smol_engine):
     assert eng.calls[0][0].prefix == ""
     assert t.nodes[t.path[-1]].final and t.compute.generated_tokens > 0
     assert t.response == "".join(n.text for n in t.steps)
+
+
+def test_eval_yaml_recipe_and_flag_take_the_style(tmp_path):
+    import json
+
+    from slowthink.evaluate.cli import app
+
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"q": f"What is {i} + {7 - i}?", "a": "7"}) + "\n" for i in range(3)))
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"data: {data}\nfields: 'question=q,answer=a'\nstrategies: [quick]\n"
+                      "engine: 'py:tests.formats.test_atomthink_style:TwoStyleEngine'\n"
+                      "format: 'atomic#style=atomthink'\n")
+    out = tmp_path / "R"
+    r = CliRunner().invoke(app, ["eval", "--config", str(recipe), "--out", str(out), "--no-progress", "--no-plots",
+                                 "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["rows"][0]["accuracy"] == 1.0
+    assert json.loads((out / "config.json").read_text())["identity"]["format"] == ATOMTHINK
+    rec = json.loads((out / "records.jsonl").read_text().splitlines()[0])
+    assert rec["trace"]["format"] == ATOMTHINK and rec["trace"]["response"].count("\n\n") == 3
+    bad = CliRunner().invoke(app, ["eval", "--config", str(recipe), "--format", "atomic#style=atomthink,colour=red",
+                                   "--out", str(tmp_path / "X"), "--no-progress"])
+    assert bad.exit_code == 2 and "valid keys are style" in " ".join(bad.output.split())

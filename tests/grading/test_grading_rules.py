@@ -94,3 +94,49 @@ def test_letter_lists_and_single_letters(reply, correct):
     p = P("135°", choices=MC4)  # gold A
     assert grade(reply, p).correct is correct
     assert (normalize_answer(reply, p) == "A") is correct
+
+
+# --------------------------------------------------------------------------- found in MathVista's outputs
+# (bench/bench_official_grading.py: disagreements with the official verdicts where slowthink was wrong)
+
+YES_NO = ["Yes", "No"]
+
+
+@pytest.mark.parametrize(
+    ("response", "choices", "letter"),
+    [
+        ('The correct answer is "A." The unfolded cube is the same as cube A.', ["A", "B", "C"], "A"),
+        ('The correct answer is "soup." Soup has few carbs.', ["soup", "water", "buns"], "A"),
+        ("the length is $\\boxed{\\text{(C) } 6}$.", ["3", "3 \\sqrt 2", "6", "6 \\sqrt 2"], "C"),
+        ("so $\\boxed{\\textbf{(C) }18}$", ["9", "12", "18", "20"], "C"),
+        ("No, Chartreuse is not the roughest. The roughest is Salmon.", YES_NO, "B"),
+        ("The answer is (B) No.\n\nThe correct answer is therefore choice (B).", YES_NO, "B"),
+        ("So the answer is still **(B) No**.", YES_NO, "B"),
+        ("Nothing here names an option, no.", YES_NO, None),  # 'No' must open the text
+    ],
+)
+def test_option_found_where_slowthink_missed_it(response, choices, letter):
+    p = Problem(id="mv", question="q", choices=choices, answer=choices[0])
+    assert extract_answer(response, p) == letter
+
+
+def test_repeated_option_text_is_right_under_either_letter():
+    p = P("18", choices=["9", "12", "18", "18"])  # MathVista testmini pid 781
+    assert grade("C", p).correct and grade("D", p).correct and not grade("B", p).correct
+
+
+@pytest.mark.parametrize(
+    ("pred", "choices", "correct"),
+    [
+        ("4.40", ["3.85米", "4.00米", "4.40米", "4.50米"], True),  # a unit in Chinese
+        ("[40]", ["30°", "40°", "50°", "60°"], True),  # a program printed a one-number list
+        ("['insects', 'mouse', 'cricket']", ["Insects", "Hawk and snake", "Mouse and cricket"], False),
+        ("0.8", ["\\frac{3}{5}", "\\frac{4}{5}", "\\frac{3}{4}"], True),  # the option's value
+        ("92.5", ["97", "102", "107", "122"], False),  # no option: never the nearest one
+        ("N/A", ["Yes", "No"], False),
+        ("Cannot be determined", ["Yes", "No"], False),
+    ],
+)
+def test_official_disagreements_ruled(pred, choices, correct):
+    gold = {"4.40": "4.40米", "[40]": "40°", "0.8": "\\frac{4}{5}", "92.5": "97"}.get(pred, choices[0])
+    assert grade(pred, P(gold, choices=choices)).correct is correct

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from rapidfuzz import fuzz
 
-from slowthink.grading._latex import latex_light, strip_wrappers
+from slowthink.grading._latex import latex_light, strip_wrappers, unwrap_text_commands
 from slowthink.grading.numeric import parse_number
 from slowthink.types import Problem
 
@@ -36,6 +36,8 @@ _MULTI_SEP = re.compile(r"\band\b|[,;/&\s]+")
 _HEADER = re.compile(r"\b(?:Choices?|Options?)[ \t]*:[ \t]*", re.IGNORECASE)
 _LINE_OPTION = re.compile(r"^\s*\(?([A-Z])\)?\s*[:.)]\s*(.*)$")
 _INLINE_OPTION = re.compile(r"(?:^|\s)\(([A-Z])\)\s*")
+_ONE_ITEM_LIST = re.compile(r"\[\s*([^\[\],]+?)\s*\]")
+_SEVERAL_ITEM_LIST = re.compile(r"\[.*,.*\]", re.DOTALL)
 
 
 def letter_index(letter: str) -> int:
@@ -170,11 +172,31 @@ def _prefix_letter(s: str, n: int | None) -> str | None:
 
 
 def _numeric_option(s: str, choices: Sequence[str]) -> str | None:
-    value = parse_number(s)
+    one = _ONE_ITEM_LIST.fullmatch(s)  # '[40]', a program's printed list of one number
+    value = parse_number(one.group(1) if one else s)
     if value is None:
         return None
     hits = [i for i, c in enumerate(choices[: len(LETTERS)]) if parse_number(c) == value]
     return LETTERS[hits[0]] if len(hits) == 1 else None
+
+
+def leading_option(s: str, choices: Sequence[str]) -> str | None:
+    """The one option that ``s`` opens with, as a whole word: ``No, there are not ...`` -> the
+    option ``No`` (numeric options are left to the number rule).
+
+    >>> leading_option("No, Chartreuse is not the roughest.", ["Yes", "No"]), leading_option("Nothing.", ["Yes", "No"])
+    ('B', None)
+    """
+    low = s.lower()
+    hits = []
+    for i, c in enumerate(choices[: len(LETTERS)]):
+        t = strip_wrappers(c).lower()
+        if t and parse_number(t) is None and low.startswith(t) and not low[len(t) : len(t) + 1].isalnum():
+            hits.append((len(t), i))
+    hits.sort(reverse=True)
+    if not hits or (len(hits) > 1 and hits[0][0] == hits[1][0]):
+        return None
+    return LETTERS[hits[0][1]]
 
 
 def _contained_option(key: str, choices: Sequence[str]) -> str | None:
@@ -202,7 +224,8 @@ def match_choice(text: str | None, choices: Sequence[str] | None, *, text_first:
     normalisation); several letters (``C, D`` -> ``'C,D'``, ``A, b, c`` -> ``'A,B,C'``: never the
     first letter alone); a leading letter (``B: 12 cm``,
     ``Option A``, ``option (b)``, ``(C) 5``); the same number as exactly one option (``145`` for
-    ``145°``); exactly one option text contained in ``text``; a clear fuzzy winner. Letters
+    ``145°``); the one option ``text`` opens with as a whole word (``No, there are ...``);
+    exactly one option text contained in ``text``; a clear fuzzy winner. Letters
     beyond the options are ignored. ``text_first`` checks the exact option text before the bare
     letter (for gold answers, which MathVista gives as option text). ``choices`` None allows any
     letter and skips text matching.
@@ -216,6 +239,8 @@ def match_choice(text: str | None, choices: Sequence[str] | None, *, text_first:
     if text is None:
         return None
     s = strip_wrappers(text)
+    if "\\" in s:  # \text{(C) } 6
+        s = strip_wrappers(unwrap_text_commands(s))
     if not s or len(s) > MAX_CHOICE_TEXT:
         return None
     n = len(choices) if choices else None
@@ -241,7 +266,12 @@ def match_choice(text: str | None, choices: Sequence[str] | None, *, text_first:
         return found
     if not choices:
         return None
-    for found in (_numeric_option(s, choices), _contained_option(key, choices)):
+    several = _SEVERAL_ITEM_LIST.fullmatch(s) is not None  # "['insects', 'mouse']" names no one option
+    for found in (
+        _numeric_option(s, choices),
+        leading_option(s, choices),
+        None if several else _contained_option(key, choices),
+    ):
         if found:
             return found
     if parse_number(s) is not None or not key:

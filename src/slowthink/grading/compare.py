@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from slowthink.grading._latex import last_boxed, latex_light, strip_wrappers
-from slowthink.grading.choices import LETTERS, effective_choices, is_choice_problem, letter_index
+from slowthink.grading.choices import LETTERS, choice_key, effective_choices, is_choice_problem, letter_index
 from slowthink.grading.extract import extract_answer, has_answer_cue
 from slowthink.grading.normalize import _normalize, normalize_answer, scalar_key, split_sequence
 from slowthink.grading.numeric import parse_number
@@ -92,6 +92,15 @@ def _is_response(pred: str, problem: Problem) -> bool:
 
 def _is_letter_key(key: str | None) -> bool:
     return bool(key) and all(len(x) == 1 and x in LETTERS for x in key.split(","))
+
+
+def _same_option(a: str | None, b: str, choices: list[str] | None) -> bool:
+    """Whether single letters ``a`` and ``b`` name options with the same text (a data slip such as
+    MathVista's ``['9', '12', '18', '18']``: D is as right as C)."""
+    if not a or not choices or "," in a or "," in b:
+        return False
+    i, j = letter_index(a), letter_index(b)
+    return i < len(choices) and j < len(choices) and choice_key(choices[i]) == choice_key(choices[j])
 
 
 def _exact(tol: float) -> Fraction:
@@ -276,7 +285,8 @@ def grade(
             pred_letter = _option_by_math(pred, choices, timeout_s)
             note = "option matched by math-verify" if pred_letter else None
         if _is_letter_key(gold_norm):
-            return Grade(pred_letter == gold_norm, "choice", pred_letter or pred_norm, gold_norm, note)
+            ok = pred_letter == gold_norm or _same_option(pred_letter, gold_norm, choices)
+            return Grade(ok, "choice", pred_letter or pred_norm, gold_norm, note)
         # The gold names no option (a data slip): compare the chosen option's text with it.
         if (
             pred_letter is not None

@@ -14,7 +14,13 @@ from __future__ import annotations
 import re
 
 from slowthink.grading._latex import last_boxed, strip_wrappers
-from slowthink.grading.choices import LETTERS, effective_choices, is_choice_problem, match_choice
+from slowthink.grading.choices import (
+    LETTERS,
+    effective_choices,
+    is_choice_problem,
+    leading_option,
+    match_choice,
+)
 from slowthink.grading.numeric import parse_number
 from slowthink.types import Problem
 
@@ -88,9 +94,11 @@ def _first_sentence(rest: str) -> str:
             in_math = not in_math
         elif ch in ".!?。" and depth <= 0 and not in_math:
             nxt = line[i + 1 : i + 2]
+            quote = bool(nxt) and nxt in "\"'”’"  # 'is "A." The ...': the sentence ends after the quote
+            after = line[i + 2 : i + 3] if quote else nxt
             abbreviation = ch == "." and i >= 2 and line[i - 1].isalpha() and line[i - 2] == "."  # S.A., e.g.
-            if (not nxt or nxt.isspace()) and not abbreviation:
-                line = line[:i]
+            if (not after or after.isspace()) and not abbreviation:
+                line = line[: i + 2] if quote else line[:i]
                 break
     m = _STOP_CLAUSE.search(line)
     if m:
@@ -227,7 +235,7 @@ def extract_answer(text: str | None, problem: Problem | None = None) -> str | No
         cand = _clean(cand)
         if cand:
             if choice:
-                letter = match_choice(cand, choices)
+                letter = match_choice(cand, choices) or _scan_letter(cand, n)  # 'therefore (B)'
                 if letter is not None:
                     return letter
             if is_refusal(cand):
@@ -237,8 +245,8 @@ def extract_answer(text: str | None, problem: Problem | None = None) -> str | No
     if is_refusal(tail[-300:]):
         return None
     if choice:
-        letter = _scan_letter(tail, n)
-        if letter is not None:
+        letter = _scan_letter(tail, n) or (leading_option(_clean(region), choices) if choices else None)
+        if letter is not None:  # an explicit letter, else an answer-first 'No, there are ...'
             return letter
         number = _last_number(tail)
         return match_choice(number, choices) if number is not None and choices else None

@@ -54,6 +54,7 @@ _NOT_UNITS = frozenset(
 )  # fmt: skip
 _PERCENT = re.compile(r"\\?%|\s*\bpercent\b|\s*\bper cent\b", re.IGNORECASE)
 _DEGREE_WORDS = re.compile(r"\s*\b(?:degrees?|deg)\b\.?", re.IGNORECASE)
+_CJK_UNIT = re.compile(r"(?<=\d)\s*[\u4e00-\u9fff]{1,3}$")  # 4.40米, 5个, 30元
 
 
 def _digits(s: str) -> int:
@@ -154,6 +155,7 @@ def clean_number_text(s: str) -> str:
     s = _PERCENT.sub("", s)
     s = remove_degrees(s)
     s = _DEGREE_WORDS.sub("", s)
+    s = _CJK_UNIT.sub("", s)
     s = s.strip()
     s = _APPROX.sub("", s)
     m = _LABEL.match(s)

@@ -17,7 +17,7 @@ with the embedded SmolLM2-135M (llama.cpp) as policy and as its own judge:
 Reports accuracy, policy and judge tokens per problem of both searches. Prints JSON and writes
 ``bench/results/judge_prompts.json``.
 
-    .venv/bin/python bench/bench_judge_prompts.py --limit 8 --n 4 --threads 1
+    .venv/bin/python bench/bench_judge_prompts.py --limit 6 --n 4 --threads 1   # the run in RESULTS.md (~25 min CPU)
 """
 
 from __future__ import annotations

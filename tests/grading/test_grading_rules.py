@@ -140,3 +140,53 @@ def test_repeated_option_text_is_right_under_either_letter():
 def test_official_disagreements_ruled(pred, choices, correct):
     gold = {"4.40": "4.40米", "[40]": "40°", "0.8": "\\frac{4}{5}", "92.5": "97"}.get(pred, choices[0])
     assert grade(pred, P(gold, choices=choices)).correct is correct
+
+
+@pytest.mark.parametrize(
+    ("response", "choices", "letter"),
+    [
+        (
+            "If the trees died, the population of porcupine would most likely decrease.",
+            ["double", "decrease", "increase"],
+            "B",
+        ),
+        (
+            "The largest city in the nation where this plane is headquartered is Tokyo.",
+            ["osaka", "tokyo"],
+            "B",
+        ),
+        ("So the square has side 6 units, so the correct option letter is C: 6 units.", ["3", "4", "6"], "C"),
+        (
+            "Grasshoppers eat grass and snakes eat mice. Both would suffer.",
+            ["grass", "snakes", "mice"],
+            None,
+        ),  # none alone
+    ],
+)
+def test_cue_less_option_in_the_last_sentence(response, choices, letter):
+    assert (
+        extract_answer(response, Problem(id="mv", question="q", choices=choices, answer=choices[0])) == letter
+    )
+
+
+def test_a_new_question_written_after_the_answer_is_not_read():
+    p = Problem(id="781", question="q", choices=["9", "12", "18", "20"], answer="18")
+    response = "CD = 16 + 8 = 24\n\nThe answer is C.\n\nQuestion: A bag holds 10 marbles.\nThe answer is A."
+    assert extract_answer(response, p) == "C"
+    assert (
+        extract_answer("Question: Find CD.\nSo CD is 18. The answer is C.", p) == "C"
+    )  # a restated question
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        "(C) yes\n(D) no",
+        "Determine the next shape.\nChoices:\n(A) A\n(B) B",
+        "A) Statement 1.\nB) Statement 2.",
+    ],
+)
+def test_echoed_option_list_is_no_answer(response):
+    p = Problem(id="e", question="q", choices=["yes", "no"], answer="yes")
+    assert extract_answer(response, p) is None
+    assert extract_answer("(A) 1 is too small.\n(B) 2 fits.\nSo the answer is (B).", p) == "B"

@@ -199,7 +199,9 @@ def leading_option(s: str, choices: Sequence[str]) -> str | None:
     return LETTERS[hits[0][1]]
 
 
-def _contained_option(key: str, choices: Sequence[str]) -> str | None:
+def contained_option(key: str, choices: Sequence[str]) -> str | None:
+    """The letter of the one option (3+ characters, not a number) whose :func:`choice_key` is in
+    ``key`` (options inside another hit do not count), or None."""
     keys = [choice_key(c) for c in choices[: len(LETTERS)]]
     hits = [i for i, k in enumerate(keys) if len(k) >= 3 and parse_number(k) is None and k in key]
     hits = [i for i in hits if not any(j != i and keys[i] in keys[j] for j in hits)]
@@ -270,7 +272,7 @@ def match_choice(text: str | None, choices: Sequence[str] | None, *, text_first:
     for found in (
         _numeric_option(s, choices),
         leading_option(s, choices),
-        None if several else _contained_option(key, choices),
+        None if several else contained_option(key, choices),
     ):
         if found:
             return found

@@ -16,6 +16,8 @@ import re
 from slowthink.grading._latex import last_boxed, strip_wrappers
 from slowthink.grading.choices import (
     LETTERS,
+    choice_key,
+    contained_option,
     effective_choices,
     is_choice_problem,
     leading_option,
@@ -32,7 +34,7 @@ SHORT_ANSWER_WORDS = 8
 """A cue-less text of at most this many words (and 3 lines) is taken whole as the answer."""
 
 _MARKER = re.compile(
-    r"(?:(?:final|correct|right|best)\s+(?:answer|option|choice)|the\s+answer|\banswer)"
+    r"(?:(?:final|correct|right|best)\s+(?:answer|option|choice)(?:\s+letter)?|the\s+answer|\banswer)"
     r"\s*(?:\*\*)?\s*(?:is|would\s+be|will\s+be|should\s+be|=|:|：)(?![A-Za-z])\s*(?:\*\*)?\s*:?"
     r"|####",
     re.IGNORECASE,
@@ -50,6 +52,9 @@ _REFUSAL = re.compile(
     r"|\b(?:undeterminable|indeterminable|unanswerable)\b",
     re.IGNORECASE,
 )
+_CONTINUATION = re.compile(r"(?<=\S)\s*\n\s*(?:Question|Problem)\s*\d*\s*:")
+"""A few-shot model that goes on to write a new ``Question:`` has answered: what follows is
+another problem's (MathVista's 2-shot outputs do this)."""
 _NON_ANSWER = re.compile(r"unknown|n/?a|not\s+sure|unsure|unclear|no\s+idea", re.IGNORECASE)
 _NUMBER_TOKEN = re.compile(r"(?<![\w.^/])-?\d[\d,]*(?:\.\d+)?(?![\w^/])")
 _LAST_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
@@ -187,6 +192,28 @@ def _scan_letter(text: str, n: int | None) -> str | None:
     return best[1] if best else None
 
 
+_OPTION_LINE = re.compile(r"^\s*(?:\(([A-Z])\)|([A-Z])\))\s*\S")
+
+
+def _ends_with_option_list(text: str) -> bool:
+    """Whether the text ends with two or more option lines (``(C) yes`` / ``D) no``): a model
+    that echoes or invents an option list has chosen none."""
+    lines = [ln for ln in text.strip().split("\n")[-2:] if ln.strip()]
+    return len(lines) == 2 and all(_OPTION_LINE.match(ln) for ln in lines)
+
+
+def _last_sentence_option(region: str, choices: list[str]) -> str | None:
+    """For a cue-less response naming no letter: the option it opens with as a whole word
+    (answer first: ``No, Chartreuse is not ...``), else the one option its last sentence holds
+    (``... would most likely decrease.``)."""
+    text = _clean(region)
+    hit = leading_option(text, choices)
+    if hit is None and text:
+        last = re.split(r"(?<=[.!?])\s+", text.strip().split("\n")[-1])[-1]
+        hit = contained_option(choice_key(last), choices)
+    return hit
+
+
 def _last_number(text: str) -> str | None:
     last = None
     for last in _LAST_NUMBER.finditer(text):  # noqa: B007 - we want the last match
@@ -213,6 +240,7 @@ def extract_answer(text: str | None, problem: Problem | None = None) -> str | No
     """
     if not text or not text.strip():
         return None
+    text = _CONTINUATION.split(text, maxsplit=1)[0] if _CONTINUATION.search(text) else text
     text = text[-MAX_RESPONSE_CHARS:]
     region = _region(text)
     choice = is_choice_problem(problem)
@@ -220,6 +248,8 @@ def extract_answer(text: str | None, problem: Problem | None = None) -> str | No
     n = len(choices) if choices else None
 
     cand = _cue_candidate(region)
+    if cand is None and choice and _ends_with_option_list(region):
+        return None  # '(C) yes\n(D) no': the options echoed, none chosen
     if cand is None:
         stripped = _clean(region)
         lines = [ln for ln in stripped.split("\n") if ln.strip()]
@@ -245,8 +275,8 @@ def extract_answer(text: str | None, problem: Problem | None = None) -> str | No
     if is_refusal(tail[-300:]):
         return None
     if choice:
-        letter = _scan_letter(tail, n) or (leading_option(_clean(region), choices) if choices else None)
-        if letter is not None:  # an explicit letter, else an answer-first 'No, there are ...'
+        letter = _scan_letter(tail, n) or (_last_sentence_option(region, choices) if choices else None)
+        if letter is not None:  # an explicit letter, else 'No, there are ...' / '... is Tokyo.'
             return letter
         number = _last_number(tail)
         return match_choice(number, choices) if number is not None and choices else None

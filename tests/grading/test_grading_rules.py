@@ -190,3 +190,15 @@ def test_echoed_option_list_is_no_answer(response):
     p = Problem(id="e", question="q", choices=["yes", "no"], answer="yes")
     assert extract_answer(response, p) is None
     assert extract_answer("(A) 1 is too small.\n(B) 2 fits.\nSo the answer is (B).", p) == "B"
+
+
+@pytest.mark.parametrize(
+    ("response", "answer"),
+    [
+        ("The answer to the question is 2, as there are two stores where items sold less than 5 units.", "2"),
+        ("The question requires an integer answer and the final value is 2. In 2008 and 2014 it rose.", "2"),
+        ("Without the total, we cannot provide a specific integer. Remaining = total - 5", None),
+    ],
+)
+def test_number_answers_seen_in_mathvista_outputs(response, answer):
+    assert extract_answer(response, P("2", answer_type="number")) == answer

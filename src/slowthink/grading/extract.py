@@ -34,7 +34,8 @@ SHORT_ANSWER_WORDS = 8
 """A cue-less text of at most this many words (and 3 lines) is taken whole as the answer."""
 
 _MARKER = re.compile(
-    r"(?:(?:final|correct|right|best)\s+(?:answer|option|choice)(?:\s+letter)?|the\s+answer|\banswer)"
+    r"(?:(?:final|correct|right|best)\s+(?:answer|option|choice|value)(?:\s+letter)?|the\s+answer"
+    r"|\banswer(?:\s+to\s+(?:the|this)\s+question)?)"
     r"\s*(?:\*\*)?\s*(?:is|would\s+be|will\s+be|should\s+be|=|:|：)(?![A-Za-z])\s*(?:\*\*)?\s*:?"
     r"|####",
     re.IGNORECASE,
@@ -46,7 +47,7 @@ _STOP_CLAUSE = re.compile(
 )
 _REFUSAL = re.compile(
     r"\b(?:cannot|can\s*not|can't|unable\s+to|impossible\s+to|not\s+possible\s+to)\s+(?:be\s+)?"
-    r"(?:determined?|answer(?:ed)?|solved?|tell|calculated?|computed?|found|find|know|say|decide)\b"
+    r"(?:determined?|answer(?:ed)?|solved?|tell|calculated?|computed?|found|find|know|say|decide|provided?)\b"
     r"|\bnot\s+enough\s+(?:information|info|data)\b|\binsufficient\s+(?:information|data)\b"
     r"|\bi\s+(?:do\s+not|don't)\s+know\b|\bno\s+(?:valid\s+|correct\s+)?answer\b"
     r"|\b(?:undeterminable|indeterminable|unanswerable)\b",
@@ -163,6 +164,8 @@ def _refine_plain(cand: str, problem: Problem | None) -> str:
     if len(words) < 2 or not any(len(w) >= 3 and w.isalpha() for w in words):
         return cand
     tokens = _NUMBER_TOKEN.findall(cand)
+    if len(tokens) > 1 and re.match(r"-?\d[\d,]*(?:\.\d+)?(?:,|\s+(?:as|because|since)\b)", cand):
+        return tokens[0].rstrip(",")  # "2, as there are two stores where ... less than 5 units"
     number_type = problem is not None and problem.answer_type == "number"
     if len(tokens) == 1 or (number_type and tokens):
         return tokens[-1]

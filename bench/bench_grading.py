@@ -50,7 +50,8 @@ def variants(p: Problem) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
             if not p.meta.get("choices_in_image") and idx < len(p.choices):
                 same.append(("option text", p.choices[idx]))
             other = LETTERS[(idx + 1) % len(p.choices)]
-            wrong += [("other letter", other), ("(other)", f"({other})")]
+            if p.choices[LETTERS.index(other)] != p.choices[idx]:  # MathVista 781: options 18, 18
+                wrong += [("other letter", other), ("(other)", f"({other})")]
         return same, wrong
     num = _number(gold)
     if num is not None:

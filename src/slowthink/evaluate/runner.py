@@ -232,16 +232,19 @@ def stale_records(
     """
     from slowthink.search import make_config
 
+    by_job = {(job.strategy, job.key): job for job in jobs}
+    wanted: dict[tuple[str, str], dict[str, Any]] = {}
     stale: dict[tuple[str, str, str], str] = {}
-    for job in jobs:
-        want = make_config(job.strategy, seed=seed, **job.options()).to_dict()
-        for key, rec in records.items():
-            if key[1:] != (job.strategy, job.key) or not isinstance(rec.get("trace"), dict):
-                continue
-            have = rec["trace"].get("config") or {}
-            diff = [f"{k}={have[k]!r} (now {want[k]!r})" for k in sorted(want) if k in have and have[k] != want[k]]
-            if diff:
-                stale[key] = f"{job.label}: {', '.join(diff)}"
+    for key, rec in records.items():
+        job = by_job.get(key[1:])
+        if job is None or not isinstance(rec.get("trace"), dict):
+            continue
+        if key[1:] not in wanted:
+            wanted[key[1:]] = make_config(job.strategy, seed=seed, **job.options()).to_dict()
+        want, have = wanted[key[1:]], rec["trace"].get("config") or {}
+        diff = [f"{k}={have[k]!r} (now {want[k]!r})" for k in sorted(want) if k in have and have[k] != want[k]]
+        if diff:
+            stale[key] = f"{job.label}: {', '.join(diff)}"
     if stale and not force:
         example = next(iter(stale.values()))
         raise SlowthinkError(

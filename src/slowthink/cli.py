@@ -11,17 +11,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from slowthink.clikit import engine_flag_options, fail, run_app
 from slowthink.types import Problem, SlowthinkError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Step-by-step reasoning and test-time search for LLMs and VLMs.")
-err = Console(stderr=True)
 out = Console()
-
-
-def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
+_fail = fail
 
 
 def _check_image(path: str) -> str:
@@ -64,8 +60,8 @@ def build_scorer(strategy: str, scorer_spec: str | None, engine):
 
 
 def run_solve(problems, *, engine_spec, model, fmt_name, strategy, scorer=None, ignore_images=False,
-              base_url=None, api_key_env=None, threads=None, **opts):
-    from slowthink.engines import load_engine
+              base_url=None, engine_options=None, threads=None, **opts):
+    from slowthink.engines import EngineSpec, check_engine_options, load_engine
     from slowthink.formats import get_format
     from slowthink.search import make_config, solve
 
@@ -75,8 +71,9 @@ def run_solve(problems, *, engine_spec, model, fmt_name, strategy, scorer=None, 
     except ValueError as e:
         raise SlowthinkError(f"bad option for strategy '{strategy}': {e}") from None
     spec = engine_spec_of(engine_spec, model, base_url)
-    options = {"api_key_env": api_key_env, "n_threads": threads}
-    engine = load_engine(spec, **{k: v for k, v in options.items() if v is not None})
+    user = dict(engine_options or {})
+    check_engine_options(EngineSpec.parse(spec).kind, user)
+    engine = load_engine(spec, **user, **({"n_threads": threads} if threads is not None else {}))
     judge = build_scorer(strategy, scorer, engine)
     if ignore_images:
         for p in problems:
@@ -111,6 +108,11 @@ def solve(
     model: Annotated[str | None, typer.Option(help="Model path for the engine (e.g. a GGUF file), or the server's model name.")] = None,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL (with --engine openai).")] = None,
     api_key_env: Annotated[str | None, typer.Option(help="Name of the environment variable holding the API key.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds one HTTP request may take (openai engine's timeout_s).")] = None,
+    max_concurrency: Annotated[int | None, typer.Option(help="HTTP requests in flight at once (openai engine).")] = None,
+    max_retries: Annotated[int | None, typer.Option(help="Retries of a failed HTTP request (openai engine).")] = None,
+    engine_option: Annotated[list[str] | None, typer.Option("--engine-option", "-E", help="Engine option key=value "
+                                                            "(repeatable), e.g. -E n_ctx=8192 or -E backoff_max_s=5.")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads of an in-process engine (default: all cores; "
                                                 "use 1 when other jobs share the cores).")] = None,
     seed: Annotated[int, typer.Option(help="Base seed of every request.")] = 0,
@@ -133,9 +135,12 @@ def solve(
 
             applied = apply_preset(preset, [strategy], fmt=fmt, scorer=scorer, options=extra)
             fmt, scorer, extra = applied.format, applied.scorer, applied.options
+        engine_options = engine_flag_options(api_key_env=api_key_env, timeout=timeout, max_concurrency=max_concurrency,
+                                             max_retries=max_retries, engine_option=engine_option)
         traces = run_solve([problem], engine_spec=engine, model=model, fmt_name=fmt or "atomic", strategy=strategy,
-                           scorer=scorer, ignore_images=ignore_images, base_url=base_url, api_key_env=api_key_env,
-                           threads=threads, n=n, max_depth=max_depth, seed=seed, **extra)
+                           scorer=scorer, ignore_images=ignore_images, base_url=base_url,
+                           engine_options=engine_options, threads=threads, n=n, max_depth=max_depth, seed=seed,
+                           **extra)
     except SlowthinkError as e:
         _fail(str(e))
         return
@@ -190,11 +195,16 @@ app.command("eval")(eval_command)
 app.command("report")(report_command)
 
 
-def main() -> None:
+def main(args: list[str] | None = None) -> None:
+    """The ``slowthink`` console script: usage errors and SlowthinkErrors print one line, exit 2."""
     try:
-        app()
+        code = run_app(app, args, prog_name="slowthink")
     except SlowthinkError as e:  # pragma: no cover - commands catch their own
-        _fail(str(e))
+        try:
+            fail(str(e))
+        except typer.Exit as x:
+            code = x.exit_code
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ MODULES = [
     "slowthink.benchmarks.base",
     "slowthink.benchmarks.choices",
     "slowthink.benchmarks.fields",
+    "slowthink.benchmarks.files",
     "slowthink.benchmarks.generic",
     "slowthink.benchmarks.gsm8k",
     "slowthink.benchmarks.images",

@@ -11,7 +11,7 @@ from slowthink.engines.base import RecordingEngine
 from slowthink.evaluate import EvalConfig, run_eval
 from slowthink.evaluate.cli import app
 from slowthink.evaluate.records import read_records
-from slowthink.types import SlowthinkError
+from slowthink.types import Completion, SlowthinkError
 from tests.evaluate.eval_doubles import ScriptedEngine, StepScorer
 
 MAP = "question=q,answer=a,category=cat,level=lvl"
@@ -170,12 +170,66 @@ def test_a_failing_problem_gets_an_error_record_and_the_run_goes_on(tmp_path):
     assert all(x["trace"] is not None for x in recs.values() if not x["error"])
     top = r.rows[-1]
     assert top["errors"] == 1 and top["problems"] == 5  # the error counts as a wrong answer
-    # resume keeps the error record; --retry-errors tries it again (the newest line wins)
-    assert run(config(data, out, strategies=["majority"]), engine=ScriptedEngine()).new_records == 0
-    r3 = run(config(data, out, strategies=["majority"]), engine=ScriptedEngine(), retry_errors=True)
-    assert r3.new_records == 1
+    assert bad[0]["attempt"] == 1 and r.error_summary["retryable"] == 1
+    # --no-retry-errors keeps the error record
+    kept = run(config(data, out, strategies=["majority"]), engine=ScriptedEngine(), retry_errors=False)
+    assert kept.new_records == 0 and kept.error_summary["records"] == 1
+    # by default the same command re-runs it (the newest line wins), up to max_attempts (3)
+    for attempt in (2, 3):
+        again = run(config(data, out, strategies=["majority"]), engine=ScriptedEngine())
+        assert again.new_records == 1
+        records, _ = read_records(out / "records.jsonl")
+        assert len(records) == 5 and records[(bad[0]["id"], "majority", "n=4")]["attempt"] == attempt
+    spent = run(config(data, out, strategies=["majority"]), engine=ScriptedEngine())
+    assert spent.new_records == 0
+    assert spent.error_summary == {
+        "records": 1, "retryable": 0, "exhausted": 1, "max_attempts": 3, "retry_errors": True,
+        "example": "RuntimeError: scripted failure on a BOOM question",
+    }
+    more = run(config(data, out, strategies=["majority"]), engine=ScriptedEngine(), max_attempts=4)
+    assert more.new_records == 1 and len(lines(out / "records.jsonl")) == 8
+
+
+class OutageEngine(ScriptedEngine):
+    """The scripted engine behind a server that is down for the problems in ``down`` (error
+    completions, as the HTTP engine returns them), and for every problem when ``down`` is None."""
+
+    def __init__(self, down=None, **kw) -> None:
+        super().__init__(**kw)
+        self.down = down
+
+    def generate(self, requests):
+        out = super().generate(requests)
+        for r, cs in zip(requests, out):
+            if self.down is None or any(f"What is {i} +" in r.messages[-1].content for i in self.down):
+                cs[:] = [Completion("", "error", error="openai engine: cannot reach the server") for _ in cs]
+        return out
+
+
+def test_a_transient_outage_is_finished_by_running_the_same_command_again(tmp_path):
+    data = write_data(tmp_path / "d.jsonl", k=6)
+    out = tmp_path / "run"
+    first = run(config(data, out, strategies=["majority"]), engine=OutageEngine(down={1, 4}))
+    assert first.errors == 2 and first.error_summary["retryable"] == 2
+    healthy = run(config(data, out, strategies=["majority"]), engine=ScriptedEngine())
+    assert healthy.new_records == 2 and healthy.errors == 0 and healthy.error_summary["records"] == 0
     records, _ = read_records(out / "records.jsonl")
-    assert len(records) == 5 and len(lines(out / "records.jsonl")) == 6
+    retried = [r for r in records.values() if r["attempt"] == 2]
+    assert sorted(r["problem"]["question"][8] for r in retried) == ["1", "4"]
+    # the same answers as a run that never saw the outage
+    clean = run(config(data, tmp_path / "clean", strategies=["majority"]), engine=ScriptedEngine())
+    assert [(r["strategy"], r["n"], r["accuracy"]) for r in healthy.rows] == [
+        (r["strategy"], r["n"], r["accuracy"]) for r in clean.rows
+    ]
+
+
+@pytest.mark.parametrize("k", [1, 5])
+def test_an_engine_that_fails_every_problem_stops_the_run(tmp_path, k):
+    data = write_data(tmp_path / "d.jsonl", k=k)
+    out = tmp_path / "run"
+    with pytest.raises(SlowthinkError, match=rf"every problem of the first batch failed \({min(k, 4)} of"):
+        run(config(data, out, strategies=["majority"]), engine=OutageEngine())
+    assert read_records(out / "records.jsonl")[0] == {}
 
 
 def test_first_batch_failing_the_same_way_stops_the_run(tmp_path):

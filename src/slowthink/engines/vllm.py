@@ -53,6 +53,12 @@ LLM_OPTIONS: tuple[str, ...] = (
     "max_num_seqs",
 )
 
+#: Options a user may set (``vllm:MODEL#max_model_len=4096``, ``--engine-option ...``).
+USER_OPTIONS: frozenset[str] = frozenset(
+    {"seed", "chat_template", "supports_images", "max_images_per_prompt", "enable_prefix_caching", "llm_kwargs"}
+    | set(LLM_OPTIONS)
+)
+
 
 def import_vllm() -> Any:
     """``import vllm`` or a :class:`SlowthinkError` with the install hint."""
@@ -235,15 +241,7 @@ class VLLMEngine:
             raise SlowthinkError(
                 "the vllm engine needs a model: use 'vllm:/path/to/model' or 'vllm:org/model-id'"
             )
-        known = {
-            "seed",
-            "chat_template",
-            "supports_images",
-            "max_images_per_prompt",
-            "enable_prefix_caching",
-            "llm_kwargs",
-        }
-        keep = {k: v for k, v in options.items() if k in known or k in LLM_OPTIONS}
+        keep = {k: v for k, v in options.items() if k in USER_OPTIONS}
         return cls(target, **keep)
 
     def __repr__(self) -> str:

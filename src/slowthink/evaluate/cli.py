@@ -15,16 +15,14 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from slowthink.clikit import engine_flag_options, fail, run_app
 from slowthink.types import SlowthinkError
 
 _err = Console(stderr=True)
-
-
-def _fail(message: str, code: int = 2) -> None:
-    _err.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
+_fail = fail
 
 
 def default_out(benchmark: str | None, data: str | None) -> str:
@@ -171,6 +169,27 @@ def eval_command(
         ),
     ] = "llamacpp",
     model: Annotated[str | None, typer.Option(help="Model path for the engine (e.g. a GGUF file).")] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="Name of the environment variable holding the API key (openai engine).")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="Seconds one HTTP request may take (openai engine's timeout_s).")
+    ] = None,
+    max_concurrency: Annotated[
+        int | None, typer.Option(help="HTTP requests in flight at once (openai engine).")
+    ] = None,
+    max_retries: Annotated[
+        int | None, typer.Option(help="Retries of a failed HTTP request (openai engine).")
+    ] = None,
+    engine_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--engine-option",
+            "-E",
+            help="Engine option key=value (repeatable): timeout_s=30, backoff_max_s=5, n_ctx=8192, ...; "
+            "also as ',key=value' after the engine spec or YAML engine_options.",
+        ),
+    ] = None,
     scorer: Annotated[
         str | None,
         typer.Option(
@@ -229,8 +248,15 @@ def eval_command(
         ),
     ] = False,
     retry_errors: Annotated[
-        bool, typer.Option("--retry-errors", help="Re-run problems whose record holds an error.")
-    ] = False,
+        bool,
+        typer.Option(
+            "--retry-errors/--no-retry-errors",
+            help="Re-run problems whose record holds an error (up to --max-attempts per problem), or keep them.",
+        ),
+    ] = True,
+    max_attempts: Annotated[
+        int, typer.Option(help="Most attempts per problem and job when errored problems are re-run.")
+    ] = 3,
     ignore_images: Annotated[
         bool, typer.Option("--ignore-images", help="Drop images (text-only engines).")
     ] = False,
@@ -273,6 +299,13 @@ def eval_command(
             seeds=seeds,
             engine=engine,
             model=model,
+            engine_options=engine_flag_options(
+                api_key_env=api_key_env,
+                timeout=timeout,
+                max_concurrency=max_concurrency,
+                max_retries=max_retries,
+                engine_option=engine_option,
+            ),
             scorer=scorer,
             beam=beam,
             aggregate=aggregate,
@@ -289,16 +322,29 @@ def eval_command(
             ignore_images=ignore_images,
         )
         if recipe is not None:
-            kwargs.update(read_recipe(recipe, explicit=_explicit_flags(ctx)))
+            from_recipe = read_recipe(recipe, explicit=_explicit_flags(ctx))
+            if isinstance(from_recipe.get("engine_options"), dict):  # flags win key by key
+                from_recipe["engine_options"] = {**from_recipe["engine_options"], **kwargs["engine_options"]}
+            kwargs.update(from_recipe)
         kwargs["out"] = kwargs["out"] or default_out(kwargs["benchmark"], kwargs["data"])
         config = EvalConfig(**kwargs)
-        result = run_eval(config, force=force, retry_errors=retry_errors, progress=progress, plots=plots)
+        if max_attempts < 1:
+            raise SlowthinkError(f"--max-attempts must be >= 1, got {max_attempts}")
+        result = run_eval(
+            config,
+            force=force,
+            retry_errors=retry_errors,
+            max_attempts=max_attempts,
+            progress=progress,
+            plots=plots,
+        )
     except SlowthinkError as e:
         _fail(str(e))
         return
     m = result.metrics
     if as_json:
         sys.stdout.write(json.dumps(m, indent=2, ensure_ascii=False) + "\n")
+        _warn_errors(result.error_summary)
         return
     console = Console()
     console.print(rows_table(m["rows"], title=f"{m['load']['summary']}"))
@@ -309,6 +355,37 @@ def eval_command(
         f"{result.errors} error(s) this run · N* derived by subsampling · {m['wall_time_s']:.1f}s[/dim]"
     )
     console.print(f"[bold]wrote[/bold] {', '.join(str(p) for p in result.files)}", soft_wrap=True)
+    _warn_errors(result.error_summary)
+
+
+def errors_advice(summary: dict[str, Any]) -> str | None:
+    """One line on the run's errored records and how to retry them (None when there are none).
+
+    >>> errors_advice({"records": 3, "retryable": 2, "exhausted": 1, "max_attempts": 3,
+    ...                "retry_errors": True, "example": "HTTP 500"})
+    '3 record(s) hold an error (e.g. HTTP 500): run the same command again to retry 2 of them; 1 failed 3 attempts and are kept (raise --max-attempts to try them again)'
+    """
+    count = summary.get("records") or 0
+    if not count:
+        return None
+    head = f"{count} record(s) hold an error (e.g. {summary.get('example')})"
+    if not summary.get("retry_errors"):
+        return f"{head}: they were kept (--no-retry-errors); run without it to retry them"
+    parts = []
+    if summary.get("retryable"):
+        parts.append(f"run the same command again to retry {summary['retryable']} of them")
+    if summary.get("exhausted"):
+        parts.append(
+            f"{summary['exhausted']} failed {summary.get('max_attempts')} attempts and are kept "
+            "(raise --max-attempts to try them again)"
+        )
+    return f"{head}: {'; '.join(parts)}"
+
+
+def _warn_errors(summary: dict[str, Any]) -> None:
+    line = errors_advice(summary)
+    if line:
+        _err.print(f"[bold yellow]warning:[/bold yellow] {escape(line)}", highlight=False, soft_wrap=True)
 
 
 def report_command(
@@ -368,8 +445,6 @@ app.command("eval")(eval_command)
 app.command("report")(report_command)
 
 
-if __name__ == "__main__":
-    app()
 
 
 def _explicit_flags(ctx: typer.Context) -> set[str]:
@@ -377,10 +452,11 @@ def _explicit_flags(ctx: typer.Context) -> set[str]:
     names = {"fmt": "format", "n": "ns", "strategy": "strategies", "field_map": "fields",
              "benchmark_option": "benchmark_options", "stepwise_n": "stepwise_ns",
              "grade_judge": "grade_judge"}
+    engine_flags = {"api_key_env", "timeout", "max_concurrency", "max_retries", "engine_option"}
     given = set()
     for param in ctx.params:
         source = ctx.get_parameter_source(param)
-        if source is not None and source.name == "COMMANDLINE":
+        if source is not None and source.name == "COMMANDLINE" and param not in engine_flags:
             given.add(names.get(param, param))
     return given
 
@@ -398,6 +474,8 @@ def read_recipe(path: str, explicit: set[str]) -> dict:
             data = yaml.safe_load(fh) or {}
     except OSError as e:
         raise SlowthinkError(f"recipe {path} cannot be read ({e.strerror}); check the --config path") from None
+    except UnicodeDecodeError:
+        raise SlowthinkError(f"recipe {path} is not UTF-8 text: pass a YAML file") from None
     except yaml.YAMLError as e:
         raise SlowthinkError(f"recipe {path} is not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict):
@@ -407,3 +485,7 @@ def read_recipe(path: str, explicit: set[str]) -> dict:
     if unknown:
         raise SlowthinkError(f"recipe {path}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}")
     return {k: v for k, v in data.items() if k not in explicit}
+
+
+if __name__ == "__main__":
+    sys.exit(run_app(app, prog_name="python -m slowthink.evaluate.cli"))

@@ -131,6 +131,11 @@ class EvalConfig:
     """Engine spec (``llamacpp``, ``hf:PATH``, ``openai:URL#MODEL``, ``vllm:MODEL``, ``py:module:Class``)."""
     model: str | None = None
     """Model path for the engine (appended to the spec as ``engine:model``)."""
+    engine_options: dict[str, Any] = field(default_factory=dict)
+    """Engine options (``timeout_s``, ``max_concurrency``, ``max_retries``, ``api_key_env``, ``n_ctx``,
+    ...; see :func:`slowthink.engines.engine_option_names`), also given as ``key=value`` parts of
+    the engine spec. Not identity: they change how the model is served, not what it answers (the
+    spec's options are left out of the identity too)."""
     scorer: str | None = None
     """Scorer spec for best_of_n / beam strategies (``symbolic``, ``judge``, ``prm:PATH``, ``py:module:Class``)."""
     preset: str | None = None
@@ -197,6 +202,16 @@ class EvalConfig:
             raise SlowthinkError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.limit is not None and self.limit < 1:
             raise SlowthinkError(f"--limit must be >= 1, got {self.limit}")
+        if not isinstance(self.engine_options, dict):
+            raise SlowthinkError(
+                f"engine_options must be a mapping of engine options (e.g. timeout_s: 30), got {self.engine_options!r}"
+            )
+        if not self.engine.startswith("py:"):
+            from slowthink.engines import EngineSpec, check_engine_options, merge_engine_options
+
+            spec = EngineSpec.parse(self.engine_spec)  # checks the spec's own options
+            check_engine_options(spec.kind, self.engine_options)
+            merge_engine_options(dict(spec.options), self.engine_options, self.engine_spec)
 
     @property
     def engine_spec(self) -> str:
@@ -205,7 +220,12 @@ class EvalConfig:
         return f"{self.engine}:{self.model}"
 
     def identity(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in IDENTITY_FIELDS}
+        from slowthink.engines import strip_spec_options
+
+        out = {k: getattr(self, k) for k in IDENTITY_FIELDS}
+        if not self.engine.startswith("py:"):
+            out["engine"] = strip_spec_options(self.engine)
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -11,15 +11,24 @@ For each job (see :func:`~slowthink.evaluate.config.plan_jobs`) the problems wit
 record go through :func:`slowthink.search.solve` ``batch_size`` at a time (so a batch makes one
 engine call per search depth); each finished batch is graded and appended to ``records.jsonl``
 (flushed and fsynced) before the next starts. Re-running the same command skips finished
-``(problem id, strategy, config key)`` records. A problem whose solve raised gets a record with
-``error`` (it counts as wrong; ``--retry-errors`` re-runs those) and the run goes on; the batch is
-retried problem by problem to find the one that raised.
+``(problem id, strategy, config key)`` records. A problem whose solve raised or whose trace holds
+an engine error gets a record with ``error`` (it counts as wrong) and the run goes on; a batch that
+raised is retried problem by problem to find the one that raised.
+
+Errors are retried on resume: re-running the same command re-runs errored records until a problem
+has had ``max_attempts`` attempts (each record keeps its ``attempt`` number; the new record
+supersedes the old line), so a transient outage is finished by running the command again;
+``retry_errors=False`` (``--no-retry-errors``) keeps them. When every problem of the first batch of
+an invocation fails (and at least one of them had not failed before) the run stops with one error
+line and records nothing for that batch: an unreachable server or a wrong model name is reported at
+once instead of as a folder of error records.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -56,6 +65,10 @@ class EvalResult:
     resumed_records: int = 0
     errors: int = 0
     files: list[Path] = field(default_factory=list)
+    error_summary: dict[str, Any] = field(default_factory=dict)
+    """Errored records of the whole run folder after this invocation: ``records`` (how many),
+    ``retryable`` (fewer than ``max_attempts`` attempts: the same command re-runs them),
+    ``exhausted``, ``max_attempts``, ``retry_errors`` and ``example`` (one error text)."""
 
     @property
     def rows(self) -> list[dict[str, Any]]:
@@ -80,11 +93,15 @@ def load_py_object(spec: str, **kwargs: Any) -> Any:
 
 
 def make_engine(config: EvalConfig):
+    """The engine of ``config.engine_spec`` with ``config.engine_options`` (and ``threads``)."""
     if config.engine.startswith(PY_PREFIX):
-        return load_py_object(config.engine)
+        return load_py_object(config.engine, **config.engine_options)
     from slowthink.engines import load_engine
 
-    return load_engine(config.engine_spec, **({"n_threads": config.threads} if config.threads else {}))
+    options = dict(config.engine_options)
+    if config.threads:
+        options.setdefault("n_threads", config.threads)
+    return load_engine(config.engine_spec, **options)
 
 
 def make_scorer(config: EvalConfig, engine):
@@ -169,10 +186,30 @@ def _canonical(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=str, sort_keys=True))
 
 
+def check_out_dir(out: Path) -> None:
+    """Create the run folder, or one clear error line when it cannot hold a run: ``--out`` names a
+    file, a folder above it is a file, or one of the run's files (records.jsonl, ...) is a folder."""
+    if out.exists() and not out.is_dir():
+        raise SlowthinkError(f"--out {out} is a file, not a run folder: pass a folder path (e.g. runs/NAME)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SlowthinkError(
+            f"cannot create the run folder {out} ({e.strerror or e}): pass a writable --out folder"
+        ) from None
+    for name in (RECORDS, CONFIG, METRICS, REPORT):
+        if (out / name).is_dir():
+            raise SlowthinkError(
+                f"{out / name} is a folder, but the run keeps a file there: move it away or pass another --out"
+            )
+    if not os.access(out, os.W_OK):
+        raise SlowthinkError(f"the run folder {out} is not writable: fix its permissions or pass another --out")
+
+
 def prepare_out(config: EvalConfig, jobs: Sequence[Job], *, force: bool = False) -> Path:
     """Create the run folder; refuse (or with ``force`` set aside the old records) on a settings mismatch."""
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_out_dir(out)
     cfg_path = out / CONFIG
     identity = _canonical(config.identity())
     rec = out / RECORDS
@@ -325,7 +362,7 @@ def reusable_samples(
 
 
 def make_record(
-    problem: Problem, job: Job, trace: Trace | None, error: str | None, seed: int
+    problem: Problem, job: Job, trace: Trace | None, error: str | None, seed: int, attempt: int = 1
 ) -> dict[str, Any]:
     answer = trace.answer if trace is not None else None
     return {
@@ -342,7 +379,43 @@ def make_record(
         "grade": grade_dict(answer, problem) if trace is not None else None,
         "compute": asdict(trace.compute) if trace is not None else None,
         "error": error,
+        "attempt": attempt,
         "time": _now(),
+    }
+
+
+def attempts_of(rec: dict[str, Any] | None) -> int:
+    """Attempts a record stands for (records written before attempts were kept count as one)."""
+    if rec is None:
+        return 0
+    try:
+        return max(1, int(rec.get("attempt") or 1))
+    except (TypeError, ValueError):
+        return 1
+
+
+def summarize_errors(
+    records: dict[tuple[str, str, str], dict[str, Any]],
+    jobs: Sequence[Job],
+    problem_ids: Sequence[str],
+    max_attempts: int,
+    retry_errors: bool,
+) -> dict[str, Any]:
+    """How many of the run's records hold an error, and how many the same command would retry."""
+    errored = [
+        r
+        for job in jobs
+        for pid in problem_ids
+        if (r := records.get((pid, job.strategy, job.key))) is not None and r.get("error")
+    ]
+    exhausted = sum(attempts_of(r) >= max_attempts for r in errored)
+    return {
+        "records": len(errored),
+        "retryable": (len(errored) - exhausted) if retry_errors else 0,
+        "exhausted": exhausted,
+        "max_attempts": max_attempts,
+        "retry_errors": retry_errors,
+        "example": str(errored[0]["error"])[:300] if errored else None,
     }
 
 
@@ -399,7 +472,8 @@ def run_eval(
     config: EvalConfig,
     *,
     force: bool = False,
-    retry_errors: bool = False,
+    retry_errors: bool = True,
+    max_attempts: int = 3,
     progress: bool = True,
     plots: bool = True,
     console=None,
@@ -410,8 +484,11 @@ def run_eval(
     """Run (or resume) an evaluation; write records, config.json, metrics.json, plots and report.html.
 
     ``engine`` / ``scorer`` objects may be passed in (tests, notebooks); otherwise they are built
-    from the config's specs, and only when some problem still needs solving.
+    from the config's specs, and only when some problem still needs solving. Errored records are
+    re-run while ``retry_errors`` and a problem has had fewer than ``max_attempts`` attempts.
     """
+    if max_attempts < 1:
+        raise SlowthinkError(f"max_attempts must be >= 1, got {max_attempts}")
     from slowthink.formats import get_format
     from slowthink.search import STRATEGIES
 
@@ -427,7 +504,11 @@ def run_eval(
     out = prepare_out(config, jobs, force=force)
     records, bad_lines = read_records(out / RECORDS)
     stale = stale_records(records, jobs, config.seed, out, force=force)
-    done = {k for k, r in records.items() if not (retry_errors and r.get("error")) and k not in stale}
+    done = {
+        k
+        for k, r in records.items()
+        if k not in stale and not (retry_errors and r.get("error") and attempts_of(r) < max_attempts)
+    }
     pending = {job: [p for p in problems if (p.id, job.strategy, job.key) not in done] for job in jobs}
     todo = sum(len(v) for v in pending.values())
     resumed = sum((p.id, j.strategy, j.key) in done for j in jobs for p in problems)
@@ -459,19 +540,20 @@ def run_eval(
                     batch = todo_job[i : i + config.batch_size]
                     reuse = reusable_samples(job, batch, records, index) if config.share_samples else None
                     results = solve_batch(batch, job, engine, fmt, scorer, config.seed, reuse)
-                    raised = [e for _, t, e in results if t is None]
-                    if (
-                        not succeeded
-                        and len(batch) > 1
-                        and len(raised) == len(batch)
-                        and len(set(raised)) == 1
-                    ):
+                    failed = [e for _, t, e in results if t is None or e]
+                    earlier = [records.get((p.id, job.strategy, job.key)) for p in batch]
+                    fresh = any(r is None or not r.get("error") for r in earlier)
+                    if not succeeded and fresh and len(failed) == len(batch):
                         raise SlowthinkError(
-                            f"every problem of the first batch failed the same way: {raised[0]}"
+                            f"every problem of the first batch failed ({len(batch)} of {len(batch)}, "
+                            f"{job.label}), so the run stopped and recorded nothing for them: {failed[0]}"
                         )
-                    recs = [make_record(p, job, t, e, config.seed) for p, t, e in results]
+                    recs = [
+                        make_record(p, job, t, e, config.seed, attempts_of(prev) + 1 if prev and prev.get("error") else 1)
+                        for (p, t, e), prev in zip(results, earlier)
+                    ]
                     writer.write(recs)
-                    succeeded = succeeded or len(raised) < len(batch)
+                    succeeded = succeeded or len(failed) < len(batch)
                     for r in recs:
                         key = (r["id"], r["strategy"], r["key"])
                         if r.get("pathwise") and key not in records:
@@ -488,6 +570,7 @@ def run_eval(
     from slowthink.grading import number_rules_summary
 
     grader = make_grader(config, jobs, records, problems, out, engine)
+    error_summary = summarize_errors(records, jobs, [p.id for p in problems], max_attempts, retry_errors)
     rows = job_rows(jobs, records, [p.id for p in problems], config.seeds, grader)
     metrics = {
         "run": out.name,
@@ -505,6 +588,8 @@ def run_eval(
         "scorer": config.scorer,
         "rows": rows,
         "records": {"new": new, "resumed": resumed, "errors_new": errors, "unreadable_lines": bad_lines},
+        "errors": error_summary,
+        **({"engine_stats": dict(engine.stats)} if isinstance(getattr(engine, "stats", None), dict) else {}),
         "wall_time_s": round(time.perf_counter() - t_start, 2),
         "created": _now(),
         "notes": derivation_notes(jobs),
@@ -522,7 +607,7 @@ def run_eval(
         pngs = plot_scaling(series(rows), out, title=f"{load.name} · {config.format} · {config.engine_spec}")
         files += pngs
         files.append(write_run_report(metrics, records, [p.id for p in problems], out / REPORT, pngs))
-    return EvalResult(out, metrics, new, resumed, errors, files)
+    return EvalResult(out, metrics, new, resumed, errors, files, error_summary)
 
 
 GRADE_JUDGE_FILE = "grade_judge.jsonl"
@@ -550,7 +635,7 @@ def make_grader(config: EvalConfig, jobs, records, problems, out: Path, engine=N
         if config.grade_judge == "policy":
             judge_engine = engine if engine is not None else make_engine(config)
         else:  # an engine spec of its own, built like the policy's
-            judge_engine = make_engine(replace(config, engine=config.grade_judge, model=None))
+            judge_engine = make_engine(replace(config, engine=config.grade_judge, model=None, engine_options={}))
         grader.judge = AnswerJudge(judge_engine)
         grader.run_judge(todo)
     return grader

@@ -1,0 +1,111 @@
+"""What every ``slowthink`` command shares: one error line, usage errors as one line, engine flags.
+
+Every failure a user can cause prints one line ``error: <what happened>; <the fix>`` on stderr and
+exits 2 (usage and input errors) without a traceback. :func:`run_app` runs a typer app so that
+click's usage errors (``--n abc``, an unknown option, a missing argument) print the same one line
+instead of typer's boxed panel.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+
+_err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print ``error: message`` on stderr (one line, no markup interpretation) and exit ``code``."""
+    _err.print(f"[bold red]error:[/bold red] {_escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def usage_line(e: Any) -> str:
+    """One line for a click usage error: the message and where to read the usage."""
+    ctx = getattr(e, "ctx", None)
+    where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    return " ".join(str(e.format_message()).split()) + where
+
+
+def run_app(app: typer.Typer, args: Sequence[str] | None = None, prog_name: str | None = None) -> int:
+    """Run ``app`` like ``app()`` but with one-line usage errors; returns the exit code.
+
+    ``--help`` and a bare command (help shown) behave as usual.
+    """
+    try:  # typer >= 0.20 vendors click as typer._click; older typer raises click's own classes
+        from typer._click import exceptions as cx
+    except ImportError:  # pragma: no cover - depends on the typer version
+        from click import exceptions as cx
+
+    command = typer.main.get_command(app)
+    try:
+        rv = command.main(args=list(args) if args is not None else None, prog_name=prog_name,
+                          standalone_mode=False)
+    except cx.NoArgsIsHelpError as e:  # a bare group/command: show its help
+        sys.stderr.write((e.ctx.get_help() if e.ctx is not None else str(e)) + "\n")
+        return 2
+    except cx.UsageError as e:
+        _err.print(f"[bold red]error:[/bold red] {_escape(usage_line(e))}", highlight=False, soft_wrap=True)
+        return 2
+    except cx.ClickException as e:
+        _err.print(f"[bold red]error:[/bold red] {_escape(' '.join(e.format_message().split()))}",
+                   highlight=False, soft_wrap=True)
+        return e.exit_code
+    except typer.Abort:
+        _err.print("aborted", highlight=False)
+        return 130
+    except KeyboardInterrupt:
+        _err.print("interrupted", highlight=False)
+        return 130
+    return rv if isinstance(rv, int) else 0
+
+
+def engine_flag_options(
+    *,
+    api_key_env: str | None = None,
+    timeout: float | None = None,
+    max_concurrency: int | None = None,
+    max_retries: int | None = None,
+    engine_option: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Engine options from the named flags and repeated ``--engine-option key=value``.
+
+    >>> engine_flag_options(timeout=30, engine_option=["max_retries=2", "prefix_mode=completions"])
+    {'max_retries': 2, 'prefix_mode': 'completions', 'timeout_s': 30}
+    """
+    from slowthink.benchmarks.base import parse_kv
+    from slowthink.types import SlowthinkError
+
+    out: dict[str, Any] = {}
+    for item in engine_option or []:
+        for key, value in parse_kv(item, what="--engine-option").items():
+            if key in out:
+                raise SlowthinkError(f"--engine-option '{key}' given twice; keep one")
+            out[key] = value
+    named = {"api_key_env": api_key_env, "timeout_s": timeout, "max_concurrency": max_concurrency,
+             "max_retries": max_retries}
+    for key, value in named.items():
+        if value is None:
+            continue
+        if key in out and out[key] != value:
+            raise SlowthinkError(f"engine option '{key}' given twice (a flag and --engine-option); keep one")
+        out[key] = value
+    return out
+
+
+def main_entry(app: typer.Typer) -> NoReturn:
+    """``sys.exit(run_app(app))``: the console-script entry of a typer app."""
+    sys.exit(run_app(app))
+
+
+__all__ = ["engine_flag_options", "fail", "main_entry", "run_app", "usage_line"]

@@ -64,6 +64,8 @@ def dead_url() -> str:
         (["eval", "-b", "gsm8k", "--timeout", "5"], "engine 'llamacpp' has no option 'timeout_s'"),
         (["eval", "-b", "gsm8k", "--engine", "openai:http://127.0.0.1:9/v1#m,timout_s=3"], "no option 'timout_s'"),
         (["eval", "-b", "gsm8k", "--max-attempts", "0"], "--max-attempts must be >= 1"),
+        (["eval", "-b", "gsm8k", "--max-tokens", "0"], "--max-tokens must be a whole number >= 1"),
+        (["solve", "--max-depth", "0", "x"], "max_depth must be >= 1"),
         (["solve", "--engine", "openai", "--base-url", "http://127.0.0.1:9/v1", "-E", "timeout_s=abc", "x"],
          "could not convert string to float"),
     ],

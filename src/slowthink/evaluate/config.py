@@ -202,6 +202,10 @@ class EvalConfig:
             raise SlowthinkError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.limit is not None and self.limit < 1:
             raise SlowthinkError(f"--limit must be >= 1, got {self.limit}")
+        for name in ("max_tokens", "max_depth", "beam"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise SlowthinkError(f"--{name.replace('_', '-')} must be a whole number >= 1, got {value!r}")
         if not isinstance(self.engine_options, dict):
             raise SlowthinkError(
                 f"engine_options must be a mapping of engine options (e.g. timeout_s: 30), got {self.engine_options!r}"

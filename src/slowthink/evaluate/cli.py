@@ -354,6 +354,12 @@ def eval_command(
         f"[dim]{result.new_records} new record(s), {result.resumed_records} resumed, "
         f"{result.errors} error(s) this run · N* derived by subsampling · {m['wall_time_s']:.1f}s[/dim]"
     )
+    stats = m.get("engine_stats") or {}
+    if stats.get("retries"):
+        console.print(
+            f"[dim]engine: {stats.get('http_requests', 0)} HTTP request(s), {stats['retries']} retried "
+            "(transient server faults; see metrics.json engine_stats)[/dim]"
+        )
     console.print(f"[bold]wrote[/bold] {', '.join(str(p) for p in result.files)}", soft_wrap=True)
     _warn_errors(result.error_summary)
 

@@ -1,15 +1,17 @@
-"""Fixtures for the HTTP engines: a real llama.cpp server, a flaky local proxy, a dead port.
+"""Fixtures for the HTTP engines: a real llama.cpp server, a fault-injecting local proxy, a dead port.
 
 Everything listens on 127.0.0.1 only and every wait is bounded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import http.client
 import importlib.util
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -28,6 +30,10 @@ import pytest
 
 SERVER_START_TIMEOUT_S = 120.0
 GENERATION_PATHS = ("/v1/chat/completions", "/v1/completions")
+#: What the proxy can do instead of forwarding a request: an error status (429 with or without
+#: Retry-After), hold the connection past the client's timeout, close it without a reply, or answer
+#: HTTP 200 with a body that is not JSON, JSON that is not an object, or an object without ``choices``.
+FAULT_KINDS = ("500", "429", "429-retry-after", "stall", "close", "not-json", "not-object", "no-choices")
 
 
 def free_port() -> int:
@@ -111,7 +117,7 @@ def llama_server(smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -
             proc.wait(timeout=10)
 
 
-# -- flaky proxy ----------------------------------------------------------------------------------
+# -- fault-injecting proxy ------------------------------------------------------------------------
 Reply = Callable[[str, str, dict[str, Any] | None], tuple[int, Any]]
 
 
@@ -125,13 +131,22 @@ class Attempt:
 
 @dataclass
 class FlakyProxy:
-    """An HTTP server on 127.0.0.1 that fails the first generation requests, then forwards.
+    """An HTTP server on 127.0.0.1 that injects faults, then forwards (or answers itself).
 
     ``fail``: statuses answered, in order, to the first ``len(fail)`` generation requests (POST to
     chat/completions or completions); ``always``: a status answered to every generation request;
     ``error_body``: JSON sent with those statuses; ``upstream``: the real server root to forward to;
     ``reply``: a function ``(method, path, body) -> (status, json)`` answering instead of forwarding;
     ``models``: ids served at GET /v1/models when there is no upstream.
+
+    Faults of :data:`FAULT_KINDS`: ``inject`` lists kinds answered, in order, to the first requests
+    whose path is in ``inject_paths`` (None: any path); ``fault_rate`` faults that share of all
+    replies at random (``random.Random(seed)``, kinds drawn from ``fault_kinds``), never more than
+    ``max_consecutive`` replies in a row and never two stalls in a row (so a client retrying at
+    least that often always gets through when it sends one request at a time), and at most
+    ``max_stalls`` stalls (None: no cap). A stall holds the connection ``stall_s`` seconds (cut
+    short by :meth:`stop`), then closes it without a reply.
+    ``faults`` records ``(kind, path)`` of every injected fault, ``replies`` counts all requests.
     """
 
     upstream: str | None = None
@@ -140,12 +155,33 @@ class FlakyProxy:
     error_body: Any = None
     reply: Reply | None = None
     models: list[str] = field(default_factory=lambda: ["proxy-model"])
+    inject: list[str] = field(default_factory=list)
+    inject_paths: tuple[str, ...] | None = GENERATION_PATHS
+    fault_rate: float = 0.0
+    seed: int = 0
+    fault_kinds: tuple[str, ...] = FAULT_KINDS
+    max_consecutive: int = 2
+    stall_s: float = 1.0
+    max_stalls: int | None = None
     attempts: list[Attempt] = field(default_factory=list)
+    faults: list[tuple[str, str]] = field(default_factory=list)
+    replies: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stopped: threading.Event = field(default_factory=threading.Event)
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
+    _rng: random.Random | None = None
+    _streak: int = 0
+    _last_fault: str | None = None
+
+    def __post_init__(self) -> None:
+        unknown = set(self.inject) | set(self.fault_kinds)
+        unknown -= set(FAULT_KINDS)
+        if unknown or not 0.0 <= self.fault_rate < 1.0 or self.max_consecutive < 1:
+            raise ValueError(f"bad fault settings: unknown kinds {sorted(unknown)}, rate {self.fault_rate}")
+        self._rng = random.Random(self.seed)
 
     @property
     def url(self) -> str:
@@ -177,6 +213,7 @@ class FlakyProxy:
         return self
 
     def stop(self) -> None:
+        self._stopped.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -192,23 +229,29 @@ class FlakyProxy:
             body = None
         with self._lock:
             self.attempts.append(Attempt(method, h.path, {k.lower(): v for k, v in h.headers.items()}, body))
+            self.replies += 1
             generation = method == "POST" and h.path in GENERATION_PATHS
             status = None
             if generation and self.fail:
                 status = self.fail.pop(0)
             elif generation and self.always is not None:
                 status = self.always
+            fault = self._pick_fault(h.path) if status is None else None
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            if status is not None:
+            if fault is not None:
+                self._fault(h, fault)
+            elif status is not None:
                 payload = self.error_body or {"error": {"message": f"injected HTTP {status}", "code": status}}
                 self._send(h, status, payload, {"Retry-After": "0"} if status == 429 else None)
             elif self.reply is not None:
                 st, payload = self.reply(method, h.path, body)
                 self._send(h, st, payload)
             elif self.upstream is not None:
-                self._forward(h, method, raw)
+                # the client may give up (its read timeout) while the upstream is answering
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self._forward(h, method, raw)
             elif method == "GET" and h.path == "/v1/models":
                 self._send(
                     h, 200, {"object": "list", "data": [{"id": m, "object": "model"} for m in self.models]}
@@ -218,6 +261,46 @@ class FlakyProxy:
         finally:
             with self._lock:
                 self.in_flight -= 1
+
+    def _pick_fault(self, path: str) -> str | None:
+        """The fault for this request (called under the lock), or None to answer normally."""
+        kind = None
+        if self.inject and (self.inject_paths is None or path in self.inject_paths):
+            kind = self.inject.pop(0)
+        elif self.fault_rate > 0:
+            assert self._rng is not None
+            roll = self._rng.random()
+            stalls = sum(k == "stall" for k, _ in self.faults)
+            no_stall = self._last_fault == "stall" or (
+                self.max_stalls is not None and stalls >= self.max_stalls
+            )
+            kinds = [k for k in self.fault_kinds if not (k == "stall" and no_stall)]
+            pick = self._rng.choice(kinds)
+            if roll < self.fault_rate and self._streak < self.max_consecutive:
+                kind = pick
+        self._streak = self._streak + 1 if kind is not None else 0
+        self._last_fault = kind
+        if kind is not None:
+            self.faults.append((kind, path))
+        return kind
+
+    def _fault(self, h: BaseHTTPRequestHandler, kind: str) -> None:
+        if kind in ("stall", "close"):
+            if kind == "stall":
+                self._stopped.wait(self.stall_s)
+            h.close_connection = True  # no reply at all: the client sees the connection closed
+            return
+        if kind.startswith("429"):
+            headers = {"Retry-After": "1"} if kind == "429-retry-after" else None
+            self._send(h, 429, {"error": {"message": "injected: rate limited", "code": 429}}, headers)
+        elif kind == "500":
+            self._send(h, 500, {"error": {"message": "injected: internal error", "code": 500}})
+        elif kind == "not-json":
+            self._send_raw(h, 200, b"<html><body>502 upstream hiccup (injected)</body></html>", "text/html")
+        elif kind == "not-object":
+            self._send(h, 200, ["injected", "garbled"])
+        else:  # no-choices: an object, but not the one asked for
+            self._send(h, 200, {"id": "injected", "object": "chat.completion", "created": 0})
 
     def _forward(self, h: BaseHTTPRequestHandler, method: str, raw: bytes) -> None:
         up = urlsplit(self.upstream)
@@ -241,9 +324,18 @@ class FlakyProxy:
     def _send(
         h: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str] | None = None
     ) -> None:
-        data = json.dumps(payload).encode()
+        FlakyProxy._send_raw(h, status, json.dumps(payload).encode(), "application/json", headers)
+
+    @staticmethod
+    def _send_raw(
+        h: BaseHTTPRequestHandler,
+        status: int,
+        data: bytes,
+        content_type: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         h.send_response(status)
-        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Type", content_type)
         h.send_header("Content-Length", str(len(data)))
         for k, v in (headers or {}).items():
             h.send_header(k, v)
@@ -253,7 +345,8 @@ class FlakyProxy:
 
 @pytest.fixture
 def flaky_proxy() -> Iterator[Callable[..., FlakyProxy]]:
-    """Factory: ``flaky_proxy(upstream=..., fail=[500, 429], always=..., reply=...)``; all stopped at the end."""
+    """Factory: ``flaky_proxy(upstream=..., fail=[500, 429], always=..., reply=..., inject=["stall"],
+    fault_rate=0.3, seed=...)``; all stopped at the end."""
     started: list[FlakyProxy] = []
 
     def make(**kw: Any) -> FlakyProxy:

@@ -182,7 +182,7 @@ class TestBodies:
 
     def test_completions_prompt_is_rendered_chat_plus_prefix(self):
         eng = OpenAIEngine(DEAD, "m", prefix_mode="completions", chat_template="chatml")
-        assert eng._setup(need_prefix=True) is None  # template from the option: no network
+        assert eng._setup() is None and eng._prepare_prefix() is None  # template from the option: no network
         body = eng._body(
             Request([Message("user", "hi")], prefix="Step 1:", logprobs=True, top_logprobs=2),
             _Call(0, "completions", 1),

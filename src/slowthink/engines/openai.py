@@ -19,12 +19,16 @@ byte) has three modes, ``prefix_mode``:
   token is stripped from the rendered text because servers add it. Text only: a request with an
   image and a prefix fails (use ``continue``); an image request without prefix goes to the chat
   endpoint.
-* ``auto`` (default): probes once (four 1-token requests). ``continue`` is used when the chat
-  endpoint honours it, which is checked by token counts (a continued prompt is the plain prompt
-  plus the prefix; an ignored flag adds an end-of-turn and a new assistant header), else
-  ``completions``. The llama-cpp-python server ignores ``continue_final_message`` (its chat
-  handler always closes the last message and adds a generation prompt) so ``auto`` picks
-  ``completions`` there, which continues exactly.
+* ``auto`` (default): probes once (four 1-token requests) when a prefix first shows up. ``continue``
+  is used when the chat endpoint honours it, which is checked by token counts (a continued prompt
+  is the plain prompt plus the prefix; an ignored flag adds an end-of-turn and a new assistant
+  header), else ``completions``. The llama-cpp-python server ignores ``continue_final_message``
+  (its chat handler always closes the last message and adds a generation prompt) so ``auto``
+  picks ``completions`` there, which continues exactly. Only an answer decides: a 400/404/405/
+  422/501 rejecting the extension or the endpoint. A probe (or ``/props`` template fetch) that
+  fails after its retries decides nothing: that call's requests with a prefix fail alone with
+  the reason (requests without prefix go on), a warning is logged once and kept in
+  ``engine.notes``, and the next call probes again.
 
 **Stop strings** are kept in ``Completion.text``. Servers strip them, so the matched one is
 recovered, in this order: (1) the text already holds a stop (we ask for
@@ -38,26 +42,41 @@ stop string was generated and trimmed; with several stops, the one whose ``text 
 closest to the usage count wins; when counts tie, a greedy peek of a few tokens on ``/completions``
 from the text says which stop the model continues with (exact for greedy requests), else list
 order. This last step is a heuristic (a non-canonical tokenization can fool it); when the server
-offers no tokenizer, ``stop_str`` stays ``None`` and a warning is logged once. ``engine.stats``
-counts the extra tokenize and peek requests.
+offers no tokenizer (both endpoints answer 404/405/501), ``stop_str`` stays ``None`` and a warning
+is logged once. A tokenizer probe or count that fails otherwise (after its retries) leaves that
+one completion's ``stop_str`` unresolved (``stats["unresolved_stops"]``, warned once) and the next
+completion asks again; nothing is switched off for the run. ``engine.stats`` counts the extra
+tokenize and peek requests.
 
 **n**: sent as is (a greedy request, ``temperature == 0``, is sampled once and copied); when the
 server returns fewer choices (llama.cpp drops ``n``) the rest are filled with extra single
 requests, sample ``k`` using ``seed + k``, and later calls split ``n`` up front; a warning is
 logged and kept in ``engine.notes``. Never fewer than ``n`` completions.
 
-**Read timeouts** are not retried (a generation that timed out would likely time out again);
-raise ``timeout_s`` instead.
+**Read timeouts** are retried once (within ``max_retries``): a stalled connection (a proxy or load
+balancer hiccup) is a passing fault, but a generation that is merely slower than ``timeout_s``
+would time out again, so a second timeout of the same request fails it; raise ``timeout_s``
+then. A retried timeout can cost up to ``2 * timeout_s``.
 
 **Token counts** come from ``usage`` of each HTTP request: ``prompt_tokens`` is split evenly over
 its choices and ``completion_tokens`` in proportion to each choice's token count (from logprobs)
 or text length, so the sums over completions equal what the server reported.
 
-**Errors**: retries with capped exponential backoff and jitter (``Retry-After`` honoured) on 429,
-5xx and connection errors only; any other 4xx fails at once. A failed request yields
-``finish_reason='error'`` completions naming the engine, URL, request and fix; the rest of the
-batch completes. The API key is read from the environment variable *named* by ``api_key_env``; it
-is never logged, shown in ``repr`` or written into completions.
+**Errors**: every request (generation, set-up probes, ``/props``, tokenize/count, peek; not the
+model listing that only words an error message) is retried up to ``max_retries`` times with capped exponential backoff and jitter (``Retry-After`` honoured,
+capped by ``backoff_max_s``) on 429, 5xx, connection errors (a connection closed without a reply
+included), one read timeout, and a **malformed reply**: HTTP 200 whose body is not JSON, is JSON
+but not an object, or lacks what was asked for (a generation without a non-empty ``choices``
+list of objects holding ``message.content`` / ``text``; see :func:`reply_problem`). Any other 4xx
+fails at once. A request that still fails yields ``finish_reason='error'`` completions naming the
+engine, URL, what happened (e.g. "malformed reply after 5 attempts: HTTP 200 but the body has no
+'choices' list (body: '...')") and the fix; the rest of the batch completes. ``engine.stats``
+counts ``retries`` (one per backoff sleep), ``malformed_replies``, ``read_timeouts``,
+``probe_failures`` and ``unresolved_stops``; the eval runner copies it into ``metrics.json``. The
+API key is read from the environment variable *named* by ``api_key_env``; it is never logged,
+shown in ``repr`` or written into completions. Without a model name, a ``/models`` listing that
+still fails errors that call's requests (nothing can be sent without a model) and the next call
+lists again; naming the model (``#MODEL``) avoids the listing.
 """
 
 from __future__ import annotations
@@ -134,11 +153,11 @@ class OpenAIOptions:
     max_concurrency: int = 8
     """HTTP requests in flight at once (>= 1); the server batches concurrent requests."""
     timeout_s: float = 600.0
-    """Read/write timeout of one HTTP request, seconds (> 0). A read timeout is not retried."""
+    """Read/write timeout of one HTTP request, seconds (> 0). A read timeout is retried once."""
     connect_timeout_s: float = 10.0
     """Connect timeout, seconds (> 0)."""
     max_retries: int = 4
-    """Retries after the first attempt on 429, 5xx and connection errors (>= 0)."""
+    """Retries after the first attempt on 429, 5xx, connection errors, malformed replies and one read timeout (>= 0)."""
     backoff_base_s: float = 0.5
     """First backoff delay, seconds (>= 0); doubles each retry, with jitter."""
     backoff_max_s: float = 30.0
@@ -217,6 +236,76 @@ def split_count(total: int, weights: Sequence[float]) -> list[int]:
     for i in order[: total - sum(out)]:
         out[i] += 1
     return out
+
+
+def reply_problem(data: Any, expect: str = "object") -> str | None:
+    """What makes a decoded HTTP 200 reply unusable for what was asked, or ``None`` when it is usable.
+
+    ``expect``: ``object`` (any JSON object), ``chat`` / ``completions`` (a generation: a non-empty
+    ``choices`` list of objects holding ``message.content`` / ``text``), ``models`` (a ``data``
+    list), ``count`` / ``tokens`` (the tokenizer endpoints); ``+usage`` also needs an integer
+    ``usage.prompt_tokens`` (the prefix-mode probe measures with it).
+
+    >>> reply_problem([1, 2])
+    'the body is JSON but not an object (a list)'
+    >>> reply_problem({"error": {"message": "busy"}}, "chat")
+    "the body has no 'choices' list"
+    >>> reply_problem({"choices": [{"index": 0, "message": {"content": "hi"}}]}, "chat") is None
+    True
+    >>> reply_problem({"choices": [{"index": 0, "message": {"content": "hi"}}]}, "completions")
+    "choice 0 has no 'text' string"
+    """
+    kind, _, extra = expect.partition("+")
+    if not isinstance(data, dict):
+        return f"the body is JSON but not an object (a {_json_type(data)})"
+    if kind in ("chat", "completions"):
+        choices = data.get("choices")
+        if not isinstance(choices, list):
+            return "the body has no 'choices' list"
+        if not choices:
+            return "the 'choices' list is empty"
+        for k, ch in enumerate(choices):
+            if not isinstance(ch, dict):
+                return f"choice {k} is not an object (a {_json_type(ch)})"
+            if not isinstance(ch.get("index", 0), int):
+                return f"choice {k} has a non-integer 'index'"
+            if kind == "chat":
+                msg = ch.get("message")
+                if not isinstance(msg, dict) or not isinstance(msg.get("content", ""), (str, type(None))):
+                    return f"choice {k} has no 'message' object with a 'content' string"
+            elif not isinstance(ch.get("text"), str):
+                return f"choice {k} has no 'text' string"
+        usage = data.get("usage")
+        if usage is not None and not isinstance(usage, dict):
+            return f"'usage' is not an object (a {_json_type(usage)})"
+        if extra == "usage" and not _is_int((usage or {}).get("prompt_tokens")):
+            return "the body has no integer 'usage.prompt_tokens'"
+    elif kind == "models" and not isinstance(data.get("data"), list):
+        return "the body has no 'data' list of models"
+    elif kind == "count" and not _is_int(data.get("count")):
+        return "the body has no integer 'count'"
+    elif kind == "tokens" and not isinstance(data.get("tokens"), list):
+        return "the body has no 'tokens' list"
+    return None
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _json_type(x: Any) -> str:
+    names = {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(x), "number" if isinstance(x, (int, float)) else type(x).__name__)
+
+
+def shorten(text: str, limit: int = 120) -> str:
+    """A one-line excerpt of a reply body for error messages.
+
+    >>> shorten("<html>" + "x" * 200, 20)
+    '<html>xxxxxxxxxxxxxx...'
+    """
+    one = " ".join(text.split())
+    return one if len(one) <= limit else one[:limit] + "..."
 
 
 def map_finish_reason(reason: Any) -> Literal["stop", "length", "error"]:
@@ -581,13 +670,25 @@ def gguf_chat_template(path: str | os.PathLike[str]) -> ChatTemplate:
 
 # -- the engine -----------------------------------------------------------------------------------
 class _HTTPFailure(Exception):
-    """A request that failed for good (after retries where allowed)."""
+    """A request that failed for good (after retries where allowed).
+
+    ``kind``: ``connect`` (connection errors), ``timeout`` (read/write timeout), ``status`` (an
+    HTTP error status), ``malformed`` (HTTP 200 with a body that is not the JSON asked for) or
+    ``http`` (any other transport error); ``attempts``: how many times it was sent.
+    """
 
     def __init__(
-        self, kind: str, detail: str, status: int | None = None, body: str = "", url: str = ""
+        self,
+        kind: str,
+        detail: str,
+        status: int | None = None,
+        body: str = "",
+        url: str = "",
+        attempts: int = 1,
     ) -> None:
         super().__init__(detail)
         self.kind, self.detail, self.status, self.body, self.url = kind, detail, status, body, url
+        self.attempts = attempts
 
 
 @dataclass
@@ -626,12 +727,20 @@ class OpenAIEngine:
         self.stats: dict[str, int] = {
             "http_requests": 0,
             "retries": 0,
+            "malformed_replies": 0,
+            "read_timeouts": 0,
+            "probe_failures": 0,
+            "unresolved_stops": 0,
             "fill_requests": 0,
             "tokenize_requests": 0,
             "peek_requests": 0,
         }
+        """Counters (read by the eval runner into metrics): HTTP requests sent, ``retries`` (each
+        backoff sleep), replies that were malformed (HTTP 200, unusable body), read timeouts, failed
+        set-up probes, stop strings left unresolved, and extra requests (n fill, tokenize, peek)."""
         self._lock = threading.Lock()
         self._setup_lock = threading.Lock()
+        self._tokenizer_lock = threading.Lock()
         self._ready = False
         self._n_supported: bool | None = None
         self._extensions = bool(self.options.server_extensions)
@@ -723,9 +832,20 @@ class OpenAIEngine:
         logger.warning("%s", message)
 
     def _request(
-        self, method: str, path: str, body: dict[str, Any] | None = None, *, retry: bool = True
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        retry: bool = True,
+        expect: str = "object",
     ) -> Any:
-        """One HTTP exchange with retries; returns the decoded JSON or raises :class:`_HTTPFailure`."""
+        """One HTTP exchange with retries; returns the decoded JSON or raises :class:`_HTTPFailure`.
+
+        Retried (``max_retries`` times, backoff, counted in ``stats["retries"]``): connection
+        errors, 429, 5xx, and an HTTP 200 whose body is not usable for ``expect`` (see
+        :func:`reply_problem`); a read timeout is retried once. Anything else fails at once.
+        """
         import httpx
 
         retryable = (
@@ -738,8 +858,10 @@ class OpenAIEngine:
         )
         url = path if path.startswith("http") else self.base_url + path
         attempts = 1 + (int(self.options.max_retries) if retry else 0)
+        timeouts_left = 1  # a stalled reply is retried once; a generation that is just slow would stall again
         for attempt in range(attempts):
             last = attempt == attempts - 1
+            tries = attempt + 1
             self._count("http_requests")
             try:
                 r = (
@@ -753,28 +875,48 @@ class OpenAIEngine:
                         "connect",
                         f"{type(e).__name__}: {self._scrub(str(e)) or 'connection failed'}",
                         url=url,
+                        attempts=tries,
                     ) from None
                 self._sleep_before_retry(attempt, None)
                 continue
             except httpx.TimeoutException as e:
+                self._count("read_timeouts")
+                if not last and timeouts_left:
+                    timeouts_left -= 1
+                    self._sleep_before_retry(attempt, None)
+                    continue
                 raise _HTTPFailure(
-                    "timeout", f"{type(e).__name__} after {self.options.timeout_s:g}s", url=url
+                    "timeout",
+                    f"{type(e).__name__} after {self.options.timeout_s:g}s",
+                    url=url,
+                    attempts=tries,
                 ) from None
             except httpx.HTTPError as e:
-                raise _HTTPFailure("http", f"{type(e).__name__}: {self._scrub(str(e))}", url=url) from None
+                raise _HTTPFailure(
+                    "http", f"{type(e).__name__}: {self._scrub(str(e))}", url=url, attempts=tries
+                ) from None
             status = r.status_code
             if status < 400:
                 try:
-                    return r.json()
+                    data = r.json()
                 except ValueError:
+                    problem: str | None = "the body is not JSON"
+                else:
+                    problem = reply_problem(data, expect)
+                if problem is None:
+                    return data
+                self._count("malformed_replies")
+                if last:
                     raise _HTTPFailure(
-                        "bad-json", f"HTTP {status} but the body is not JSON", status, url=url
-                    ) from None
+                        "malformed", problem, status, self._scrub(r.text or ""), url=url, attempts=tries
+                    )
+                self._sleep_before_retry(attempt, None)
+                continue
             text = self._scrub(r.text or "")
             if (status == 429 or status >= 500) and not last:
                 self._sleep_before_retry(attempt, r.headers.get("retry-after"))
                 continue
-            raise _HTTPFailure("status", f"HTTP {status}", status, text, url=url)
+            raise _HTTPFailure("status", f"HTTP {status}", status, text, url=url, attempts=tries)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _sleep_before_retry(self, attempt: int, retry_after: str | None) -> None:
@@ -790,13 +932,24 @@ class OpenAIEngine:
     # -- error messages ---------------------------------------------------------------------------
     def _describe(self, failure: _HTTPFailure, what: str) -> str:
         head = f"openai engine: {what} to {failure.url or self.base_url} failed"
+        tries = f"after {failure.attempts} attempt{'s' if failure.attempts != 1 else ''}"
         if failure.kind == "connect":
             return (
-                f"{head}: cannot reach the server ({failure.detail}) after {1 + self.options.max_retries} attempts; "
+                f"{head}: cannot reach the server ({failure.detail}) {tries}; "
                 "start the server or fix the URL in the engine spec 'openai:URL#model'"
             )
         if failure.kind == "timeout":
-            return f"{head}: {failure.detail}; raise the engine option timeout_s or lower max_tokens"
+            return (
+                f"{head}: {failure.detail} ({tries}); the server stalled or the generation is slow: "
+                "raise the engine option timeout_s or lower max_tokens"
+            )
+        if failure.kind == "malformed":
+            return (
+                f"{head}: malformed reply {tries}: HTTP {failure.status} but {failure.detail} "
+                f"(body: {shorten(failure.body)!r}); the server, or a proxy in front of it, does not answer "
+                "as an OpenAI-compatible API: check that the URL is the API root (usually ending in /v1) "
+                "and retry later"
+            )
         message = _error_message(failure.body) or failure.body[:_MAX_ERROR_BODY]
         if failure.status in (401, 403):
             who = (
@@ -814,7 +967,7 @@ class OpenAIEngine:
                 )
         if failure.status is not None and (failure.status == 429 or failure.status >= 500):
             return (
-                f"{head}: HTTP {failure.status} after {1 + self.options.max_retries} attempts ({message}); "
+                f"{head}: HTTP {failure.status} {tries} ({message}); "
                 "the server is overloaded or failing: retry later or lower max_concurrency"
             )
         if failure.status == 404:
@@ -823,32 +976,45 @@ class OpenAIEngine:
 
     def _list_models(self) -> list[str] | None:
         try:
-            data = self._request("GET", "/models", retry=False)
+            data = self._request("GET", "/models", retry=False, expect="models")
         except _HTTPFailure:
-            return None
-        return [str(m.get("id")) for m in (data.get("data") or []) if isinstance(m, dict)]
+            return None  # only used to improve an error message
+        return [str(m.get("id")) for m in data["data"] if isinstance(m, dict)]
 
     # -- setup: model, prefix mode, template -------------------------------------------------------
-    def _setup(self, need_prefix: bool) -> str | None:
-        """Resolve the model and the prefix mode once. Returns an error message or None."""
+    def _setup(self) -> str | None:
+        """Resolve the model name once (from ``/models`` when not given). Returns an error message
+        for this batch, or None; a failed listing is tried again on the next call."""
         with self._setup_lock:
             if self._ready:
                 return None
+            if self.model is None:
+                try:
+                    models = self._request("GET", "/models", expect="models")
+                except _HTTPFailure as f:
+                    return self._describe(f, "listing the served models (no model was named)") + (
+                        f"; or name the model: 'openai:{self.base_url}#MODEL'"
+                    )
+                ids = [str(m.get("id")) for m in models["data"] if isinstance(m, dict)]
+                if not ids:
+                    return f"openai engine: {self.base_url}/models lists no model: name one with 'openai:{self.base_url}#MODEL'"
+                if len(ids) > 1:
+                    return (
+                        f"openai engine: {self.base_url} serves several models ({', '.join(ids)}): "
+                        f"name one with 'openai:{self.base_url}#{ids[0]}'"
+                    )
+                self.model = ids[0]
+            self._ready = True
+            return None
+
+    def _prepare_prefix(self) -> str | None:
+        """Make prefix continuation ready: decide ``auto`` (the probe) and load the template for
+        ``completions``. Returns None when ready, else why requests with a prefix cannot be sent
+        now: the probe or template fetch failed after its retries; nothing is concluded from a
+        failure, and the next call tries again."""
+        with self._setup_lock:
             try:
-                if self.model is None:
-                    models = self._request("GET", "/models")
-                    ids = [str(m.get("id")) for m in (models.get("data") or []) if isinstance(m, dict)]
-                    if not ids:
-                        return f"openai engine: {self.base_url}/models lists no model: name one with 'openai:{self.base_url}#MODEL'"
-                    if len(ids) > 1:
-                        return (
-                            f"openai engine: {self.base_url} serves several models ({', '.join(ids)}): "
-                            f"name one with 'openai:{self.base_url}#{ids[0]}'"
-                        )
-                    self.model = ids[0]
                 if self.prefix_mode == "auto":
-                    if not need_prefix:
-                        return None  # decide when a prefix first shows up
                     self.prefix_mode = self._probe_prefix_mode()
                     logger.info(
                         "openai engine: prefix_mode auto -> %s at %s", self.prefix_mode, self.base_url
@@ -856,15 +1022,35 @@ class OpenAIEngine:
                 if self.prefix_mode == "completions":
                     self._load_template()
             except _HTTPFailure as f:
-                return self._describe(f, "setup request")
-            self._ready = True
-            return None
+                self._count("probe_failures")
+                fetch = (
+                    "the chat-template fetch"
+                    if self.prefix_mode == "completions"
+                    else "the prefix-mode probe"
+                )
+                self._warn_once(
+                    "prefix-probe",
+                    f"openai engine: {fetch} failed at {self.base_url}; requests with an assistant prefix fail "
+                    "alone while it fails, and it is tried again on the next call (first failure: "
+                    f"{self._describe(f, fetch)})",
+                )
+                return (
+                    f"{self._describe(f, fetch)}; this request needs it to continue its assistant prefix, so it "
+                    "failed alone (the next call tries again; prefix_mode='completions' with chat_template=... "
+                    "or prefix_mode='continue' skips the probe)"
+                )
+        return None
 
     def _probe_prefix_mode(self) -> str:
-        """``continue`` if the chat endpoint continues a final assistant message, else ``completions``."""
+        """``continue`` if the chat endpoint continues a final assistant message, else ``completions``.
+
+        Raises :class:`_HTTPFailure` when the server fails a probe request (after retries); only a
+        4xx that rejects the request (the extension or the endpoint) is an answer."""
         base = {"model": self.model, "max_tokens": 1, "temperature": 0.0}
-        plain = self._request("POST", "/chat/completions", {**base, "messages": _PROBE_MESSAGES})
-        p_plain = int((plain.get("usage") or {}).get("prompt_tokens") or 0)
+        plain = self._request(
+            "POST", "/chat/completions", {**base, "messages": _PROBE_MESSAGES}, expect="chat+usage"
+        )
+        p_plain = int(plain["usage"]["prompt_tokens"])
         try:
             cont = self._request(
                 "POST",
@@ -875,18 +1061,23 @@ class OpenAIEngine:
                     "continue_final_message": True,
                     "add_generation_prompt": False,
                 },
+                expect="chat+usage",
             )
-            p_cont: int | None = int((cont.get("usage") or {}).get("prompt_tokens") or 0)
+            p_cont: int | None = int(cont["usage"]["prompt_tokens"])
         except _HTTPFailure as f:
-            if f.kind != "status" or f.status is None or f.status >= 500:
+            if not _rejects_request(f):
                 raise
             p_cont = None  # the server rejects the extension
         try:
-            one = self._request("POST", "/completions", {**base, "prompt": _PROBE_PREFIX})
-            two = self._request("POST", "/completions", {**base, "prompt": _PROBE_PREFIX * 2})
+            one = self._request(
+                "POST", "/completions", {**base, "prompt": _PROBE_PREFIX}, expect="completions+usage"
+            )
+            two = self._request(
+                "POST", "/completions", {**base, "prompt": _PROBE_PREFIX * 2}, expect="completions+usage"
+            )
             t_prefix: int | None = int(two["usage"]["prompt_tokens"]) - int(one["usage"]["prompt_tokens"])
-        except (_HTTPFailure, KeyError, TypeError, ValueError) as f:
-            if isinstance(f, _HTTPFailure) and (f.kind != "status" or (f.status or 0) >= 500):
+        except _HTTPFailure as f:
+            if not _rejects_request(f):
                 raise
             t_prefix = None  # no completions endpoint
         if p_cont is not None and (t_prefix is None or abs((p_cont - p_plain) - t_prefix) <= 1):
@@ -905,17 +1096,22 @@ class OpenAIEngine:
         return "completions"
 
     def _load_template(self) -> None:
+        """Find the chat template for ``completions`` mode. Raises :class:`_HTTPFailure` when the
+        server's ``/props`` failed (after retries) and there is no local fallback."""
         if self._template is not None or self._template_error is not None:
             return
         try:
             if self.options.chat_template:
                 self._template = load_chat_template(self.options.chat_template)
                 return
+            local_gguf = bool(self.model and self.model.endswith(".gguf") and Path(self.model).is_file())
             props = None
             try:
-                props = self._request("GET", self.root_url + "/props", retry=False)
-            except _HTTPFailure:
-                props = None
+                props = self._request("GET", self.root_url + "/props")
+            except _HTTPFailure as f:
+                # no /props (llama-cpp-python) or it failed while the served .gguf is here to read
+                if not (f.status in _ENDPOINT_ABSENT or local_gguf):
+                    raise
             if isinstance(props, dict) and props.get("chat_template"):
                 self._template = ChatTemplate(
                     str(props["chat_template"]),
@@ -924,7 +1120,7 @@ class OpenAIEngine:
                     source=self.root_url + "/props",
                 )
                 return
-            if self.model and self.model.endswith(".gguf") and Path(self.model).is_file():
+            if local_gguf:
                 self._template = gguf_chat_template(self.model)
                 return
             self._template_error = (
@@ -941,14 +1137,18 @@ class OpenAIEngine:
         check_images(self.name, self.supports_images, requests)
         if not requests:
             return []
-        problem = self._setup(need_prefix=any(r.prefix for r in requests))
+        problem = self._setup()
         if problem is not None:
             return [error_completions(r, problem) for r in requests]
+        prefix_problem = self._prepare_prefix() if any(r.prefix for r in requests) else None
 
         results: list[list[Completion]] = [[] for _ in requests]
         errors: list[str | None] = [None] * len(requests)
         calls: list[_Call] = []
         for i, r in enumerate(requests):
+            if r.prefix and prefix_problem is not None:
+                errors[i] = prefix_problem
+                continue
             route, err = self._route(r)
             if err is not None:
                 errors[i] = err
@@ -964,7 +1164,11 @@ class OpenAIEngine:
         fill: list[_Call] = []
         for i, r in enumerate(requests):
             got, n = len(results[i]), _samples_to_send(r)
-            if errors[i] is None and got < n:
+            if errors[i] is None and got == 0:  # reply_problem() rules this out; kept as a guard
+                errors[i] = (
+                    f"openai engine: {self.base_url} returned no choice for request {i} (malformed reply)"
+                )
+            elif errors[i] is None and got < n:
                 if self._n_supported is not False:
                     with self._lock:
                         self._n_supported = False
@@ -1053,7 +1257,7 @@ class OpenAIEngine:
                 return _Outcome(error=f"openai engine: request {call.index}: {e}")
             extensions = self._extensions
             try:
-                data = self._request("POST", path, body)
+                data = self._request("POST", path, body, expect=call.route)
             except _HTTPFailure as f:
                 if extensions and f.status == 400 and any(name in f.body for name in EXTENSION_FIELDS):
                     with self._lock:
@@ -1068,7 +1272,8 @@ class OpenAIEngine:
                 return _Outcome(self._parse(r, call, data, body))
             except (KeyError, TypeError, ValueError, AttributeError) as e:
                 return _Outcome(
-                    error=f"openai engine: {what} to {self.base_url}{path} returned an unexpected body ({type(e).__name__}: {e})"
+                    error=f"openai engine: {what} to {self.base_url}{path} failed: malformed reply ({type(e).__name__}: "
+                    f"{e}); the server does not answer as an OpenAI-compatible API: check the URL and the server"
                 )
         return _Outcome(error=f"openai engine: {what} to {self.base_url}{path} was rejected twice")
 
@@ -1127,7 +1332,7 @@ class OpenAIEngine:
 
     def _parse(self, r: Request, call: _Call, data: dict[str, Any], body: dict[str, Any]) -> list[Completion]:
         chat = call.route == "chat"
-        choices = sorted(data.get("choices") or [], key=lambda c: int(c.get("index") or 0))[: call.n]
+        choices = sorted(data["choices"], key=lambda c: c.get("index") or 0)[: call.n]
         usage = data.get("usage") or {}
         prompt_total = int(usage.get("prompt_tokens") or 0)
         gen_total = int(usage.get("completion_tokens") or 0)
@@ -1177,21 +1382,28 @@ class OpenAIEngine:
             return None
         try:
             text_count = self._tokenizer_count(text)
+            if text_count is None or generated <= text_count:
+                return None
+            if len(stops) == 1:
+                return stops[0]
+            with_stop = [self._tokenizer_count(text + s) for s in stops]
         except _NoTokenizer:
             self._warn_once(
                 "stop-tok",
                 _NO_STOP_INFO.format(url=self.base_url, why="a server without a tokenize endpoint"),
             )
             return None
-        if text_count is None or generated <= text_count:
+        except _HTTPFailure as f:
+            self._count("unresolved_stops")
+            self._warn_once(
+                "stop-count",
+                f"openai engine: a tokenize request failed ({self._describe(f, 'tokenize')}); the stop string of "
+                "that completion is left unresolved (Completion.stop_str None); later completions ask again",
+            )
             return None
-        if len(stops) == 1:
-            return stops[0]
-        with_stop = []
-        for s in stops:
-            c = self._tokenizer_count(text + s)
-            with_stop.append(c if c is not None else 10**9)
-        candidates = stop_candidates_by_count(generated, text_count, with_stop, stops)
+        candidates = stop_candidates_by_count(
+            generated, text_count, [10**9 if c is None else c for c in with_stop], stops
+        )
         if len(candidates) > 1 and "prompt" in body:
             # tied counts: ask the model which stop it continues with (greedy, a few tokens)
             peek = {
@@ -1200,56 +1412,74 @@ class OpenAIEngine:
                 "max_tokens": max(1, generated - text_count + 1),
                 "temperature": 0.0,
             }
+            self._count("peek_requests")
             try:
-                self._count("peek_requests")
-                data = self._request("POST", "/completions", peek, retry=False)
-                ahead = str((data.get("choices") or [{}])[0].get("text") or "")
-            except (_HTTPFailure, AttributeError, IndexError):
+                data = self._request("POST", "/completions", peek, expect="completions")
+                ahead = str(data["choices"][0]["text"])
+            except _HTTPFailure as f:
                 ahead = ""
+                self._warn_once(
+                    "peek",
+                    f"openai engine: a peek request failed ({self._describe(f, 'peek')}); tied stop strings are "
+                    "then resolved by list order",
+                )
             starting = [s for s in candidates if ahead.startswith(s)]
             if starting:
                 return max(starting, key=len)
         return candidates[0] if candidates else None
 
     def _tokenizer_count(self, text: str) -> int | None:
-        """Tokens of ``text`` by the server's tokenizer (BOS not counted); None on a failed call."""
-        with self._lock:
+        """Tokens of ``text`` by the server's tokenizer (BOS not counted). None when the tokenizer
+        probe failed this time (it runs again next time); raises :class:`_NoTokenizer` when the
+        server has no tokenize endpoint and :class:`_HTTPFailure` when the count request failed."""
+        with self._tokenizer_lock:
+            if self._tokenize_kind is None:
+                self._detect_tokenizer()
             kind = self._tokenize_kind
         if kind is None:
-            kind = self._detect_tokenizer()
+            return None
         if kind == "none":
             raise _NoTokenizer
         return self._raw_count(kind, text)
 
-    def _raw_count(self, kind: str, text: str, *, baseline: bool = True) -> int | None:
+    def _raw_count(self, kind: str, text: str, *, baseline: bool = True) -> int:
         self._count("tokenize_requests")
-        try:
-            if kind == "llama-cpp-python":
-                data = self._request(
-                    "POST",
-                    self.root_url + "/extras/tokenize/count",
-                    {"model": self.model, "input": text},
-                    retry=False,
-                )
-                n = int(data["count"])
-            else:
-                data = self._request("POST", self.root_url + "/tokenize", {"content": text}, retry=False)
-                n = len(data["tokens"])
-        except (_HTTPFailure, KeyError, TypeError, ValueError):
-            return None
+        if kind == "llama-cpp-python":
+            data = self._request(
+                "POST",
+                self.root_url + "/extras/tokenize/count",
+                {"model": self.model, "input": text},
+                expect="count",
+            )
+            n = int(data["count"])
+        else:
+            data = self._request("POST", self.root_url + "/tokenize", {"content": text}, expect="tokens")
+            n = len(data["tokens"])
         return n - (self._bos_count if baseline else 0)
 
-    def _detect_tokenizer(self) -> str:
-        found = "none"
+    def _detect_tokenizer(self) -> None:
+        """Find the server's tokenize endpoint (and its BOS count). ``none`` is concluded only when
+        each endpoint answers that it does not exist; any other failure leaves the kind undecided
+        for this completion (stop unresolved, warned once) and the next one probes again."""
         for kind in ("llama-cpp-python", "llama.cpp"):
-            n = self._raw_count(kind, "", baseline=False)
-            if n is not None:
-                found = kind
-                self._bos_count = n
-                break
-        with self._lock:
-            self._tokenize_kind = found
-        return found
+            try:
+                n = self._raw_count(kind, "", baseline=False)
+            except _HTTPFailure as f:
+                if f.kind == "status" and f.status in _ENDPOINT_ABSENT:
+                    continue
+                self._count("probe_failures")
+                self._count("unresolved_stops")
+                self._warn_once(
+                    "tok-probe",
+                    f"openai engine: the tokenizer probe failed ({self._describe(f, 'tokenizer probe')}); "
+                    "the stop string of that completion is left unresolved (Completion.stop_str None) and "
+                    "the probe runs again for the next one",
+                )
+                return
+            self._bos_count = n
+            self._tokenize_kind = kind
+            return
+        self._tokenize_kind = "none"
 
 
 def _samples_to_send(r: Request) -> int:
@@ -1265,6 +1495,15 @@ _NO_STOP_INFO = (
 
 class _NoTokenizer(Exception):
     pass
+
+
+#: Statuses saying an endpoint is not there (so a probe concludes "not supported", not "failed").
+_ENDPOINT_ABSENT = (404, 405, 501)
+
+
+def _rejects_request(failure: _HTTPFailure) -> bool:
+    """A probe answer meaning "this server does not take this request" (not a passing failure)."""
+    return failure.kind == "status" and failure.status in (400, 422, *_ENDPOINT_ABSENT)
 
 
 class _Secret:

@@ -142,9 +142,10 @@ class FlakyProxy:
     Faults of :data:`FAULT_KINDS`: ``inject`` lists kinds answered, in order, to the first requests
     whose path is in ``inject_paths`` (None: any path); ``fault_rate`` faults that share of all
     replies at random (``random.Random(seed)``, kinds drawn from ``fault_kinds``), never more than
-    ``max_consecutive`` replies in a row and never two stalls in a row (so a client retrying at
-    least that often always gets through when it sends one request at a time), and at most
-    ``max_stalls`` stalls (None: no cap). A stall holds the connection ``stall_s`` seconds (cut
+    ``max_per_request`` times on one request (the same method, path and body: a client's retries)
+    and never stalling one request twice (so a client that retries more often than that, and a
+    read timeout once, always gets through), and at most ``max_stalls`` stalls in all (None: no
+    cap). A stall holds the connection ``stall_s`` seconds (cut
     short by :meth:`stop`), then closes it without a reply.
     ``faults`` records ``(kind, path)`` of every injected fault, ``replies`` counts all requests.
     """
@@ -160,7 +161,7 @@ class FlakyProxy:
     fault_rate: float = 0.0
     seed: int = 0
     fault_kinds: tuple[str, ...] = FAULT_KINDS
-    max_consecutive: int = 2
+    max_per_request: int = 2
     stall_s: float = 1.0
     max_stalls: int | None = None
     attempts: list[Attempt] = field(default_factory=list)
@@ -173,13 +174,12 @@ class FlakyProxy:
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
     _rng: random.Random | None = None
-    _streak: int = 0
-    _last_fault: str | None = None
+    _per_request: dict[tuple[str, str, bytes], list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unknown = set(self.inject) | set(self.fault_kinds)
         unknown -= set(FAULT_KINDS)
-        if unknown or not 0.0 <= self.fault_rate < 1.0 or self.max_consecutive < 1:
+        if unknown or not 0.0 <= self.fault_rate < 1.0 or self.max_per_request < 1:
             raise ValueError(f"bad fault settings: unknown kinds {sorted(unknown)}, rate {self.fault_rate}")
         self._rng = random.Random(self.seed)
 
@@ -236,7 +236,7 @@ class FlakyProxy:
                 status = self.fail.pop(0)
             elif generation and self.always is not None:
                 status = self.always
-            fault = self._pick_fault(h.path) if status is None else None
+            fault = self._pick_fault(method, h.path, raw) if status is None else None
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -262,24 +262,21 @@ class FlakyProxy:
             with self._lock:
                 self.in_flight -= 1
 
-    def _pick_fault(self, path: str) -> str | None:
+    def _pick_fault(self, method: str, path: str, raw: bytes) -> str | None:
         """The fault for this request (called under the lock), or None to answer normally."""
         kind = None
         if self.inject and (self.inject_paths is None or path in self.inject_paths):
             kind = self.inject.pop(0)
         elif self.fault_rate > 0:
             assert self._rng is not None
+            before = self._per_request.setdefault((method, path, raw), [])
             roll = self._rng.random()
             stalls = sum(k == "stall" for k, _ in self.faults)
-            no_stall = self._last_fault == "stall" or (
-                self.max_stalls is not None and stalls >= self.max_stalls
-            )
-            kinds = [k for k in self.fault_kinds if not (k == "stall" and no_stall)]
-            pick = self._rng.choice(kinds)
-            if roll < self.fault_rate and self._streak < self.max_consecutive:
+            no_stall = "stall" in before or (self.max_stalls is not None and stalls >= self.max_stalls)
+            pick = self._rng.choice([k for k in self.fault_kinds if not (k == "stall" and no_stall)])
+            if roll < self.fault_rate and len(before) < self.max_per_request:
                 kind = pick
-        self._streak = self._streak + 1 if kind is not None else 0
-        self._last_fault = kind
+                before.append(kind)
         if kind is not None:
             self.faults.append((kind, path))
         return kind

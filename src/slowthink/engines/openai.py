@@ -1028,14 +1028,14 @@ class OpenAIEngine:
                     if self.prefix_mode == "completions"
                     else "the prefix-mode probe"
                 )
+                why = self._describe(f, fetch)
                 self._warn_once(
-                    "prefix-probe",
+                    f"prefix-{fetch}",
                     f"openai engine: {fetch} failed at {self.base_url}; requests with an assistant prefix fail "
-                    "alone while it fails, and it is tried again on the next call (first failure: "
-                    f"{self._describe(f, fetch)})",
+                    f"alone while it fails, and it is tried again on the next call (first failure: {why})",
                 )
                 return (
-                    f"{self._describe(f, fetch)}; this request needs it to continue its assistant prefix, so it "
+                    f"{why}; this request needs it to continue its assistant prefix, so it "
                     "failed alone (the next call tries again; prefix_mode='completions' with chat_template=... "
                     "or prefix_mode='continue' skips the probe)"
                 )

@@ -14,20 +14,18 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+
+from slowthink.options import parse_kv
+from slowthink.types import SlowthinkError
 
 _err = Console(stderr=True)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print ``error: message`` on stderr (one line, no markup interpretation) and exit ``code``."""
-    _err.print(f"[bold red]error:[/bold red] {_escape(message)}", highlight=False, soft_wrap=True)
+    _err.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 def usage_line(e: Any) -> str:
@@ -55,10 +53,10 @@ def run_app(app: typer.Typer, args: Sequence[str] | None = None, prog_name: str 
         sys.stderr.write((e.ctx.get_help() if e.ctx is not None else str(e)) + "\n")
         return 2
     except cx.UsageError as e:
-        _err.print(f"[bold red]error:[/bold red] {_escape(usage_line(e))}", highlight=False, soft_wrap=True)
+        _err.print(f"[bold red]error:[/bold red] {escape(usage_line(e))}", highlight=False, soft_wrap=True)
         return 2
     except cx.ClickException as e:
-        _err.print(f"[bold red]error:[/bold red] {_escape(' '.join(e.format_message().split()))}",
+        _err.print(f"[bold red]error:[/bold red] {escape(' '.join(e.format_message().split()))}",
                    highlight=False, soft_wrap=True)
         return e.exit_code
     except typer.Abort:
@@ -83,9 +81,6 @@ def engine_flag_options(
     >>> engine_flag_options(timeout=30, engine_option=["max_retries=2", "prefix_mode=completions"])
     {'max_retries': 2, 'prefix_mode': 'completions', 'timeout_s': 30}
     """
-    from slowthink.benchmarks.base import parse_kv
-    from slowthink.types import SlowthinkError
-
     out: dict[str, Any] = {}
     for item in engine_option or []:
         for key, value in parse_kv(item, what="--engine-option").items():

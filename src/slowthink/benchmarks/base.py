@@ -330,54 +330,6 @@ def nothing_usable(name: str, source: str, skipped: Counter[str]) -> SlowthinkEr
     return SlowthinkError(f"{name}: no problem found in {source} (the file holds no records)")
 
 
-def scalar(text: str) -> Any:
-    """A CLI value typed like YAML: ``"2"`` -> 2, ``"true"`` -> True, ``"a b"`` -> ``"a b"``.
-
-    >>> scalar("2"), scalar("0.5"), scalar("true"), scalar("none"), scalar("chain_sum")
-    (2, 0.5, True, None, 'chain_sum')
-    """
-    s = text.strip()
-    low = s.lower()
-    if low in ("true", "yes", "on"):
-        return True
-    if low in ("false", "no", "off"):
-        return False
-    if low in ("none", "null", "~"):
-        return None
-    try:
-        return int(s)
-    except ValueError:
-        pass
-    try:
-        return float(s)
-    except ValueError:
-        return s
-
-
-def parse_kv(spec: str, *, typed: bool = True, what: str = "option") -> dict[str, Any]:
-    """Parse ``"a=1,b=x"`` into ``{"a": 1, "b": "x"}`` (values typed by :func:`scalar` when ``typed``).
-
-    >>> parse_kv("min_terms=2,max_terms=2")
-    {'min_terms': 2, 'max_terms': 2}
-    >>> parse_kv("question=problem, answer=solution", typed=False)
-    {'question': 'problem', 'answer': 'solution'}
-    """
-    out: dict[str, Any] = {}
-    for part in spec.split(","):
-        if not part.strip():
-            continue
-        key, eq, value = part.partition("=")
-        key = key.strip()
-        if not eq or not key:
-            raise SlowthinkError(
-                f"bad {what} '{part.strip()}' in '{spec}': write key=value pairs separated by commas"
-            )
-        if key in out:
-            raise SlowthinkError(f"{what} '{key}' given twice in '{spec}'")
-        out[key] = scalar(value) if typed else value.strip()
-    return out
-
-
 def last_boxed(text: str) -> str | None:
     """The content of the last ``\\boxed{...}`` (or ``\\fbox{...}``) in ``text``, braces balanced.
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from slowthink.benchmarks.base import parse_kv
 from slowthink.benchmarks.choices import LETTERS
+from slowthink.options import parse_kv
 from slowthink.types import SlowthinkError
 
 CORE_FIELDS: tuple[str, ...] = (

@@ -20,9 +20,9 @@ from slowthink.benchmarks.base import (
     MISSING_QUESTION,
     Collector,
     guess_answer_type,
-    parse_kv,
     require,
 )
+from slowthink.options import parse_kv
 from slowthink.types import Problem, SlowthinkError
 
 INSTALL_HINT = "reasoning-gym is not installed: pip install 'slowthink[bench]' (or pip install reasoning-gym)"

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from slowthink.benchmarks import gsm8k, mathv, mathverse, mathvista, vlmeval
-from slowthink.benchmarks.base import Collector, LoadResult, check_tolerance, nothing_usable, scalar
+from slowthink.benchmarks.base import Collector, LoadResult, check_tolerance, nothing_usable
 from slowthink.benchmarks.files import FORMATS, resolve_path
 from slowthink.benchmarks.generic import load_generic
 from slowthink.benchmarks.reasoning_gym import load_reasoning_gym
+from slowthink.options import scalar
 from slowthink.types import SlowthinkError
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from slowthink.engines.base import Engine, RecordingEngine, apply_stop, check_images
+from slowthink.options import scalar
 from slowthink.types import SlowthinkError
 
 # name -> "module:Class"; each class has ``from_spec(target, fragment, **options)``.
@@ -105,8 +106,6 @@ class EngineSpec:
         >>> EngineSpec.parse("llamacpp:/m/x.gguf#n_ctx=8192").fragment is None
         True
         """
-        from slowthink.benchmarks.base import scalar
-
         spec = spec.strip()
         if not spec:
             raise SlowthinkError("empty engine spec: use e.g. 'llamacpp', 'hf:/path', 'openai:URL#model'")

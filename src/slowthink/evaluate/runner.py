@@ -50,6 +50,7 @@ from slowthink.evaluate.records import (
     read_records,
     write_json,
 )
+from slowthink.options import parse_kv
 from slowthink.types import Problem, SlowthinkError, Trace
 
 PY_PREFIX = "py:"
@@ -77,8 +78,6 @@ class EvalResult:
 
 def load_py_object(spec: str, **kwargs: Any) -> Any:
     """Build ``Class(**options, **kwargs)`` from ``py:module.path:Class#k=v,k=v``."""
-    from slowthink.benchmarks.base import parse_kv
-
     body, _, frag = spec[len(PY_PREFIX) :].partition("#")
     module_name, _, cls_name = body.rpartition(":")
     if not module_name or not cls_name:

@@ -7,6 +7,7 @@ from slowthink.formats.base import Format, Parsed, ParsedStep, StepSpec
 from slowthink.formats.free import FreeFormat
 from slowthink.formats.sentences import SentencesFormat
 from slowthink.formats.stages import StagesFormat
+from slowthink.options import parse_kv
 from slowthink.types import SlowthinkError
 
 FORMATS: dict[str, type[Format]] = {
@@ -20,8 +21,6 @@ FORMATS: dict[str, type[Format]] = {
 def get_format(spec: str) -> Format:
     """A format from its spec: a name, optionally with ``#k=v,...`` options
     (``atomic#style=atomthink,max_chars=600``); bad names or options raise one SlowthinkError line."""
-    from slowthink.benchmarks.base import parse_kv
-
     name, _, options = spec.partition("#")
     name = name.strip()
     try:

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from slowthink.options import parse_kv, scalar
 from slowthink.scorers.aggregate import AGGREGATIONS, aggregate
 from slowthink.scorers.base import (
     Comparison,
@@ -92,8 +93,6 @@ def _unhide(text: str) -> str:
 def _fragment_options(name: str, fragment: str, valid: set[str]) -> dict[str, Any]:
     """``swap=true,top_logprobs=5`` -> options, typed like YAML (a value in double quotes stays
     the string inside them); unknown keys are one clear error."""
-    from slowthink.benchmarks.base import parse_kv, scalar
-
     raw = parse_kv(_hide_quoted(fragment), typed=False, what=f"'{name}' option")
     out = {}
     for key, value in raw.items():

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 AnswerType = Literal["auto", "number", "choice", "text", "latex", "list"]
 ANSWER_TYPES: tuple[str, ...] = ("auto", "number", "choice", "text", "latex", "list")
+#: The option letters of ``Problem.choices``, in order.
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 class SlowthinkError(Exception):

@@ -4,8 +4,8 @@ import pytest
 
 from slowthink.formats import get_format
 from slowthink.formats.atomic import AtomicFormat
-from slowthink.formats.base import user_prompt
 from slowthink.formats.stages import StagesFormat
+from slowthink.prompts import user_prompt
 from slowthink.types import Completion, Problem, SlowthinkError
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from slowthink.grading import extract_answer, grade
-from slowthink.grading.choices import LETTERS, match_choice, parse_inline_choices
-from slowthink.types import Problem
+from slowthink.grading.choices import match_choice, parse_inline_choices
+from slowthink.types import LETTERS, Problem
 
 
 def _mathvista(root: Path) -> list[Problem]:

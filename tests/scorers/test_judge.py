@@ -11,9 +11,9 @@ import re
 import pytest
 
 from slowthink.prompts import get_template
+from slowthink.prompts.judge import PAIR_STAGES
 from slowthink.scorers.base import CheckQuery, Comparison, PairwiseJudge, ScoreQuery, StepScorer
 from slowthink.scorers.judge import (
-    STAGES,
     JudgeConfig,
     LLMJudge,
     digit_probs,
@@ -185,7 +185,7 @@ def test_compare_is_one_engine_call_with_well_formed_requests() -> None:
 
 
 def test_every_stage_has_a_template() -> None:
-    for stage in STAGES:
+    for stage in PAIR_STAGES:
         text = get_template(f"judge.pair.{stage}")
         assert {"{question}", "{prefix}", "{response_1}", "{response_2}"} <= set(re.findall(r"\{\w+\}", text))
     with pytest.raises(SlowthinkError, match="unknown judge stage"):

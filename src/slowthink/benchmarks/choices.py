@@ -8,8 +8,7 @@ from __future__ import annotations
 import re
 
 from slowthink.benchmarks.base import ANSWER_NOT_IN_CHOICES, SkipRow
-
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+from slowthink.types import LETTERS
 
 _LETTER_RE = re.compile(r"^\(?\s*([A-Z])\s*\)?[.:]?$")
 _HEADER_RE = re.compile(r"(?:^|\n)[ \t]*(?:Choices?|Options?)[ \t]*:[ \t]*", re.IGNORECASE)

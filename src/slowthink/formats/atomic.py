@@ -21,8 +21,8 @@ from typing import Any
 
 from rapidfuzz import fuzz
 
-from slowthink.formats.base import Format, Parsed, ParsedStep, StepSpec, repeated_ratio, user_prompt
-from slowthink.prompts import get_template
+from slowthink.formats.base import Format, Parsed, ParsedStep, StepSpec, repeated_ratio
+from slowthink.prompts import get_template, user_prompt
 from slowthink.types import Completion, Message, Problem, SlowthinkError
 
 FINAL_MARKER = get_template("atomic.final_marker")

@@ -13,10 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from slowthink.prompts import get_template
+from slowthink.grading import extract_answer
+from slowthink.prompts import get_template, user_prompt
 from slowthink.types import Completion, Message, Problem, SlowthinkError
-
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 @dataclass
@@ -45,19 +44,6 @@ class Parsed:
     answer_text: str | None
     complete: bool
     notes: list[str] = field(default_factory=list)
-
-
-def user_prompt(problem: Problem) -> str:
-    """The user turn: the question, plus lettered options for multiple choice."""
-    if problem.choices:
-        # MATH-V style: the options are drawn in the image, choices are the bare letters.
-        if all(c.strip().upper() == LETTERS[i] for i, c in enumerate(problem.choices)):
-            lines = ", ".join(LETTERS[: len(problem.choices)])
-        else:
-            line = get_template("user.choice_line")
-            lines = "\n".join(line.format(letter=LETTERS[i], text=c) for i, c in enumerate(problem.choices))
-        return get_template("user.question_choices").format(question=problem.question.strip(), choices=lines)
-    return get_template("user.question").format(question=problem.question.strip())
 
 
 _SENT_SPLIT = re.compile(r"(?<=[.!?])\s+")
@@ -119,6 +105,11 @@ class Format(ABC):
     def full_opener(self) -> str:
         return ""
 
+    def direct_spec(self) -> StepSpec:
+        """How to ask for a direct answer with no reasoning (the ``direct`` strategy, AtomThink's
+        Direct mode): one short line after the direct-answer system prompt (``messages(direct=True)``)."""
+        return StepSpec(kind="response", opener="", stop=["\n"], max_tokens=48)
+
     @abstractmethod
     def next_step(self, prefix: str) -> StepSpec | None:
         """What the next step after ``prefix`` is; ``None`` when the path is complete."""
@@ -148,8 +139,6 @@ class Format(ABC):
 
     def answer(self, response: str, problem: Problem | None = None) -> str | None:
         """The extracted answer of a whole response (``None`` when there is none)."""
-        from slowthink.grading import extract_answer
-
         parsed = self.parse(response)
         if parsed.answer_text is None:
             return None

@@ -16,11 +16,11 @@ import re
 from typing import Any
 
 from slowthink.formats.base import Format, Parsed, ParsedStep, StepSpec
+from slowthink.prompts import STAGES
 from slowthink.types import Completion, SlowthinkError
 
-STAGES: tuple[str, ...] = ("summary", "caption", "reasoning", "conclusion")
 STAGE_MAX_TOKENS: dict[str, int] = {"summary": 96, "caption": 160, "reasoning": 384, "conclusion": 48}
-_TAG = re.compile(r"<\s*(/?)\s*(SUMMARY|CAPTION|REASONING|CONCLUSION)\s*>", re.IGNORECASE)
+_TAG = re.compile(rf"<\s*(/?)\s*({'|'.join(s.upper() for s in STAGES)})\s*>", re.IGNORECASE)
 #: System prompt per ``style``.
 STYLES: dict[str, str] = {"slowthink": "stages.system", "llava-cot": "stages.llava_cot.system"}
 

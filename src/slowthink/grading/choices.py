@@ -14,9 +14,8 @@ from rapidfuzz import fuzz
 
 from slowthink.grading._latex import latex_light, strip_wrappers, unwrap_text_commands
 from slowthink.grading.numeric import parse_number
-from slowthink.types import Problem
+from slowthink.types import LETTERS, Problem
 
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 FUZZY_MIN_SCORE = 75.0
 """Fuzzy option matching needs at least this similarity (rapidfuzz ``ratio``, 0-100) ..."""
 FUZZY_MIN_MARGIN = 10.0

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from slowthink.grading._latex import last_boxed, latex_light, strip_wrappers
-from slowthink.grading.choices import LETTERS, choice_key, effective_choices, is_choice_problem, letter_index
+from slowthink.grading.choices import choice_key, effective_choices, is_choice_problem, letter_index
 from slowthink.grading.extract import extract_answer, has_answer_cue
 from slowthink.grading.normalize import _normalize, normalize_answer, scalar_key, split_sequence
 from slowthink.grading.numeric import parse_number
 from slowthink.grading.safe_math import DEFAULT_TIMEOUT_S, verify_latex, within_grade_budget
-from slowthink.types import Problem
+from slowthink.types import LETTERS, Problem
 
 METHODS = ("choice", "number", "list", "string", "math_verify", "llm_judge", "no_answer", "no_gold")
 """Every value ``Grade.method`` takes."""

@@ -15,7 +15,6 @@ import re
 
 from slowthink.grading._latex import last_boxed, strip_wrappers
 from slowthink.grading.choices import (
-    LETTERS,
     choice_key,
     contained_option,
     effective_choices,
@@ -24,7 +23,8 @@ from slowthink.grading.choices import (
     match_choice,
 )
 from slowthink.grading.numeric import parse_number
-from slowthink.types import Problem
+from slowthink.prompts import STAGES
+from slowthink.types import LETTERS, Problem
 
 MAX_RESPONSE_CHARS = 50_000
 """Only the last this many characters of a runaway response are searched."""
@@ -40,7 +40,7 @@ _MARKER = re.compile(
     r"|####",
     re.IGNORECASE,
 )
-_TAG = re.compile(r"</?\s*(?:SUMMARY|CAPTION|REASONING|CONCLUSION|answer|think)\s*>", re.IGNORECASE)
+_TAG = re.compile(rf"</?\s*(?:{'|'.join(s.upper() for s in STAGES)}|answer|think)\s*>", re.IGNORECASE)
 _STOP_CLAUSE = re.compile(
     r"\s+(?:because|since|as\s+shown|which\s+(?:is|means)|therefore|hence|thus)\b|\s+\((?:since|because)\b",
     re.IGNORECASE,

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from slowthink.grading.choices import is_choice_problem
 from slowthink.grading.compare import Grade, gold_text, grade
 from slowthink.grading.numeric import parse_number
+from slowthink.prompts import clip_head, get_template, user_prompt
 from slowthink.types import Message, Problem, Request
 
 JUDGED_METHODS: tuple[str, ...] = ("string", "list", "math_verify")
@@ -70,9 +71,6 @@ class AnswerJudge:
         self.calls = 0
 
     def _request(self, pred: str, problem: Problem) -> Request:
-        from slowthink.formats.base import user_prompt
-        from slowthink.prompts import clip_head, get_template
-
         user = get_template("grading.judge.user").format(
             question=clip_head(user_prompt(problem), self.max_question_chars),
             gold=clip_head(gold_text(problem.answer) or "", self.max_answer_chars),

@@ -1,26 +1,26 @@
 """All prompt templates, by name, in one package.
 
-``formats`` holds the reasoning-format prompts (stages, atomic, free); ``judge`` holds the judge and
-scorer prompts; ``grading`` the LLM grading judge's; ``prm`` the
-input wrappers of process reward models. Templates are ``str.format`` strings; look them up with :func:`get_template`.
+``user`` holds the user turn every format, judge and PRM wrapper shares (:func:`user_prompt`);
+``formats`` the reasoning-format prompts (stages, atomic, free) and the list of LLaVA-CoT
+:data:`STAGES`; ``judge`` the judge and scorer prompts; ``grading`` the LLM grading judge's; ``prm``
+the input wrappers of process reward models. Templates are ``str.format`` strings; look them up
+with :func:`get_template`. This package imports nothing of slowthink but :mod:`slowthink.types`,
+so every role may use it.
 """
 
 from __future__ import annotations
 
-from slowthink.prompts import formats as _formats
-from slowthink.prompts import grading as _grading
-from slowthink.prompts import prm as _prm
+from slowthink.prompts import formats, grading, judge, prm, user
+from slowthink.prompts.formats import STAGES
+from slowthink.prompts.user import user_prompt
 
-TEMPLATES: dict[str, str] = {}
-TEMPLATES.update(_formats.TEMPLATES)
-TEMPLATES.update(_grading.TEMPLATES)
-TEMPLATES.update(_prm.TEMPLATES)
-try:  # judge prompts are added by the scorers package
-    from slowthink.prompts import judge as _judge
-
-    TEMPLATES.update(_judge.TEMPLATES)
-except ImportError:  # pragma: no cover
-    pass
+TEMPLATES: dict[str, str] = {
+    **user.TEMPLATES,
+    **formats.TEMPLATES,
+    **grading.TEMPLATES,
+    **judge.TEMPLATES,
+    **prm.TEMPLATES,
+}
 
 
 def get_template(name: str) -> str:
@@ -40,3 +40,6 @@ def clip_tail(text: str, limit: int) -> str:
     """``text`` stripped, cut to its last ``limit`` characters with a ``[...]`` mark."""
     text = text.strip()
     return text if len(text) <= limit else "[...] " + text[-limit:].lstrip()
+
+
+__all__ = ["STAGES", "TEMPLATES", "clip_head", "clip_tail", "get_template", "user_prompt"]

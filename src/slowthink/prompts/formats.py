@@ -61,6 +61,10 @@ ATOMTHINK_STEP_USER = (
 )
 
 # --- stages: LLaVA-CoT ----------------------------------------------------------------------
+#: LLaVA-CoT's four stages in order, each written inside its upper-case tag (``<SUMMARY> ... </SUMMARY>``).
+#: The one list of them: the ``stages`` format, its judge prompts, grading's tag stripping and the
+#: stage search read it from here.
+STAGES: tuple[str, ...] = ("summary", "caption", "reasoning", "conclusion")
 STAGES_SYSTEM = (
     "You are a careful assistant that answers in four stages, each inside its tags:\n"
     "<SUMMARY> a one-sentence plan of how to solve the problem </SUMMARY>\n"
@@ -100,11 +104,6 @@ STAGES_LLAVA_COT_SYSTEM = (
     "<CONCLUSION> 8 </CONCLUSION>"
 )
 
-# --- user turn, shared by all formats -------------------------------------------------------
-USER_QUESTION = "{question}"
-USER_QUESTION_CHOICES = "{question}\nChoices:\n{choices}\nAnswer with the option's letter."
-CHOICE_LINE = "({letter}) {text}"
-
 TEMPLATES: dict[str, str] = {
     "free.cot.system": FREE_COT_SYSTEM,
     "free.cot.fewshot.system": FREE_COT_FEWSHOT_SYSTEM,
@@ -114,7 +113,4 @@ TEMPLATES: dict[str, str] = {
     "atomic.atomthink.user": ATOMTHINK_STEP_USER,
     "stages.system": STAGES_SYSTEM,
     "stages.llava_cot.system": STAGES_LLAVA_COT_SYSTEM,
-    "user.question": USER_QUESTION,
-    "user.question_choices": USER_QUESTION_CHOICES,
-    "user.choice_line": CHOICE_LINE,
 }

@@ -21,6 +21,12 @@ Placeholders: ``{question}``, ``{prefix}``, ``{response_1}``, ``{response_2}`` (
 
 from __future__ import annotations
 
+from slowthink.prompts.formats import STAGES
+
+#: The stages that have a pairwise template (``Comparison.stage``): LLaVA-CoT's four, a sentence
+#: (sentence-level search) and a whole answer (best-of-N).
+PAIR_STAGES: tuple[str, ...] = (*STAGES, "sentence", "answer")
+
 JUDGE_SYSTEM = (
     "You are a strict and fair judge of solutions to questions. You read the question and the "
     "candidate responses carefully, check facts and calculations, and answer in exactly the format "
@@ -37,7 +43,7 @@ _PAIR_BODY = (
 )
 
 # Per stage: (what the two candidates are, what makes one better).
-_STAGES: dict[str, tuple[str, str]] = {
+_PAIR_TEXTS: dict[str, tuple[str, str]] = {
     "summary": (
         "Two candidates wrote the SUMMARY stage of a solution: a short plan of how to solve the question.",
         "A better summary outlines the right approach for this question in a sentence or two. It should "
@@ -72,9 +78,6 @@ _STAGES: dict[str, tuple[str, str]] = {
     ),
 }
 
-#: The stages that have a pairwise template (``Comparison.stage``).
-PAIR_STAGES: tuple[str, ...] = tuple(_STAGES)
-
 # Appended to a pairwise prompt: the output format, verdict only (default) or reason first.
 PAIR_FORMAT = (
     'Reply in exactly this format, with nothing else: "Better response: [1]" or "Better response: [2]".'
@@ -102,7 +105,7 @@ NO_PREFIX_TEXT = "(nothing yet)"
 # ("Repsonse", "invovles"), the check's f-string indentation dropped. One user turn, no system
 # prompt; the candidates are the inner texts of the stage, the hint is what the code passes.
 # Per stage: (intro, recall). ``answer`` is the code's ``all`` (best-of-N), ``sentence`` its sentence beam.
-_LLAVA_COT_STAGES: dict[str, tuple[str, str]] = {
+_LLAVA_COT_TEXTS: dict[str, tuple[str, str]] = {
     "answer": (
         "Now you act as a judge, helping me determine which of the two texts I provide better answers the question.",
         "",
@@ -170,8 +173,8 @@ LLAVA_COT_CHECK = (
 TEMPLATES: dict[str, str] = {
     "judge.system": JUDGE_SYSTEM,
     **{
-        f"judge.pair.{stage}": _PAIR_BODY.format(intro=intro, criteria=crit)
-        for stage, (intro, crit) in _STAGES.items()
+        f"judge.pair.{stage}": _PAIR_BODY.format(intro=_PAIR_TEXTS[stage][0], criteria=_PAIR_TEXTS[stage][1])
+        for stage in PAIR_STAGES
     },
     "judge.pair.verdict_prefix": PAIR_VERDICT_PREFIX,
     "judge.pair.format": PAIR_FORMAT,
@@ -181,8 +184,10 @@ TEMPLATES: dict[str, str] = {
     "judge.step.prefix": YES_NO_PREFIX,
     "judge.step.empty_history": NO_PREFIX_TEXT,
     **{
-        f"judge.llava_cot.{stage}": _LLAVA_COT_PAIR.format(intro=intro, recall=recall)
-        for stage, (intro, recall) in _LLAVA_COT_STAGES.items()
+        f"judge.llava_cot.{stage}": _LLAVA_COT_PAIR.format(
+            intro=_LLAVA_COT_TEXTS[stage][0], recall=_LLAVA_COT_TEXTS[stage][1]
+        )
+        for stage in PAIR_STAGES
     },
     "judge.llava_cot.hint": LLAVA_COT_HINT,
     "judge.llava_cot.check": LLAVA_COT_CHECK,

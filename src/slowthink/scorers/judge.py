@@ -43,14 +43,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from slowthink.formats.base import user_prompt
 from slowthink.formats.stages import stage_contents
-from slowthink.prompts import clip_head, clip_tail, get_template
+from slowthink.prompts import clip_head, clip_tail, get_template, user_prompt
+from slowthink.prompts.judge import PAIR_STAGES
 from slowthink.scorers.base import Check, CheckQuery, Comparison, ScoreQuery, ScoreResult, Verdict
 from slowthink.types import Completion, Message, Problem, Request, SlowthinkError
 
-#: Stages that have a pairwise judge template.
-STAGES: tuple[str, ...] = ("summary", "caption", "reasoning", "conclusion", "sentence", "answer")
 #: Prompt sets of the judge: slowthink's own (verdict-only by default) or LLaVA-CoT's (reason first).
 PROMPT_SETS: tuple[str, ...] = ("slowthink", "llava-cot")
 #: LLaVA-CoT's hint per stage: the stages of the response so far its code puts in the prompt.
@@ -381,7 +379,7 @@ class LLMJudge:
     # -- pairwise -------------------------------------------------------------------------------
     def pair_prompt(self, c: Comparison, *, swapped: bool = False) -> str:
         """The user prompt for one comparison (``swapped``: ``b`` is shown as Response 1)."""
-        stage = c.stage if c.stage in STAGES else "answer"
+        stage = c.stage if c.stage in PAIR_STAGES else "answer"
         cfg = self.config
         first, second = (c.b, c.a) if swapped else (c.a, c.b)
         if self.llava_cot:
@@ -442,8 +440,8 @@ class LLMJudge:
 
         One engine call for all comparisons (both orders with ``swap``)."""
         for c in comparisons:
-            if c.stage not in STAGES:
-                raise SlowthinkError(f"unknown judge stage '{c.stage}': choose one of {', '.join(STAGES)}")
+            if c.stage not in PAIR_STAGES:
+                raise SlowthinkError(f"unknown judge stage '{c.stage}': choose one of {', '.join(PAIR_STAGES)}")
         swaps = (False, True) if self.config.swap else (False,)
         requests = [self._pair_request(c, s) for c in comparisons for s in swaps]
         comps = self._generate(requests)

@@ -44,8 +44,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from slowthink.formats.base import user_prompt
-from slowthink.prompts import get_template
+from slowthink.prompts import get_template, user_prompt
 from slowthink.scorers.base import ScoreQuery, ScoreResult
 from slowthink.types import Problem, SlowthinkError
 

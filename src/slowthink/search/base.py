@@ -15,6 +15,8 @@ from typing import Any
 
 from slowthink.engines.base import Engine
 from slowthink.formats.base import Format, StepSpec
+from slowthink.formats.free import FreeFormat
+from slowthink.grading import normalize_answer
 from slowthink.types import Completion, Node, Problem, Request, Trace
 
 
@@ -171,8 +173,6 @@ def first_error(comps: Sequence[Completion]) -> str | None:
 
 def answer_key(answer: str | None, problem: Problem) -> str | None:
     """The voting key of an answer (grading's normalisation); ``None`` for no answer."""
-    from slowthink.grading import normalize_answer
-
     if answer is None:
         return None
     return normalize_answer(answer, problem)
@@ -197,8 +197,6 @@ def sample_responses(
     base seed (see :func:`reuse_samples`): those problems take the first ``n`` recorded samples
     instead of generating them again.
     """
-    from slowthink.formats.free import FreeFormat
-
     jobs = []
     for tree in trees:
         prior = (reuse or {}).get(tree.problem.id)
@@ -206,7 +204,7 @@ def sample_responses(
             continue
         spec = tree.fmt.full_spec()
         if direct:
-            spec = StepSpec(kind="response", opener="", stop=["\n"], max_tokens=48)
+            spec = tree.fmt.direct_spec()
         if max_tokens is not None and not direct:
             spec.max_tokens = max_tokens
         jobs.append(

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from slowthink.engines.base import Engine
 from slowthink.formats.base import Format
+from slowthink.prompts.judge import PAIR_STAGES
 from slowthink.search.base import (
     SearchConfig,
     Tree,
@@ -34,7 +35,6 @@ from slowthink.search.knockout import PAIRINGS, KnockoutGroup, knockout
 from slowthink.types import Problem, SlowthinkError, Trace
 
 SELECT = ("judge", "score")
-JUDGE_STAGES = ("summary", "caption", "reasoning", "conclusion", "sentence", "answer")
 
 
 @dataclass
@@ -67,7 +67,7 @@ class StageBeamConfig(SearchConfig):
 
 def judge_stage(kind: str) -> str:
     """The judge prompt for a step kind: the stage itself, else the sentence prompt."""
-    return kind if kind in JUDGE_STAGES else "sentence"
+    return kind if kind in PAIR_STAGES else "sentence"
 
 
 def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: StageBeamConfig, scorer=None,

@@ -45,6 +45,7 @@ torch and transformers are imported when an engine is built, never at module imp
 
 from __future__ import annotations
 
+import copy
 import inspect
 import random
 import warnings
@@ -54,6 +55,16 @@ from pathlib import Path
 from typing import Any
 
 from slowthink.engines.base import apply_stop, check_images, error_completions
+from slowthink.engines.hf_load import (
+    DTYPES,
+    gguf_to_hf_folder,
+    load_processor,
+    pick_device,
+    pick_dtype,
+    quiet_transformers,
+    require_transformers,
+    resolve_source,
+)
 from slowthink.types import Completion, Message, Request, SlowthinkError
 
 #: Keys of a processor's output that hold one value per prompt token (padded like ``input_ids``).
@@ -102,8 +113,6 @@ class HFEngineConfig:
     """Show transformers' progress bars and warnings while loading."""
 
     def __post_init__(self) -> None:
-        from slowthink.engines._hf_load import DTYPES
-
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
@@ -152,8 +161,6 @@ class HFEngine:
     name = "hf"
 
     def __init__(self, model: str | Path | None = None, **options: Any) -> None:
-        from slowthink.engines._hf_load import require_transformers
-
         require_transformers()
         self.config = HFEngineConfig(model=None if model is None else str(model), **options)
         self._load()
@@ -182,24 +189,22 @@ class HFEngine:
         import torch
         from transformers import AutoConfig, GenerationConfig
 
-        from slowthink.engines import _hf_load as L
-
         cfg = self.config
         if cfg.n_threads:
             torch.set_num_threads(cfg.n_threads)
-        folder, gguf = L.resolve_source(cfg.model, cfg.gguf_file)
+        folder, gguf = resolve_source(cfg.model, cfg.gguf_file)
         load_kw: dict[str, Any] = {"trust_remote_code": cfg.trust_remote_code}
         if gguf is not None and cfg.convert_gguf:
-            folder = L.gguf_to_hf_folder(
+            folder = gguf_to_hf_folder(
                 folder, gguf, Path(cfg.cache_dir) if cfg.cache_dir else None, cfg.verbose
             )
             gguf = None
         if gguf is not None:
             load_kw["gguf_file"] = gguf
         self.model_path = folder if gguf is None else folder / gguf
-        self.device = L.pick_device(cfg.device)
-        dtype = L.pick_dtype(cfg.dtype, self.device)
-        with L.quiet_transformers(cfg.verbose):
+        self.device = pick_device(cfg.device)
+        dtype = pick_dtype(cfg.dtype, self.device)
+        with quiet_transformers(cfg.verbose):
             try:
                 hf_config = AutoConfig.from_pretrained(str(folder), **load_kw)
             except Exception as e:
@@ -211,7 +216,7 @@ class HFEngine:
                 if self.is_vlm:
                     from transformers import AutoModelForImageTextToText as AutoModel
 
-                    self.processor = L.load_processor(folder, **load_kw)
+                    self.processor = load_processor(folder, **load_kw)
                     if getattr(self.processor, "image_processor", None) is None:
                         raise SlowthinkError(
                             f"engine 'hf': {self.model_path} is a vision model but has no image processor "
@@ -578,8 +583,6 @@ class HFEngine:
     def _decode(
         self, batch: dict[str, Any], specs: list[Any], prompts: list[_Prompt], row_prompt: list[int]
     ) -> dict[tuple[int, int], Completion]:
-        import copy
-
         from transformers import LogitsProcessorList, StoppingCriteriaList
 
         from slowthink.engines._hf_decode import RowSampler, RowStops

@@ -44,6 +44,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from slowthink.engines.hf_load import load_processor, pick_device, pick_dtype, quiet_transformers
 from slowthink.prompts import get_template, user_prompt
 from slowthink.scorers.base import ScoreQuery, ScoreResult
 from slowthink.types import Problem, SlowthinkError
@@ -271,14 +272,10 @@ class PRMScorer:
 
     # -- loading --------------------------------------------------------------------------------
     def _load(self) -> None:
-        from slowthink.engines._hf_load import quiet_transformers
-
         with quiet_transformers():
             self._load_model()
 
     def _load_model(self) -> None:
-        from slowthink.engines._hf_load import pick_device, pick_dtype
-
         _, transformers = _imports()
         cfg = self.config
         self.device = pick_device(cfg.device)
@@ -357,9 +354,7 @@ class PRMScorer:
                 )
 
     def _load_processor(self, remote: dict[str, Any]) -> Any:
-        from slowthink.engines._hf_load import load_processor  # Qwen2-VL without torchvision
-
-        return load_processor(self.path, **remote)
+        return load_processor(self.path, **remote)  # Qwen2-VL without torchvision
 
     # -- inputs ---------------------------------------------------------------------------------
     def _wrapper(self, problem: Problem, n_images: int) -> tuple[str, str]:

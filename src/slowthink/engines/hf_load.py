@@ -1,7 +1,8 @@
 """Loading for the ``hf`` engine: where the model is, its tokenizer or processor, the model itself.
 
-Private to :mod:`slowthink.engines.hf` (scorers and trainers that load Hugging Face models may
-reuse these helpers). torch and transformers are imported inside the functions only.
+Used by :mod:`slowthink.engines.hf` and by everything else that loads a Hugging Face model (the PRM
+scorer, later trainers). torch and transformers are imported inside the functions only, so importing
+this module stays light.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import inspect
+import json
 import os
 import shutil
 import tempfile
@@ -197,9 +200,6 @@ def load_processor(path: Path, **kwargs: Any) -> Any:
         if "torchvision" not in str(e).lower() and "video" not in str(e).lower():
             raise
         first_error = e
-    import inspect
-    import json
-
     from transformers.models.auto.processing_auto import processor_class_from_name
 
     name = None

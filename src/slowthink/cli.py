@@ -9,9 +9,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from PIL import Image
 from rich.console import Console
 
 from slowthink.clikit import engine_flag_options, fail, run_app
+from slowthink.display import render_trace
+from slowthink.engines import EngineSpec, check_engine_options, load_engine
+from slowthink.evaluate.cli import eval_command, report_command
+from slowthink.formats import get_format
+from slowthink.scorers import load_scorer
+from slowthink.search import STRATEGIES, make_config
+from slowthink.search import solve as run_strategy
+from slowthink.search.presets import apply_preset
 from slowthink.types import Problem, SlowthinkError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -25,8 +34,6 @@ def _check_image(path: str) -> str:
     if not p.is_file():
         raise SlowthinkError(f"image not found: {path} (check the path given to --image)")
     try:
-        from PIL import Image
-
         with Image.open(p) as im:
             im.verify()
     except Exception as e:
@@ -50,21 +57,13 @@ def engine_spec_of(engine_spec: str, model: str | None, base_url: str | None = N
 
 def build_scorer(strategy: str, scorer_spec: str | None, engine):
     """The scorer a strategy needs (``judge`` on the policy engine by default), or ``None``."""
-    from slowthink.search import STRATEGIES
-
     if scorer_spec is None and not STRATEGIES[strategy].needs_scorer:
         return None
-    from slowthink.scorers import load_scorer
-
     return load_scorer(scorer_spec or "judge", engine=engine)
 
 
 def run_solve(problems, *, engine_spec, model, fmt_name, strategy, scorer=None, ignore_images=False,
               base_url=None, engine_options=None, threads=None, **opts):
-    from slowthink.engines import EngineSpec, check_engine_options, load_engine
-    from slowthink.formats import get_format
-    from slowthink.search import make_config, solve
-
     fmt = get_format(fmt_name)
     try:
         make_config(strategy, **opts)  # validate options before loading a model
@@ -78,7 +77,7 @@ def run_solve(problems, *, engine_spec, model, fmt_name, strategy, scorer=None, 
     if ignore_images:
         for p in problems:
             p.images = []
-    return solve(problems, engine, fmt, strategy, scorer=judge, **opts)
+    return run_strategy(problems, engine, fmt, strategy, scorer=judge, **opts)
 
 
 @app.command()
@@ -131,8 +130,6 @@ def solve(
         extra = {k: v for k, v in {"beam": beam, "select": select, "aggregate": aggregate,
                                    "precheck": precheck or None, "temperature": temperature}.items() if v is not None}
         if preset is not None:
-            from slowthink.search.presets import apply_preset
-
             applied = apply_preset(preset, [strategy], fmt=fmt, scorer=scorer, options=extra)
             fmt, scorer, extra = applied.format, applied.scorer, applied.options
         engine_options = engine_flag_options(api_key_env=api_key_env, timeout=timeout, max_concurrency=max_concurrency,
@@ -153,8 +150,6 @@ def _show(trace, problem, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(trace.to_json(indent=2) + "\n")
     else:
-        from slowthink.display import render_trace
-
         out.print(f"[bold]question[/bold] {problem.question}")
         render_trace(trace, problem, out)
 
@@ -167,10 +162,6 @@ def demo(
 ) -> None:
     """Solve a bundled word problem on the embedded model (SmolLM2-135M-Instruct): a majority vote
     over atomic-step samples, then LLaVA-CoT stage-level beam search with the model judging itself."""
-    from slowthink.engines import load_engine
-    from slowthink.formats import get_format
-    from slowthink.search import solve as run_strategy
-
     data = json.loads(resources.files("slowthink").joinpath("demo/problem.json").read_text())
     problem = Problem.from_dict(data)
     parts = [("majority", "atomic", {"n": n}), ("stage_beam", "stages", {"n": max(2, n // 2)})]
@@ -188,8 +179,6 @@ def demo(
     except SlowthinkError as e:
         _fail(str(e))
 
-
-from slowthink.evaluate.cli import eval_command, report_command  # noqa: E402  (light: typer, rich, types)
 
 app.command("eval")(eval_command)
 app.command("report")(report_command)

@@ -19,6 +19,11 @@ from rich.markup import escape
 from slowthink.options import parse_kv
 from slowthink.types import SlowthinkError
 
+try:  # typer >= 0.20 vendors click as typer._click; older typer raises click's own classes
+    from typer._click import exceptions as cx
+except ImportError:  # pragma: no cover - depends on the typer version
+    from click import exceptions as cx
+
 _err = Console(stderr=True)
 
 
@@ -40,11 +45,6 @@ def run_app(app: typer.Typer, args: Sequence[str] | None = None, prog_name: str 
 
     ``--help`` and a bare command (help shown) behave as usual.
     """
-    try:  # typer >= 0.20 vendors click as typer._click; older typer raises click's own classes
-        from typer._click import exceptions as cx
-    except ImportError:  # pragma: no cover - depends on the typer version
-        from click import exceptions as cx
-
     command = typer.main.get_command(app)
     try:
         rv = command.main(args=list(args) if args is not None else None, prog_name=prog_name,

@@ -8,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from slowthink.formats import get_format
+from slowthink.grading import grade
 from slowthink.types import Problem, Trace
 
 STAGE_STYLE = {"summary": "cyan", "caption": "magenta", "reasoning": "yellow", "conclusion": "green",
@@ -50,8 +51,6 @@ def render_trace(trace: Trace, problem: Problem | None = None, console: Console 
     answer = trace.answer if trace.answer is not None else "[red]no answer[/red]"
     line = f"[bold]answer[/bold] {answer}"
     if problem is not None and problem.answer is not None:
-        from slowthink.grading import grade
-
         g = grade(trace.answer, problem)
         line += f"   gold {problem.answer}  " + ("[green]✓ correct[/green]" if g.correct else "[red]✗ wrong[/red]")
     console.print(line)

@@ -7,6 +7,7 @@ A loader turns rows of a local file into :class:`~slowthink.types.Problem` objec
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -360,8 +361,6 @@ def answer_text(value: Any) -> str | None:
     ('3', '[2014, 2016]', 'B')
     """
     if isinstance(value, (list, tuple)):
-        import json
-
         return json.dumps(list(value), ensure_ascii=False)
     if isinstance(value, bool):
         return str(value)

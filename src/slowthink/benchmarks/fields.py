@@ -23,6 +23,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from slowthink.benchmarks.choices import LETTERS
 from slowthink.options import parse_kv
 from slowthink.types import SlowthinkError
@@ -130,8 +132,6 @@ class FieldMap:
         if isinstance(spec, str):
             text = spec.strip()
             if text.startswith("{"):
-                import yaml
-
                 try:
                     loaded = yaml.safe_load(text)
                 except yaml.YAMLError as e:
@@ -240,8 +240,6 @@ def _is_mapping_file(spec: str) -> bool:
 def _load_mapping_file(path: Path) -> Mapping[str, Any]:
     if not path.is_file():
         raise SlowthinkError(f"field mapping file {path} does not exist")
-    import yaml
-
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:

@@ -12,10 +12,13 @@ import base64
 import binascii
 import hashlib
 import io
+import json
 import re
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from PIL import Image
 
 from slowthink.benchmarks.base import BAD_IMAGE_DATA, IMAGE_MISSING, IMAGE_UNREADABLE, SkipRow
 from slowthink.types import SlowthinkError
@@ -24,15 +27,8 @@ _B64_RE = re.compile(r"^[A-Za-z0-9+/=\s_-]+$")
 _MAX_PATH_LEN = 1024
 
 
-def _pil():
-    from PIL import Image
-
-    return Image
-
-
 def image_format(data: bytes) -> str | None:
     """The file suffix for encoded image bytes (``png``, ``jpg``, ...), or None when PIL cannot read them."""
-    Image = _pil()
     try:
         with Image.open(io.BytesIO(data)) as im:
             fmt = (im.format or "").lower()
@@ -43,7 +39,6 @@ def image_format(data: bytes) -> str | None:
 
 def readable(path: Path) -> bool:
     """True when PIL can open ``path`` and read its header."""
-    Image = _pil()
     try:
         with Image.open(path) as im:
             im.size  # noqa: B018 - reading the header is the check
@@ -169,8 +164,6 @@ class ImageResolver:
             if not s:
                 return []
             if s.startswith("[") and s.endswith("]"):  # a JSON list in a CSV/TSV cell
-                import json
-
                 try:
                     parsed = json.loads(s)
                 except json.JSONDecodeError:

@@ -54,6 +54,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from slowthink.engines.base import apply_stop, check_images, error_completions
 from slowthink.engines.hf_load import (
     DTYPES,
@@ -648,8 +650,6 @@ def _open_image(img: Any, opened: dict[Any, Any]) -> Any:
     key = _image_id(img)
     if key in opened:
         return opened[key]
-    from PIL import Image
-
     if isinstance(img, Image.Image):
         pil = img.convert("RGB")
     else:

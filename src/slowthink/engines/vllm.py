@@ -26,10 +26,13 @@ only the bad one gets ``finish_reason='error'``.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from PIL import Image, UnidentifiedImageError
 
 from slowthink.engines.base import apply_stop, check_images, error_completions
 from slowthink.types import Completion, Message, Request, SlowthinkError
@@ -174,8 +177,6 @@ def _token_text(token_id: int, lp: Any) -> str:
 
 def load_image(image: Any) -> Any:
     """A PIL image (RGB) from a path or a PIL image; one clear error for a missing/broken file."""
-    from PIL import Image, UnidentifiedImageError
-
     if isinstance(image, Image.Image):
         return image.convert("RGB") if image.mode != "RGB" else image
     path = Path(image)
@@ -329,8 +330,6 @@ def _read_template(spec: str | None) -> str | None:
     path = Path(spec).expanduser()
     if path.is_file():
         if path.suffix == ".json":
-            import json
-
             tpl = json.loads(path.read_text(encoding="utf-8")).get("chat_template")
             if not tpl:
                 raise SlowthinkError(f"{path} has no 'chat_template' entry")

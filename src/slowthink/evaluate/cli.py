@@ -7,6 +7,7 @@ same commands without the main CLI.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sys
@@ -14,11 +15,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from slowthink.benchmarks import parse_options
 from slowthink.clikit import engine_flag_options, fail, run_app
+from slowthink.evaluate.config import EvalConfig
+from slowthink.evaluate.metrics import token_total
+from slowthink.evaluate.report import compare_rows, pivot, write_compare_report
+from slowthink.evaluate.runner import run_eval
 from slowthink.types import SlowthinkError
 
 _err = Console(stderr=True)
@@ -279,12 +286,7 @@ def eval_command(
     ] = None,
 ) -> None:
     """Evaluate strategies on a benchmark at several N: resumable records, metrics, plots, report."""
-    from slowthink.evaluate.config import EvalConfig
-    from slowthink.evaluate.runner import run_eval
-
     try:
-        from slowthink.benchmarks import parse_options
-
         kwargs = dict(
             benchmark=benchmark,
             data=data,
@@ -402,9 +404,6 @@ def report_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows of every run as JSON.")] = False,
 ) -> None:
     """Compare eval runs side by side: a table here and an HTML report with combined plots."""
-    from slowthink.evaluate.metrics import token_total
-    from slowthink.evaluate.report import compare_rows, pivot, write_compare_report
-
     try:
         if not runs:
             raise SlowthinkError("name at least one run folder: slowthink report runs/A runs/B")
@@ -469,12 +468,6 @@ def _explicit_flags(ctx: typer.Context) -> set[str]:
 
 def read_recipe(path: str, explicit: set[str]) -> dict:
     """EvalConfig fields from a YAML recipe, less those given as flags (``explicit``): flags win."""
-    import dataclasses
-
-    import yaml
-
-    from slowthink.evaluate.config import EvalConfig
-
     try:
         with open(path, encoding="utf-8") as fh:
             data = yaml.safe_load(fh) or {}

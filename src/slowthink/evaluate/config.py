@@ -22,6 +22,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from slowthink.engines import EngineSpec, check_engine_options, merge_engine_options, strip_spec_options
+from slowthink.formats import get_format
+from slowthink.search import STRATEGIES, make_config
+from slowthink.search.presets import apply_preset, get_preset
 from slowthink.types import SlowthinkError
 
 #: Strategies whose result does not depend on N: run once, reported without N.
@@ -176,12 +180,8 @@ class EvalConfig:
     """Drop the problems' images (text-only engines)."""
 
     def __post_init__(self) -> None:
-        from slowthink.formats import get_format
-
         self.strategies = parse_strategies(self.strategies)
         if self.preset is not None:
-            from slowthink.search.presets import apply_preset
-
             applied = apply_preset(self.preset, self.strategies, fmt=self.format, scorer=self.scorer, options={})
             self.format, self.scorer = applied.format, applied.scorer
         self.format = get_format(self.format or "atomic").spec  # canonical: 'atomic#style=line' is 'atomic'
@@ -211,8 +211,6 @@ class EvalConfig:
                 f"engine_options must be a mapping of engine options (e.g. timeout_s: 30), got {self.engine_options!r}"
             )
         if not self.engine.startswith("py:"):
-            from slowthink.engines import EngineSpec, check_engine_options, merge_engine_options
-
             spec = EngineSpec.parse(self.engine_spec)  # checks the spec's own options
             check_engine_options(spec.kind, self.engine_options)
             merge_engine_options(dict(spec.options), self.engine_options, self.engine_spec)
@@ -224,8 +222,6 @@ class EvalConfig:
         return f"{self.engine}:{self.model}"
 
     def identity(self) -> dict[str, Any]:
-        from slowthink.engines import strip_spec_options
-
         out = {k: getattr(self, k) for k in IDENTITY_FIELDS}
         if not self.engine.startswith("py:"):
             out["engine"] = strip_spec_options(self.engine)
@@ -276,9 +272,6 @@ def is_power_of_two(n: int) -> bool:
 
 def plan_jobs(config: EvalConfig) -> list[Job]:
     """Expand a config into jobs; check every strategy and option before any model loads."""
-    from slowthink.search import STRATEGIES, make_config
-    from slowthink.search.presets import get_preset
-
     opts = config.strategy_options()
     preset = get_preset(config.preset) if config.preset is not None else None
     used: set[str] = set()

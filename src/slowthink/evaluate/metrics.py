@@ -30,6 +30,7 @@ from typing import Any
 from slowthink.evaluate.config import Job
 from slowthink.evaluate.records import RecordKey
 from slowthink.evaluate.subsample import derive
+from slowthink.grading import grade, judge_eligible
 from slowthink.types import Problem, Trace
 
 #: Problem meta keys that get their own accuracy breakdown when the problems have them.
@@ -139,8 +140,6 @@ class Grader:
 
     def pending(self, pairs: Iterable[tuple[str | None, Problem]]) -> list[tuple[str, Problem]]:
         """The distinct (answer, problem) pairs the judge should see and has not yet."""
-        from slowthink.grading import grade, judge_eligible
-
         out, seen = [], set()
         for answer, problem in pairs:
             key = (problem.id, answer)
@@ -189,8 +188,6 @@ class Grader:
 
 def grade_dict(answer: str | None, problem: Problem) -> dict[str, Any]:
     """Grading's verdict as a plain dict; a grading failure is a wrong answer with the reason."""
-    from slowthink.grading import grade
-
     if problem.answer is None:
         return {"correct": False, "method": "no gold answer", "pred_norm": None, "gold_norm": None}
     try:

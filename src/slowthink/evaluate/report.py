@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from slowthink.evaluate.metrics import token_total
+from slowthink.evaluate.plots import plot_scaling, series
 from slowthink.evaluate.records import METRICS, RecordKey, read_json
+from slowthink.formats import get_format
+from slowthink.types import SlowthinkError
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
@@ -155,8 +158,6 @@ def _steps_html(node: Mapping[str, Any], fmt_name: str) -> str:
     score = f" <span class=ci>score {node['score']:.3f}</span>" if node.get("score") is not None else ""
     if node.get("kind") == "response":
         try:
-            from slowthink.formats import get_format
-
             parsed = get_format(fmt_name).parse(text)
             steps = [(s.kind, s.text) for s in parsed.steps]
         except Exception:
@@ -325,8 +326,6 @@ def write_run_report(
 
 
 def load_run_metrics(run_dir: Path) -> dict[str, Any]:
-    from slowthink.types import SlowthinkError
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise SlowthinkError(f"run folder not found: {run_dir} (pass folders made by slowthink eval --out)")
@@ -365,8 +364,6 @@ def run_names(run_dirs: Sequence[Path]) -> list[str]:
 
 def write_compare_report(run_dirs: Sequence[Path], path: Path) -> tuple[Path, dict[str, dict[str, Any]]]:
     """A side-by-side report of several runs (tables + combined plots) into one HTML file."""
-    from slowthink.evaluate.plots import plot_scaling, series
-
     runs = {name: load_run_metrics(d) for name, d in zip(run_names(run_dirs), run_dirs)}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

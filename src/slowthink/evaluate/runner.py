@@ -37,8 +37,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from slowthink.benchmarks import load_benchmark
+from slowthink.engines import EngineSpec, load_engine
 from slowthink.evaluate.config import EvalConfig, Job, plan_jobs
 from slowthink.evaluate.metrics import Grader, grade_dict, job_rows
+from slowthink.evaluate.plots import plot_scaling, series
 from slowthink.evaluate.records import (
     CONFIG,
     METRICS,
@@ -50,7 +63,12 @@ from slowthink.evaluate.records import (
     read_records,
     write_json,
 )
+from slowthink.evaluate.report import write_run_report
+from slowthink.formats import get_format
+from slowthink.grading import AnswerJudge, number_rules_summary
 from slowthink.options import parse_kv
+from slowthink.scorers import load_scorer
+from slowthink.search import STRATEGIES, check_engine_fits, make_config, solve
 from slowthink.types import Problem, SlowthinkError, Trace
 
 PY_PREFIX = "py:"
@@ -95,8 +113,6 @@ def make_engine(config: EvalConfig):
     """The engine of ``config.engine_spec`` with ``config.engine_options`` (and ``threads``)."""
     if config.engine.startswith(PY_PREFIX):
         return load_py_object(config.engine, **config.engine_options)
-    from slowthink.engines import load_engine
-
     options = dict(config.engine_options)
     if config.threads:
         options.setdefault("n_threads", config.threads)
@@ -108,12 +124,6 @@ def make_scorer(config: EvalConfig, engine):
         return None
     if config.scorer.startswith(PY_PREFIX):
         return load_py_object(config.scorer)
-    try:
-        from slowthink.scorers import load_scorer
-    except ImportError:
-        raise SlowthinkError(
-            "scorers are not available in this install (slowthink.scorers.load_scorer missing)"
-        ) from None
     return load_scorer(config.scorer, engine=engine)
 
 
@@ -127,8 +137,6 @@ def check_engine_spec(spec: str, what: str = "--model") -> None:
     that does not exist. Hub ids and server URLs are left to the engine."""
     if spec.startswith(PY_PREFIX):
         return
-    from slowthink.engines import EngineSpec
-
     s = EngineSpec.parse(spec)
     if s.kind == "openai" or not s.target:
         return
@@ -141,8 +149,6 @@ def check_engine_spec(spec: str, what: str = "--model") -> None:
 def preflight(jobs: Sequence[Job], pending: dict[Job, list[Problem]], engine, scorer) -> None:
     """What every problem would hit stops the run before any generation (one SlowthinkError line):
     a strategy without the scorer it needs, problems with images on a text-only engine."""
-    from slowthink.search import check_engine_fits
-
     live = [j for j in jobs if pending[j]]
     check_scorer(live, scorer)
     todo = {p.id: p for j in live for p in pending[j]}
@@ -151,8 +157,6 @@ def preflight(jobs: Sequence[Job], pending: dict[Job, list[Problem]], engine, sc
 
 def check_scorer(jobs: Sequence[Job], scorer) -> None:
     """Fail before any generation when a strategy needs what the scorer cannot do."""
-    from slowthink.search import STRATEGIES, make_config
-
     for job in jobs:
         if not STRATEGIES[job.strategy].needs_scorer:
             continue
@@ -169,8 +173,6 @@ def check_scorer(jobs: Sequence[Job], scorer) -> None:
 
 def load_problems(config: EvalConfig):
     """The benchmark's :class:`~slowthink.benchmarks.LoadResult` (``--data`` alone: the generic loader)."""
-    from slowthink.benchmarks import load_benchmark
-
     opts = dict(config.benchmark_options)
     if config.fields is not None:
         opts["fields"] = config.fields
@@ -266,8 +268,6 @@ def stale_records(
     those records are re-run (the new record supersedes the old line). To reproduce the old
     behaviour, start a new run folder with the option given explicitly (``--aggregate min``).
     """
-    from slowthink.search import make_config
-
     by_job = {(job.strategy, job.key): job for job in jobs}
     wanted: dict[tuple[str, str], dict[str, Any]] = {}
     stale: dict[tuple[str, str, str], str] = {}
@@ -295,8 +295,6 @@ def solve_batch(
     batch: Sequence[Problem], job: Job, engine, fmt, scorer, seed: int, reuse: dict[str, Trace] | None = None
 ) -> list[tuple[Problem, Trace | None, str | None]]:
     """Solve a batch; if the call raises, retry problem by problem to isolate the one(s) that raise."""
-    from slowthink.search import solve
-
     try:
         traces = solve(batch, engine, fmt, job.strategy, scorer=scorer, seed=seed, reuse=reuse, **job.options())
     except (KeyboardInterrupt, SystemExit):
@@ -425,16 +423,6 @@ class _Progress:
         self.enabled = enabled
         self._p = None
         if enabled:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
             self._p = Progress(
                 TextColumn("{task.description:<22}"),
                 BarColumn(),
@@ -488,9 +476,6 @@ def run_eval(
     """
     if max_attempts < 1:
         raise SlowthinkError(f"max_attempts must be >= 1, got {max_attempts}")
-    from slowthink.formats import get_format
-    from slowthink.search import STRATEGIES
-
     t_start = time.perf_counter()
     jobs = plan_jobs(config)
     fmt = get_format(config.format)
@@ -566,8 +551,6 @@ def run_eval(
                     bar.advance(st[0], len(recs), _acc_text(st[1], st[2]))
                     if on_batch:
                         on_batch(job, recs)
-    from slowthink.grading import number_rules_summary
-
     grader = make_grader(config, jobs, records, problems, out, engine)
     error_summary = summarize_errors(records, jobs, [p.id for p in problems], max_attempts, retry_errors)
     rows = job_rows(jobs, records, [p.id for p in problems], config.seeds, grader)
@@ -600,9 +583,6 @@ def run_eval(
     write_json(out / METRICS, metrics)
     files = [out / RECORDS, out / CONFIG, out / METRICS]
     if plots:
-        from slowthink.evaluate.plots import plot_scaling, series
-        from slowthink.evaluate.report import write_run_report
-
         pngs = plot_scaling(series(rows), out, title=f"{load.name} · {config.format} · {config.engine_spec}")
         files += pngs
         files.append(write_run_report(metrics, records, [p.id for p in problems], out / REPORT, pngs))
@@ -617,8 +597,6 @@ def make_grader(config: EvalConfig, jobs, records, problems, out: Path, engine=N
     that is eligible (final answers and, for path-wise records, every sample's answer), batched."""
     if not config.grade_judge:
         return Grader()
-    from slowthink.grading import AnswerJudge
-
     grader = Grader(store=out / GRADE_JUDGE_FILE)
     pairs = []
     for job in jobs:

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from slowthink.search.base import answer_key, rank_key, stable_seed
+from slowthink.search.majority import vote
 from slowthink.types import Node, Problem, Trace
 
 
@@ -73,8 +74,6 @@ def subsets(size: int, k: int, seeds: int, *key: object) -> list[list[int]]:
 
 
 def _choose_majority(nodes: Sequence[Node], problem: Problem) -> Node | None:
-    from slowthink.search.majority import vote
-
     winner, _ = vote(nodes, problem)
     return winner
 

@@ -24,6 +24,7 @@ that know them (``swap=True`` to the judge, ``batch_size=4`` to a PRM, ...).
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ from slowthink.scorers.base import (
     StepScorer,
     Verdict,
 )
+from slowthink.scorers.judge import LLMJudge
+from slowthink.scorers.prm import PRESETS, PROTOCOLS, PRMScorer
 from slowthink.scorers.symbolic import SymbolicScorer, WeightedScorer
 from slowthink.types import Compute, SlowthinkError
 
@@ -62,8 +65,6 @@ def charge(compute: Compute, results: Iterable[Any]) -> None:
 
 
 def _fields(module: str, cls: str) -> set[str]:
-    import importlib
-
     return {f.name for f in dataclasses.fields(getattr(importlib.import_module(module), cls))}
 
 
@@ -105,8 +106,6 @@ def _fragment_options(name: str, fragment: str, valid: set[str]) -> dict[str, An
 
 
 def _judge(target: str | None, fragment: str | None, engine: Any, opts: dict[str, Any]) -> Any:
-    from slowthink.scorers.judge import LLMJudge
-
     if target:
         raise SlowthinkError("scorer 'judge' takes no path: use 'judge' (it runs on the engine passed in)")
     if fragment:
@@ -123,8 +122,6 @@ def _symbolic(target: str | None, fragment: str | None, engine: Any, opts: dict[
 
 
 def _prm(target: str | None, fragment: str | None, engine: Any, opts: dict[str, Any]) -> Any:
-    from slowthink.scorers.prm import PRESETS, PROTOCOLS, PRMScorer
-
     if not target:
         raise SlowthinkError(
             "scorer 'prm' needs a model folder: 'prm:/path/to/folder#protocol-or-preset' "

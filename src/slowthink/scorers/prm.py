@@ -44,6 +44,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from slowthink.engines.hf_load import load_processor, pick_device, pick_dtype, quiet_transformers
 from slowthink.prompts import get_template, user_prompt
 from slowthink.scorers.base import ScoreQuery, ScoreResult
@@ -434,8 +436,6 @@ class PRMScorer:
             return []
         if getattr(self.processor, "image_processor", None) is None:
             return []
-        from PIL import Image
-
         images = []
         for img in problem.images:
             if not isinstance(img, (str, Path)):

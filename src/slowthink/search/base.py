@@ -17,6 +17,8 @@ from slowthink.engines.base import Engine
 from slowthink.formats.base import Format, StepSpec
 from slowthink.formats.free import FreeFormat
 from slowthink.grading import normalize_answer
+from slowthink.scorers.aggregate import aggregate
+from slowthink.scorers.base import ScoreQuery
 from slowthink.types import Completion, Node, Problem, Request, Trace
 
 
@@ -279,9 +281,6 @@ def score_nodes(
     The steps of a path are its node texts; with ``split_responses`` (whole-response nodes) the
     format's parser cuts the response into steps first.
     """
-    from slowthink.scorers.aggregate import aggregate
-    from slowthink.scorers.base import ScoreQuery
-
     if not items:
         return []
     queries = []

@@ -27,6 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from slowthink.scorers import charge
+from slowthink.scorers.base import CheckQuery, Comparison
 from slowthink.search.base import Tree, stable_seed
 
 PAIRINGS: tuple[str, ...] = ("bracket", "pool")
@@ -87,9 +89,6 @@ def knockout(judge, groups: Sequence[KnockoutGroup], seed: int, tag: Any = "", *
     per wave of reasoning comparisons with ``check``); set each group's ``winner``, count each
     candidate's wins in ``node.score``, record every decision in its trace and charge the judge's
     compute to its problem."""
-    from slowthink.scorers import charge
-    from slowthink.scorers.base import CheckQuery, Comparison
-
     plans = [
         schedule(g.candidates, pairing, random.Random(stable_seed(seed, g.tree.problem.id, g.prefix_node, tag)))
         for g in groups

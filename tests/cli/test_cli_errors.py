@@ -151,15 +151,15 @@ def test_engine_options_reach_the_engine_from_flags_spec_and_yaml(tmp_path, data
 
 
 def test_yaml_engine_options_merge_with_flags(tmp_path, data_file, capsys, monkeypatch):
-    import slowthink.evaluate.runner as runner
+    import slowthink.evaluate.cli as eval_cli
 
     seen = {}
 
     def fake_run_eval(config, **kw):
         seen.update(config.engine_options)
-        raise runner.SlowthinkError("stop here")
+        raise eval_cli.SlowthinkError("stop here")
 
-    monkeypatch.setattr(runner, "run_eval", fake_run_eval)
+    monkeypatch.setattr(eval_cli, "run_eval", fake_run_eval)
     recipe = tmp_path / "r.yaml"
     recipe.write_text(
         f"data: {data_file}\nfields: {DATA}\nengine: openai:{dead_url()}#m\n"

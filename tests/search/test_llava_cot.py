@@ -341,11 +341,11 @@ def test_preset_end_to_end_right_reasoning_wins_against_a_position_biased_judge(
 def test_preset_reaches_solve_and_eval(monkeypatch):
     from typer.testing import CliRunner
 
-    import slowthink.engines as engines
+    import slowthink.cli as cli
     from slowthink.cli import app
     from slowthink.evaluate.config import EvalConfig, plan_jobs
 
-    monkeypatch.setattr(engines, "load_engine", lambda spec, **kw: Both())
+    monkeypatch.setattr(cli, "load_engine", lambda spec, **kw: Both())
     res = CliRunner().invoke(app, ["solve", "What is 4 + 3?", "--strategy", "stage_beam", "--preset", "llava-cot",
                                    "--n", "2", "--json"])
     assert res.exit_code == 0, res.output

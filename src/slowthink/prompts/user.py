@@ -27,6 +27,8 @@ def user_prompt(problem: Problem) -> str:
         if all(c.strip().upper() == LETTERS[i] for i, c in enumerate(problem.choices)):
             lines = ", ".join(LETTERS[: len(problem.choices)])
         else:
-            lines = "\n".join(CHOICE_LINE.format(letter=LETTERS[i], text=c) for i, c in enumerate(problem.choices))
+            lines = "\n".join(
+                CHOICE_LINE.format(letter=LETTERS[i], text=c) for i, c in enumerate(problem.choices)
+            )
         return USER_QUESTION_CHOICES.format(question=problem.question.strip(), choices=lines)
     return USER_QUESTION.format(question=problem.question.strip())

@@ -288,7 +288,7 @@ def plan_jobs(config: EvalConfig) -> list[Job]:
         if preset is not None and name == preset.strategy:  # the preset's options, where none is given
             mine = {**preset.options, **mine}
         try:
-            make_config(name, **mine)
+            resolved = make_config(name, **mine)
         except ValueError as e:
             raise SlowthinkError(f"strategy '{name}': {e}") from None
         if entry.needs_scorer and config.scorer is None:
@@ -296,9 +296,9 @@ def plan_jobs(config: EvalConfig) -> list[Job]:
         frozen = tuple(sorted(mine.items()))
         if entry.n_free:
             jobs.append(Job(name, None, (None,), overrides=frozen))
-        elif entry.pathwise:
+        elif entry.path is not None:
             top = max(config.ns)
-            if mine.get("select") == "judge" and not all(is_power_of_two(n) for n in config.ns):
+            if entry.path.knockout(resolved) and not all(is_power_of_two(n) for n in config.ns):
                 raise SlowthinkError(
                     f"{name} with select=judge derives smaller N from the sub-brackets of one knockout "
                     f"at N={top}: every --n must be a power of two (got {','.join(map(str, config.ns))})"

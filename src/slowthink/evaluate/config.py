@@ -10,8 +10,8 @@ How N maps to work:
 * **path-wise** strategies (``STRATEGIES[name].pathwise``: majority, best_of_n) run ONCE at the
   largest N; every smaller N is derived by subsampling those samples (see
   :mod:`slowthink.evaluate.subsample`);
-* **N-free** strategies (:data:`N_FREE`: direct, cot, quick) run once; N does not change them
-  (``quick`` is a greedy atomic rollout that never reads ``n``);
+* **N-free** strategies (``STRATEGIES[name].n_free``: direct, cot, quick) run once; N does not
+  change them (``quick`` is a greedy atomic rollout that never reads ``n``);
 * every other (step-wise) strategy runs once per N, with ``n`` = candidates per node.
 """
 
@@ -23,9 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slowthink.types import SlowthinkError
-
-#: Strategies whose result does not depend on N: run once, reported without N.
-N_FREE: frozenset[str] = frozenset({"direct", "cot", "quick"})
 
 #: Strategy options the eval CLI passes through (``None`` keeps the strategy's default).
 STRATEGY_OPTIONS: tuple[str, ...] = ("beam", "aggregate", "select", "temperature", "max_tokens", "max_depth")
@@ -291,17 +288,17 @@ def plan_jobs(config: EvalConfig) -> list[Job]:
         if preset is not None and name == preset.strategy:  # the preset's options, where none is given
             mine = {**preset.options, **mine}
         try:
-            make_config(name, **mine)
+            resolved = make_config(name, **mine)
         except ValueError as e:
             raise SlowthinkError(f"strategy '{name}': {e}") from None
         if entry.needs_scorer and config.scorer is None:
             raise SlowthinkError(f"strategy '{name}' needs a scorer: pass --scorer (e.g. --scorer symbolic)")
         frozen = tuple(sorted(mine.items()))
-        if name in N_FREE:
+        if entry.n_free:
             jobs.append(Job(name, None, (None,), overrides=frozen))
-        elif STRATEGIES[name].pathwise:
+        elif entry.path is not None:
             top = max(config.ns)
-            if mine.get("select") == "judge" and not all(is_power_of_two(n) for n in config.ns):
+            if entry.path.knockout(resolved) and not all(is_power_of_two(n) for n in config.ns):
                 raise SlowthinkError(
                     f"{name} with select=judge derives smaller N from the sub-brackets of one knockout "
                     f"at N={top}: every --n must be a power of two (got {','.join(map(str, config.ns))})"

@@ -151,21 +151,12 @@ def preflight(jobs: Sequence[Job], pending: dict[Job, list[Problem]], engine, sc
 
 
 def check_scorer(jobs: Sequence[Job], scorer) -> None:
-    """Fail before any generation when a strategy needs what the scorer cannot do."""
-    from slowthink.search import STRATEGIES, make_config
+    """Fail before any generation when a strategy needs what the scorer cannot do
+    (:func:`slowthink.search.require`, as ``solve`` checks it)."""
+    from slowthink.search import make_config, require
 
     for job in jobs:
-        if not STRATEGIES[job.strategy].needs_scorer:
-            continue
-        select = getattr(make_config(job.strategy, **dict(job.overrides)), "select", "score")
-        need = "compare" if select == "judge" else "score"
-        if scorer is None or not hasattr(scorer, need):
-            what = "pairwise comparisons (e.g. --scorer judge)" if need == "compare" else "step scores"
-            name = getattr(scorer, "name", type(scorer).__name__)
-            raise SlowthinkError(
-                f"strategy '{job.strategy}' (select={select}) needs a scorer with {what}; "
-                f"scorer '{name}' has no {need}()"
-            )
+        require(job.strategy, make_config(job.strategy, **dict(job.overrides)), scorer)
 
 
 def load_problems(config: EvalConfig):

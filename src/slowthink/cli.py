@@ -6,16 +6,17 @@ import json
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from PIL import Image
 from rich.console import Console
 
-from slowthink.clikit import engine_flag_options, fail, run_app
+from slowthink.clifields import with_options
+from slowthink.clikit import ENGINE_FLAGS, fail, run_app
 from slowthink.display import render_trace
 from slowthink.engines import EngineSpec, check_engine_options, load_engine
-from slowthink.evaluate.cli import eval_command, report_command
+from slowthink.evaluate.cli import EVAL_OPTIONS, eval_command, report_command
 from slowthink.formats import get_format
 from slowthink.scorers import load_scorer
 from slowthink.search import STRATEGIES, make_config
@@ -81,42 +82,35 @@ def run_solve(problems, *, engine_spec, model, fmt_name, strategy, scorer=None, 
 
 
 @app.command()
+@with_options(ENGINE_FLAGS, before="threads")
 def solve(
     question: Annotated[str, typer.Argument(help="The question to answer.")],
     image: Annotated[list[str] | None, typer.Option("--image", help="Image file(s) of the question.")] = None,
     choices: Annotated[str | None, typer.Option(help="Options of a multiple-choice question, separated by '|' or ';'.")] = None,
     answer: Annotated[str | None, typer.Option(help="Gold answer, to grade the result.")] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="Reasoning format: stages | atomic | sentences | free; "
-                                            "options after '#', e.g. 'atomic#style=atomthink' "
-                                            "(default: atomic, or the preset's).")] = None,
+    fmt: Annotated[str | None, EVAL_OPTIONS.option("format")] = None,
     strategy: Annotated[str, typer.Option(help="Search strategy: direct | cot | quick | majority | best_of_n | "
                                           "step_beam | greedy_step | stage_beam | sentence_beam.")] = "quick",
     n: Annotated[int | None, typer.Option(help="Samples / candidates per step (strategy default if unset).")] = None,
-    beam: Annotated[int | None, typer.Option(help="Beam width of step_beam.")] = None,
+    beam: Annotated[int | None, EVAL_OPTIONS.option("beam")] = None,
     scorer: Annotated[str | None, typer.Option(help="Verifier: judge | symbolic | prm:PATH[#protocol-or-preset,key=value] | "
                                                "judge+symbolic (default: judge where one is needed).")] = None,
-    select: Annotated[str | None, typer.Option(help="best_of_n: score | weighted | judge; stage_beam: judge | score.")] = None,
-    aggregate: Annotated[str | None, typer.Option(help="Step scores to a path score: min | last | mean | prod.")] = None,
+    select: Annotated[str | None, EVAL_OPTIONS.option("select")] = None,
+    aggregate: Annotated[str | None, EVAL_OPTIONS.option("aggregate")] = None,
     precheck: Annotated[bool, typer.Option("--precheck", help="stage_beam: LLaVA-CoT's reasoning check inside "
                                            "every REASONING comparison (a candidate judged incorrect loses).")] = False,
-    preset: Annotated[str | None, typer.Option(help="A paper's procedure end to end: llava-cot (with --strategy "
-                                               "stage_beam). Options you give win.")] = None,
-    temperature: Annotated[float | None, typer.Option(help="Sampling temperature (strategy default if unset).")] = None,
-    max_depth: Annotated[int | None, typer.Option(help="Most steps on one path.")] = None,
+    preset: Annotated[str | None, EVAL_OPTIONS.option("preset")] = None,
+    temperature: Annotated[float | None, EVAL_OPTIONS.option("temperature")] = None,
+    max_depth: Annotated[int | None, EVAL_OPTIONS.option("max_depth")] = None,
     engine: Annotated[str, typer.Option(help="Engine spec: llamacpp | hf:PATH | openai:URL#MODEL | vllm:MODEL.")] = "llamacpp",
     model: Annotated[str | None, typer.Option(help="Model path for the engine (e.g. a GGUF file), or the server's model name.")] = None,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL (with --engine openai).")] = None,
-    api_key_env: Annotated[str | None, typer.Option(help="Name of the environment variable holding the API key.")] = None,
-    timeout: Annotated[float | None, typer.Option(help="Seconds one HTTP request may take (openai engine's timeout_s).")] = None,
-    max_concurrency: Annotated[int | None, typer.Option(help="HTTP requests in flight at once (openai engine).")] = None,
-    max_retries: Annotated[int | None, typer.Option(help="Retries of a failed HTTP request (openai engine).")] = None,
-    engine_option: Annotated[list[str] | None, typer.Option("--engine-option", "-E", help="Engine option key=value "
-                                                            "(repeatable), e.g. -E n_ctx=8192 or -E backoff_max_s=5.")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads of an in-process engine (default: all cores; "
                                                 "use 1 when other jobs share the cores).")] = None,
-    seed: Annotated[int, typer.Option(help="Base seed of every request.")] = 0,
-    ignore_images: Annotated[bool, typer.Option("--ignore-images", help="Drop images (text-only engines).")] = False,
+    seed: Annotated[int, EVAL_OPTIONS.option("seed")] = 0,
+    ignore_images: Annotated[bool, EVAL_OPTIONS.option("ignore_images")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the Trace as JSON.")] = False,
+    **engine_flags: Any,
 ) -> None:
     """Answer one question, showing the reasoning, the answer and the compute used."""
     try:
@@ -132,8 +126,7 @@ def solve(
         if preset is not None:
             applied = apply_preset(preset, [strategy], fmt=fmt, scorer=scorer, options=extra)
             fmt, scorer, extra = applied.format, applied.scorer, applied.options
-        engine_options = engine_flag_options(api_key_env=api_key_env, timeout=timeout, max_concurrency=max_concurrency,
-                                             max_retries=max_retries, engine_option=engine_option)
+        engine_options = ENGINE_FLAGS.build(engine_flags).options()
         traces = run_solve([problem], engine_spec=engine, model=model, fmt_name=fmt or "atomic", strategy=strategy,
                            scorer=scorer, ignore_images=ignore_images, base_url=base_url,
                            engine_options=engine_options, threads=threads, n=n, max_depth=max_depth, seed=seed,

@@ -1,4 +1,5 @@
-"""What every ``slowthink`` command shares: one error line, usage errors as one line, engine flags.
+"""What every ``slowthink`` command shares: one error line, usage errors as one line, engine flags
+(:class:`EngineFlags`, options built by :mod:`slowthink.clifields`).
 
 Every failure a user can cause prints one line ``error: <what happened>; <the fix>`` on stderr and
 exits 2 (usage and input errors) without a traceback. :func:`run_app` runs a typer app so that
@@ -10,12 +11,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from slowthink.clifields import FieldOptions, flag
 from slowthink.options import parse_kv
 from slowthink.types import SlowthinkError
 
@@ -68,34 +71,50 @@ def run_app(app: typer.Typer, args: Sequence[str] | None = None, prog_name: str 
     return rv if isinstance(rv, int) else 0
 
 
-def engine_flag_options(
-    *,
-    api_key_env: str | None = None,
-    timeout: float | None = None,
-    max_concurrency: int | None = None,
-    max_retries: int | None = None,
-    engine_option: Sequence[str] | None = None,
-) -> dict[str, Any]:
-    """Engine options from the named flags and repeated ``--engine-option key=value``.
+@dataclass
+class EngineFlags:
+    """The engine options every command that loads an engine takes as flags (``ENGINE_FLAGS``)."""
 
-    >>> engine_flag_options(timeout=30, engine_option=["max_retries=2", "prefix_mode=completions"])
-    {'max_retries': 2, 'prefix_mode': 'completions', 'timeout_s': 30}
-    """
-    out: dict[str, Any] = {}
-    for item in engine_option or []:
-        for key, value in parse_kv(item, what="--engine-option").items():
-            if key in out:
-                raise SlowthinkError(f"--engine-option '{key}' given twice; keep one")
+    api_key_env: str | None = None
+    """Name of the environment variable holding the API key (openai engine)."""
+    timeout: float | None = None
+    """Seconds one HTTP request may take (openai engine's ``timeout_s``)."""
+    max_concurrency: int | None = None
+    """HTTP requests in flight at once (openai engine)."""
+    max_retries: int | None = None
+    """Retries of a failed HTTP request (openai engine)."""
+    engine_option: list[str] | None = None
+    """Engine options ``key=value``: ``timeout_s=30``, ``backoff_max_s=5``, ``n_ctx=8192``, ...; also
+    as ``,key=value`` after the engine spec (and ``engine_options`` in an eval recipe)."""
+
+    def options(self) -> dict[str, Any]:
+        """Engine options from the named flags and the ``key=value`` items.
+
+        >>> EngineFlags(timeout=30, engine_option=["max_retries=2", "prefix_mode=completions"]).options()
+        {'max_retries': 2, 'prefix_mode': 'completions', 'timeout_s': 30}
+        """
+        out: dict[str, Any] = {}
+        for item in self.engine_option or []:
+            for key, value in parse_kv(item, what="--engine-option").items():
+                if key in out:
+                    raise SlowthinkError(f"--engine-option '{key}' given twice; keep one")
+                out[key] = value
+        named = {"api_key_env": self.api_key_env, "timeout_s": self.timeout,
+                 "max_concurrency": self.max_concurrency, "max_retries": self.max_retries}
+        for key, value in named.items():
+            if value is None:
+                continue
+            if key in out and out[key] != value:
+                raise SlowthinkError(f"engine option '{key}' given twice (a flag and --engine-option); keep one")
             out[key] = value
-    named = {"api_key_env": api_key_env, "timeout_s": timeout, "max_concurrency": max_concurrency,
-             "max_retries": max_retries}
-    for key, value in named.items():
-        if value is None:
-            continue
-        if key in out and out[key] != value:
-            raise SlowthinkError(f"engine option '{key}' given twice (a flag and --engine-option); keep one")
-        out[key] = value
-    return out
+        return out
+
+
+#: The engine flags as options of a command: ``@with_options(ENGINE_FLAGS)``, then
+#: ``ENGINE_FLAGS.build(options).options()``.
+ENGINE_FLAGS = FieldOptions(
+    EngineFlags, {"engine_option": flag("--engine-option", "-E", note="Repeatable: -E key=value.")}
+)
 
 
 def main_entry(app: typer.Typer) -> NoReturn:
@@ -103,4 +122,4 @@ def main_entry(app: typer.Typer) -> NoReturn:
     sys.exit(run_app(app))
 
 
-__all__ = ["engine_flag_options", "fail", "main_entry", "run_app", "usage_line"]
+__all__ = ["ENGINE_FLAGS", "EngineFlags", "fail", "main_entry", "run_app", "usage_line"]

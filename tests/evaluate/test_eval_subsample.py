@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from slowthink.evaluate.subsample import bracket_order, derive, subsets
+from slowthink.evaluate.subsample import derive, subsets
 from slowthink.formats import get_format
 from slowthink.search import solve
+from slowthink.search.knockout import bracket_order
 from slowthink.search.majority import vote
 from slowthink.types import Compute, Node, Problem, Trace
 from tests.evaluate.eval_doubles import Judge, ScriptedEngine, StepScorer
@@ -152,7 +153,7 @@ def test_judge_knockout_blocks_replay_recorded_decisions():
         assert len(t.decisions) == 7
         (full,) = derive(t, p, 8, seeds=3)
         assert full.answer == t.answer and full.scorer_prompt_tokens == t.compute.scorer_prompt_tokens
-        order = bracket_order(t, [n for n in t.nodes if n.parent == 0])
+        order = bracket_order(t.decisions, [n.id for n in t.nodes if n.parent == 0])
         assert sorted(order) == list(range(1, 9))
         for k, blocks in ((1, 8), (2, 4), (4, 2)):
             ds = derive(t, p, k, seeds=3)

@@ -131,7 +131,7 @@ def test_step_beam_answers_paths_the_model_ended_without_an_answer():
 
 
 def test_step_beam_needs_a_scorer():
-    with pytest.raises(SlowthinkError, match="needs a step scorer"):
+    with pytest.raises(SlowthinkError, match="strategy 'step_beam' needs a scorer with step scores; no scorer was given"):
         solve(problems(1), ScriptedEngine(), get_format("atomic"), "step_beam")
 
 

@@ -17,7 +17,7 @@ Nothing here imports a model library; matplotlib loads only when plotting.
 
 from __future__ import annotations
 
-from slowthink.evaluate.config import N_FREE, EvalConfig, Job, parse_ns, parse_strategies, plan_jobs
+from slowthink.evaluate.config import EvalConfig, Job, parse_ns, parse_strategies, plan_jobs
 from slowthink.evaluate.metrics import GROUP_KEYS, Grader, Outcome, job_rows, outcome, summarize, wilson
 from slowthink.evaluate.records import RECORDS, read_records
 from slowthink.evaluate.runner import EvalResult, run_eval
@@ -25,7 +25,6 @@ from slowthink.evaluate.subsample import Derived, derive, subsets
 
 __all__ = [
     "GROUP_KEYS",
-    "N_FREE",
     "RECORDS",
     "Derived",
     "EvalConfig",

@@ -21,8 +21,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from slowthink.benchmarks import parse_options
-from slowthink.clikit import engine_flag_options, fail, run_app
-from slowthink.evaluate.config import EvalConfig
+from slowthink.clifields import FieldOptions, flag, with_options
+from slowthink.clikit import ENGINE_FLAGS, fail, run_app
+from slowthink.evaluate.config import DEFAULT_NS, EvalConfig
 from slowthink.evaluate.metrics import token_total
 from slowthink.evaluate.report import compare_rows, pivot, write_compare_report
 from slowthink.evaluate.runner import run_eval
@@ -101,152 +102,33 @@ def error_lines(rows: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def _benchmark_options(items: list[str] | None) -> dict[str, Any]:
+    return parse_options(items)
+
+
+#: ``slowthink eval``'s options: one per :class:`EvalConfig` field, its help the field's docstring.
+EVAL_OPTIONS = FieldOptions(
+    EvalConfig,
+    {
+        "benchmark": flag("--benchmark", "-b"),
+        "fields": flag("--map"),
+        "benchmark_options": flag(
+            "--benchmark-option", "-O", type=list[str] | None, default=None, parse=_benchmark_options,
+            note="Repeatable: -O key=value.",
+        ),
+        "strategies": flag("--strategy", "-s", note="Repeatable."),
+        "ns": flag("--n", type=str, default=",".join(map(str, DEFAULT_NS))),
+        "stepwise_ns": flag("--stepwise-n", type=str | None),
+        "out": flag(default=None, note="Default: runs/<benchmark or data file stem>."),
+    },
+    config_only={"engine_options": "the engine flags (--api-key-env, --timeout, --max-concurrency, "
+                 "--max-retries, -E), ',key=value' parts of --engine, or engine_options in a --config recipe"},
+)
+
+
+@with_options(EVAL_OPTIONS, ENGINE_FLAGS, before="force")
 def eval_command(
     ctx: typer.Context,
-    benchmark: Annotated[
-        str | None,
-        typer.Option(
-            "--benchmark",
-            "-b",
-            help="Benchmark name: gsm8k | math-v | mathvista | mathverse | math500 | mmstar | reasoning-gym:TASK | ...",
-        ),
-    ] = None,
-    data: Annotated[
-        str | None,
-        typer.Option(
-            help="A data file (JSONL/JSON/CSV/TSV/parquet): alone, read with --map; with --benchmark, that loader reads it."
-        ),
-    ] = None,
-    field_map: Annotated[
-        str | None,
-        typer.Option(
-            "--map", help="Fields of --data: 'question=q,answer=a[,id=..,choices=..,image=..,category=..]'."
-        ),
-    ] = None,
-    benchmark_option: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--benchmark-option",
-            "-O",
-            help="Loader option key=value (repeatable): size=100, seed=1234, split=test, min_terms=2, ...; "
-            "grading rules of every benchmark: abs_tol=0.001, rel_tol=0.01, precision=2.",
-        ),
-    ] = None,
-    limit: Annotated[int | None, typer.Option(help="Evaluate the first LIMIT problems only.")] = None,
-    strategy: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--strategy",
-            "-s",
-            help="Strategy (repeatable or comma list): direct, cot, quick, majority, best_of_n, step_beam, greedy_step, stage_beam, sentence_beam.",
-        ),
-    ] = None,
-    fmt: Annotated[
-        str | None, typer.Option("--format", help="Reasoning format: stages | atomic | sentences | free; "
-                                 "options after '#', e.g. 'atomic#style=atomthink' (AtomThink's step prompt); "
-                                 "default: atomic, or the preset's.")
-    ] = None,
-    preset: Annotated[
-        str | None,
-        typer.Option(help="A paper's procedure for its strategy: llava-cot (stage_beam: LLaVA-CoT's knockout, "
-                     "judge prompts, reasoning check and stage prompts). Options you give win."),
-    ] = None,
-    n: Annotated[
-        str,
-        typer.Option(
-            "--n",
-            help="N values, e.g. 1,2,4,8,16 or 1-16. Path-wise strategies sample once at the largest N and derive the rest by subsampling.",
-        ),
-    ] = "1,2,4,8,16",
-    stepwise_n: Annotated[
-        str | None,
-        typer.Option(
-            "--stepwise-n",
-            help="N of step-wise strategies (step_beam, stage_beam, ...) when it should differ from --n; "
-            "each is a full run.",
-        ),
-    ] = None,
-    seeds: Annotated[
-        int, typer.Option(help="Random subsets per smaller N when subsampling path-wise samples.")
-    ] = 3,
-    engine: Annotated[
-        str,
-        typer.Option(
-            help="Engine spec: llamacpp | hf:PATH | openai:URL#MODEL | vllm:MODEL | py:module:Class."
-        ),
-    ] = "llamacpp",
-    model: Annotated[str | None, typer.Option(help="Model path for the engine (e.g. a GGUF file).")] = None,
-    api_key_env: Annotated[
-        str | None, typer.Option(help="Name of the environment variable holding the API key (openai engine).")
-    ] = None,
-    timeout: Annotated[
-        float | None, typer.Option(help="Seconds one HTTP request may take (openai engine's timeout_s).")
-    ] = None,
-    max_concurrency: Annotated[
-        int | None, typer.Option(help="HTTP requests in flight at once (openai engine).")
-    ] = None,
-    max_retries: Annotated[
-        int | None, typer.Option(help="Retries of a failed HTTP request (openai engine).")
-    ] = None,
-    engine_option: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--engine-option",
-            "-E",
-            help="Engine option key=value (repeatable): timeout_s=30, backoff_max_s=5, n_ctx=8192, ...; "
-            "also as ',key=value' after the engine spec or YAML engine_options.",
-        ),
-    ] = None,
-    scorer: Annotated[
-        str | None,
-        typer.Option(
-            help="Scorer for best_of_n / beam strategies: symbolic | judge | prm:PATH | py:module:Class."
-        ),
-    ] = None,
-    beam: Annotated[
-        int | None, typer.Option(help="Beam width of step_beam (strategy default if unset).")
-    ] = None,
-    aggregate: Annotated[
-        str | None, typer.Option(help="Step-score aggregation: min | last | mean | prod.")
-    ] = None,
-    select: Annotated[
-        str | None,
-        typer.Option(help="best_of_n: score | weighted | judge; stage_beam/sentence_beam: judge | score."),
-    ] = None,
-    temperature: Annotated[
-        float | None, typer.Option(help="Policy sampling temperature (strategy default if unset).")
-    ] = None,
-    max_tokens: Annotated[
-        int | None, typer.Option(help="Token budget of a whole response (format default if unset).")
-    ] = None,
-    max_depth: Annotated[
-        int | None, typer.Option(help="Most steps on one path (step-wise strategies).")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Base seed of every request.")] = 0,
-    threads: Annotated[
-        int | None,
-        typer.Option(help="CPU threads of an in-process engine (default: all cores; use 1 per process "
-                     "when several runs share the cores)."),
-    ] = None,
-    grade_judge: Annotated[
-        str | None,
-        typer.Option(
-            "--grade-judge",
-            help="LLM judge for free-form answers the rules call wrong: 'policy' (this run's engine) or "
-            "an engine spec; its verdicts are kept in grade_judge.jsonl.",
-        ),
-    ] = None,
-    share_samples: Annotated[
-        bool,
-        typer.Option("--share-samples/--no-share-samples",
-                     help="majority and best_of_n of one run draw the same seeded samples: generate them once."),
-    ] = True,
-    batch_size: Annotated[
-        int, typer.Option(help="Problems per solve call (one engine call per search depth per batch).")
-    ] = 8,
-    out: Annotated[
-        str | None, typer.Option(help="Run folder (default runs/<benchmark>); re-running resumes it.")
-    ] = None,
     force: Annotated[
         bool,
         typer.Option(
@@ -264,9 +146,6 @@ def eval_command(
     max_attempts: Annotated[
         int, typer.Option(help="Most attempts per problem and job when errored problems are re-run.")
     ] = 3,
-    ignore_images: Annotated[
-        bool, typer.Option("--ignore-images", help="Drop images (text-only engines).")
-    ] = False,
     plots: Annotated[
         bool, typer.Option("--plots/--no-plots", help="Write PNG plots and report.html.")
     ] = True,
@@ -284,47 +163,14 @@ def eval_command(
             "flags given on the command line win; unknown keys are errors.",
         ),
     ] = None,
+    **options: Any,
 ) -> None:
     """Evaluate strategies on a benchmark at several N: resumable records, metrics, plots, report."""
     try:
-        kwargs = dict(
-            benchmark=benchmark,
-            data=data,
-            fields=field_map,
-            benchmark_options=parse_options(benchmark_option),
-            limit=limit,
-            strategies=strategy or ["majority"],
-            format=fmt,
-            preset=preset,
-            ns=n,
-            stepwise_ns=stepwise_n,
-            seeds=seeds,
-            engine=engine,
-            model=model,
-            engine_options=engine_flag_options(
-                api_key_env=api_key_env,
-                timeout=timeout,
-                max_concurrency=max_concurrency,
-                max_retries=max_retries,
-                engine_option=engine_option,
-            ),
-            scorer=scorer,
-            beam=beam,
-            aggregate=aggregate,
-            select=select,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            max_depth=max_depth,
-            seed=seed,
-            batch_size=batch_size,
-            threads=threads,
-            share_samples=share_samples,
-            grade_judge=grade_judge,
-            out=out,
-            ignore_images=ignore_images,
-        )
+        kwargs = EVAL_OPTIONS.values(options)
+        kwargs["engine_options"] = ENGINE_FLAGS.build(options).options()
         if recipe is not None:
-            from_recipe = read_recipe(recipe, explicit=_explicit_flags(ctx))
+            from_recipe = read_recipe(recipe, explicit=EVAL_OPTIONS.given(ctx))
             if isinstance(from_recipe.get("engine_options"), dict):  # flags win key by key
                 from_recipe["engine_options"] = {**from_recipe["engine_options"], **kwargs["engine_options"]}
             kwargs.update(from_recipe)
@@ -448,22 +294,6 @@ app = typer.Typer(
 )
 app.command("eval")(eval_command)
 app.command("report")(report_command)
-
-
-
-
-def _explicit_flags(ctx: typer.Context) -> set[str]:
-    """EvalConfig fields whose flag was given on the command line (they beat the recipe)."""
-    names = {"fmt": "format", "n": "ns", "strategy": "strategies", "field_map": "fields",
-             "benchmark_option": "benchmark_options", "stepwise_n": "stepwise_ns",
-             "grade_judge": "grade_judge"}
-    engine_flags = {"api_key_env", "timeout", "max_concurrency", "max_retries", "engine_option"}
-    given = set()
-    for param in ctx.params:
-        source = ctx.get_parameter_source(param)
-        if source is not None and source.name == "COMMANDLINE" and param not in engine_flags:
-            given.add(names.get(param, param))
-    return given
 
 
 def read_recipe(path: str, explicit: set[str]) -> dict:

@@ -10,8 +10,8 @@ How N maps to work:
 * **path-wise** strategies (``STRATEGIES[name].pathwise``: majority, best_of_n) run ONCE at the
   largest N; every smaller N is derived by subsampling those samples (see
   :mod:`slowthink.evaluate.subsample`);
-* **N-free** strategies (:data:`N_FREE`: direct, cot, quick) run once; N does not change them
-  (``quick`` is a greedy atomic rollout that never reads ``n``);
+* **N-free** strategies (``STRATEGIES[name].n_free``: direct, cot, quick) run once; N does not
+  change them (``quick`` is a greedy atomic rollout that never reads ``n``);
 * every other (step-wise) strategy runs once per N, with ``n`` = candidates per node.
 """
 
@@ -27,9 +27,6 @@ from slowthink.formats import get_format
 from slowthink.search import STRATEGIES, make_config
 from slowthink.search.presets import apply_preset, get_preset
 from slowthink.types import SlowthinkError
-
-#: Strategies whose result does not depend on N: run once, reported without N.
-N_FREE: frozenset[str] = frozenset({"direct", "cot", "quick"})
 
 #: Strategy options the eval CLI passes through (``None`` keeps the strategy's default).
 STRATEGY_OPTIONS: tuple[str, ...] = ("beam", "aggregate", "select", "temperature", "max_tokens", "max_depth")
@@ -103,79 +100,101 @@ def parse_strategies(items: str | list[str] | None) -> list[str]:
 
 @dataclass
 class EvalConfig:
-    """One evaluation run. Every field maps 1:1 to a ``slowthink eval`` option."""
+    """One evaluation run.
+
+    Each field's docstring is also its ``slowthink eval --help`` text: the command builds one option
+    per field from them (:data:`slowthink.evaluate.cli.EVAL_OPTIONS`); ``engine_options`` comes from
+    the engine flags instead. A ``:attr:`` reference reads as the field's option there.
+    """
 
     # -- data
     benchmark: str | None = None
-    """Registered benchmark name (``gsm8k``, ``math-v``, ``reasoning-gym:chain_sum``, ...); with
-    ``data`` too, that benchmark's loader reads ``data`` instead of its default file."""
+    """Registered benchmark name: ``gsm8k``, ``math-v``, ``mathvista``, ``mathverse``, ``math500``,
+    ``mmstar``, ``reasoning-gym:TASK``, ...; with :attr:`data` too, that benchmark's loader reads
+    :attr:`data` instead of its default file."""
     data: str | None = None
-    """A data file (JSONL/JSON/CSV/TSV/parquet); alone, it is read by the generic ``jsonl`` loader."""
+    """A data file (JSONL/JSON/CSV/TSV/parquet); alone, it is read by the generic ``jsonl`` loader
+    with the field mapping :attr:`fields`."""
     fields: str | None = None
-    """Field mapping of ``data``: ``"question=q,answer=a"``."""
+    """Field mapping of :attr:`data`: ``question=q,answer=a``, optionally with ``id=``, ``choices=``,
+    ``image=``, ``category=``."""
     benchmark_options: dict[str, Any] = field(default_factory=dict)
-    """Loader options (``size``, ``seed``, ``split``, task config, ...)."""
+    """Loader options (``size=100``, ``seed=1234``, ``split=test``, task options such as
+    ``min_terms=2``, ...) and the grading rules of every benchmark (``abs_tol=0.001``,
+    ``rel_tol=0.01``, ``precision=2``)."""
     limit: int | None = None
-    """Evaluate the first ``limit`` problems only (``None`` = all)."""
+    """How many problems to evaluate, from the first (``None``: all)."""
     # -- what to run
     strategies: list[str] = field(default_factory=lambda: ["majority"])
-    """Strategies to evaluate, in order."""
+    """Strategies to evaluate, in order: ``direct``, ``cot``, ``quick``, ``majority``, ``best_of_n``,
+    ``step_beam``, ``greedy_step``, ``stage_beam``, ``sentence_beam`` (comma lists are split)."""
     format: str | None = None
-    """Reasoning format: stages | atomic | sentences | free, with options after '#'
-    (``atomic#style=atomthink``). None: atomic, or the preset's."""
+    """Reasoning format: ``stages`` | ``atomic`` | ``sentences`` | ``free``, with options after ``#``
+    (``atomic#style=atomthink``: AtomThink's step prompt). ``None``: ``atomic``, or the one of
+    :attr:`preset`."""
     ns: list[int] = field(default_factory=lambda: list(DEFAULT_NS))
-    """The N values (samples for path-wise strategies, candidates per node for step-wise ones)."""
+    """The N values (samples for path-wise strategies, candidates per node for step-wise ones), also
+    as text: ``1,2,4,8,16`` or ``1-16``. Path-wise strategies sample once at the largest N and derive
+    the rest by subsampling."""
     stepwise_ns: list[int] | None = None
-    """N of the step-wise strategies when it should differ from ``ns`` (each N is a full run, so a
-    scaling study samples path-wise strategies at 1..16 but beams at 1,2,4,8). None: ``ns``."""
+    """N of the step-wise strategies (step_beam, stage_beam, ...) when it should differ from
+    :attr:`ns` (each N is a full run, so a scaling study samples path-wise strategies at 1..16 but
+    beams at 1,2,4,8). ``None``: :attr:`ns`."""
     seeds: int = 3
     """Random subsets drawn per smaller N when deriving path-wise results from the largest N."""
     # -- engine and scorer
     engine: str = "llamacpp"
-    """Engine spec (``llamacpp``, ``hf:PATH``, ``openai:URL#MODEL``, ``vllm:MODEL``, ``py:module:Class``)."""
+    """Engine spec: ``llamacpp`` | ``hf:PATH`` | ``openai:URL#MODEL`` | ``vllm:MODEL`` |
+    ``py:module:Class``, engine options as ``,key=value`` after it."""
     model: str | None = None
-    """Model path for the engine (appended to the spec as ``engine:model``)."""
+    """Model path for the engine (e.g. a GGUF file), appended to the spec as ``engine:model``."""
     engine_options: dict[str, Any] = field(default_factory=dict)
     """Engine options (``timeout_s``, ``max_concurrency``, ``max_retries``, ``api_key_env``, ``n_ctx``,
     ...; see :func:`slowthink.engines.engine_option_names`), also given as ``key=value`` parts of
     the engine spec. Not identity: they change how the model is served, not what it answers (the
     spec's options are left out of the identity too)."""
     scorer: str | None = None
-    """Scorer spec for best_of_n / beam strategies (``symbolic``, ``judge``, ``prm:PATH``, ``py:module:Class``)."""
+    """Scorer spec for best_of_n / beam strategies: ``symbolic`` | ``judge`` | ``prm:PATH`` |
+    ``py:module:Class``."""
     preset: str | None = None
-    """A paper's procedure for its strategy (``llava-cot`` for stage_beam, see
-    :mod:`slowthink.search.presets`): fills in the format, the scorer and that strategy's options
-    left unset."""
+    """A paper's procedure for its strategy: ``llava-cot`` (stage_beam: LLaVA-CoT's knockout, judge
+    prompts, reasoning check and stage prompts; see :mod:`slowthink.search.presets`). It fills in
+    the format, the scorer and that strategy's options left unset: options you give win."""
     # -- strategy options (None = the strategy's default)
     beam: int | None = None
-    """Beam width of step_beam."""
+    """Beam width of step_beam (``None``: the strategy's default)."""
     aggregate: str | None = None
-    """How step scores make a path score: min | last | mean | prod."""
+    """How step scores make a path score: ``min`` | ``last`` | ``mean`` | ``prod`` (``None``: the
+    strategy's default)."""
     select: str | None = None
-    """best_of_n: score | weighted | judge; stage_beam / sentence_beam: judge | score."""
+    """best_of_n: ``score`` | ``weighted`` | ``judge``; stage_beam / sentence_beam: ``judge`` |
+    ``score`` (``None``: the strategy's default)."""
     temperature: float | None = None
-    """Policy sampling temperature."""
+    """Policy sampling temperature (``None``: the strategy's default)."""
     max_tokens: int | None = None
-    """Token budget of a whole response."""
+    """Token budget of a whole response (``None``: the format's default)."""
     max_depth: int | None = None
-    """Most steps on one path (step-wise strategies)."""
+    """Most steps on one path (step-wise strategies; ``None``: the strategy's default)."""
     seed: int = 0
     """Base seed of every request."""
     # -- running
     grade_judge: str | None = None
     """LLM grading judge for free-form answers the rules call wrong: ``policy`` (the run's engine)
-    or an engine spec (``openai:URL#MODEL``, ...). None: rules and math-verify only. Not identity:
+    or an engine spec (``openai:URL#MODEL``, ...). ``None``: rules and math-verify only. Not identity:
     verdicts are stored in ``grade_judge.jsonl`` and a run may be re-graded."""
     share_samples: bool = True
-    """Path-wise strategies of one run take the samples another path-wise strategy already drew
-    for a problem (same requests and seeds) instead of generating them again. Not identity."""
+    """Path-wise strategies of one run (majority, best_of_n) take the samples another path-wise
+    strategy already drew for a problem (same requests and seeds) instead of generating them again.
+    Not identity."""
     threads: int | None = None
-    """CPU threads of an in-process engine (llama.cpp, hf on CPU); None: all cores. Not part of a
-    run's identity: a run may be resumed with another thread count."""
+    """CPU threads of an in-process engine (llama.cpp, hf on CPU); ``None``: all cores (use 1 per
+    process when several runs share the cores). Not part of a run's identity: a run may be resumed
+    with another thread count."""
     batch_size: int = 8
     """Problems sent through one ``solve`` call (one engine call per search depth for the batch)."""
     out: str = "runs/eval"
-    """Run folder: records.jsonl, config.json, metrics.json, plots, report.html."""
+    """Run folder: records.jsonl, config.json, metrics.json, plots, report.html; running again into
+    the same folder resumes it."""
     ignore_images: bool = False
     """Drop the problems' images (text-only engines)."""
 
@@ -284,17 +303,17 @@ def plan_jobs(config: EvalConfig) -> list[Job]:
         if preset is not None and name == preset.strategy:  # the preset's options, where none is given
             mine = {**preset.options, **mine}
         try:
-            make_config(name, **mine)
+            resolved = make_config(name, **mine)
         except ValueError as e:
             raise SlowthinkError(f"strategy '{name}': {e}") from None
         if entry.needs_scorer and config.scorer is None:
             raise SlowthinkError(f"strategy '{name}' needs a scorer: pass --scorer (e.g. --scorer symbolic)")
         frozen = tuple(sorted(mine.items()))
-        if name in N_FREE:
+        if entry.n_free:
             jobs.append(Job(name, None, (None,), overrides=frozen))
-        elif STRATEGIES[name].pathwise:
+        elif entry.path is not None:
             top = max(config.ns)
-            if mine.get("select") == "judge" and not all(is_power_of_two(n) for n in config.ns):
+            if entry.path.knockout(resolved) and not all(is_power_of_two(n) for n in config.ns):
                 raise SlowthinkError(
                     f"{name} with select=judge derives smaller N from the sub-brackets of one knockout "
                     f"at N={top}: every --n must be a power of two (got {','.join(map(str, config.ns))})"

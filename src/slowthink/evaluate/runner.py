@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import (
@@ -68,8 +68,12 @@ from slowthink.formats import get_format
 from slowthink.grading import AnswerJudge, number_rules_summary
 from slowthink.options import parse_kv
 from slowthink.scorers import load_scorer
-from slowthink.search import STRATEGIES, check_engine_fits, make_config, solve
+from slowthink.search import STRATEGIES, check_engine_fits, make_config, require, solve
 from slowthink.types import Problem, SlowthinkError, Trace
+
+if TYPE_CHECKING:
+    from slowthink.benchmarks import LoadResult
+    from slowthink.formats import Format
 
 PY_PREFIX = "py:"
 """Spec prefix of an engine or scorer given as an importable class: ``py:module.path:Class#k=v,k=v``
@@ -156,19 +160,10 @@ def preflight(jobs: Sequence[Job], pending: dict[Job, list[Problem]], engine, sc
 
 
 def check_scorer(jobs: Sequence[Job], scorer) -> None:
-    """Fail before any generation when a strategy needs what the scorer cannot do."""
+    """Fail before any generation when a strategy needs what the scorer cannot do
+    (:func:`slowthink.search.require`, as ``solve`` checks it)."""
     for job in jobs:
-        if not STRATEGIES[job.strategy].needs_scorer:
-            continue
-        select = getattr(make_config(job.strategy, **dict(job.overrides)), "select", "score")
-        need = "compare" if select == "judge" else "score"
-        if scorer is None or not hasattr(scorer, need):
-            what = "pairwise comparisons (e.g. --scorer judge)" if need == "compare" else "step scores"
-            name = getattr(scorer, "name", type(scorer).__name__)
-            raise SlowthinkError(
-                f"strategy '{job.strategy}' (select={select}) needs a scorer with {what}; "
-                f"scorer '{name}' has no {need}()"
-            )
+        require(job.strategy, make_config(job.strategy, **dict(job.overrides)), scorer)
 
 
 def load_problems(config: EvalConfig):
@@ -455,6 +450,53 @@ def _acc_text(correct: int, n: int) -> str:
     return f"{correct / n:.3f} ({correct}/{n})" if n else "-"
 
 
+RecordKey = tuple[str, str, str]
+"""A record's key: (problem id, strategy, job key)."""
+
+
+@dataclass
+class RunState:
+    """A run folder as :func:`resume_run` found it: the jobs, format and problems of the run, its
+    records, and what is left to do."""
+
+    jobs: list[Job]
+    fmt: Format
+    load: LoadResult
+    out: Path
+    records: dict[RecordKey, dict[str, Any]]
+    unreadable_lines: int
+    done: set[RecordKey]
+    """Records kept as they are (finished, or errored past retrying)."""
+    pending: dict[Job, list[Problem]]
+    """Problems each job still has to solve."""
+
+    @property
+    def problems(self) -> list[Problem]:
+        return self.load.problems
+
+    @property
+    def problem_ids(self) -> list[str]:
+        return [p.id for p in self.problems]
+
+    @property
+    def resumed(self) -> int:
+        return sum((p.id, j.strategy, j.key) in self.done for j in self.jobs for p in self.problems)
+
+    @property
+    def todo(self) -> int:
+        return sum(len(v) for v in self.pending.values())
+
+
+@dataclass
+class Ran:
+    """What :func:`run_pending` did: records written, errors among them, and the engine it used
+    (the one passed in, or the one it built; None when nothing was pending and none was given)."""
+
+    engine: Any
+    new: int = 0
+    errors: int = 0
+
+
 def run_eval(
     config: EvalConfig,
     *,
@@ -473,18 +515,37 @@ def run_eval(
     ``engine`` / ``scorer`` objects may be passed in (tests, notebooks); otherwise they are built
     from the config's specs, and only when some problem still needs solving. Errored records are
     re-run while ``retry_errors`` and a problem has had fewer than ``max_attempts`` attempts.
+
+    The steps: :func:`resume_run` (plan, folder, records, what is pending), :func:`run_pending`
+    (the batch loop), :func:`summarize_run` (grading, rows, metrics) and :func:`write_run`.
     """
     if max_attempts < 1:
         raise SlowthinkError(f"max_attempts must be >= 1, got {max_attempts}")
-    t_start = time.perf_counter()
+    started = time.perf_counter()
+    state = resume_run(
+        config, force=force, retry_errors=retry_errors, max_attempts=max_attempts, check_engine=engine is None
+    )
+    ran = run_pending(config, state, engine=engine, scorer=scorer, progress=progress, console=console,
+                      on_batch=on_batch)
+    metrics = summarize_run(config, state, ran, max_attempts=max_attempts, retry_errors=retry_errors,
+                            started=started)
+    files = write_run(config, state, metrics, plots=plots)
+    return EvalResult(state.out, metrics, ran.new, state.resumed, ran.errors, files, metrics["errors"])
+
+
+def resume_run(
+    config: EvalConfig, *, force: bool, retry_errors: bool, max_attempts: int, check_engine: bool = True
+) -> RunState:
+    """Step 1: plan the jobs and check the specs (``check_engine``: the policy's too), load the
+    problems, prepare the run folder, read its records (stale ones are an error, or set aside with
+    ``force``) and find what each job has left: no record, or an error to retry."""
     jobs = plan_jobs(config)
     fmt = get_format(config.format)
-    if engine is None:
+    if check_engine:
         check_engine_spec(config.engine_spec)
     if config.grade_judge and config.grade_judge != "policy":
         check_engine_spec(config.grade_judge, what="--grade-judge")
     load = load_problems(config)
-    problems = load.problems
     out = prepare_out(config, jobs, force=force)
     records, bad_lines = read_records(out / RECORDS)
     stale = stale_records(records, jobs, config.seed, out, force=force)
@@ -493,69 +554,100 @@ def run_eval(
         for k, r in records.items()
         if k not in stale and not (retry_errors and r.get("error") and attempts_of(r) < max_attempts)
     }
-    pending = {job: [p for p in problems if (p.id, job.strategy, job.key) not in done] for job in jobs}
-    todo = sum(len(v) for v in pending.values())
-    resumed = sum((p.id, j.strategy, j.key) in done for j in jobs for p in problems)
-    new = errors = 0
-    if todo:
-        engine = engine if engine is not None else make_engine(config)
-        if scorer is None and any(STRATEGIES[j.strategy].needs_scorer for j in jobs if pending[j]):
-            scorer = make_scorer(config, engine)
-        preflight(jobs, pending, engine, scorer)
-        succeeded = False
-        index = pathwise_index(records)
-        with RecordWriter(out / RECORDS) as writer, _Progress(progress, console) as bar:
-            tasks = {}
-            for job in jobs:
-                prior = [
-                    records[(p.id, job.strategy, job.key)]
-                    for p in problems
-                    if (p.id, job.strategy, job.key) in done
+    pending = {job: [p for p in load.problems if (p.id, job.strategy, job.key) not in done] for job in jobs}
+    return RunState(jobs, fmt, load, out, records, bad_lines, done, pending)
+
+
+def run_pending(
+    config: EvalConfig,
+    state: RunState,
+    *,
+    engine=None,
+    scorer=None,
+    progress: bool = True,
+    console=None,
+    on_batch: Callable[[Job, list[dict[str, Any]]], None] | None = None,
+) -> Ran:
+    """Step 2: solve what is pending, job by job, ``batch_size`` problems at a time; each batch's
+    records are appended (and added to ``state.records``) before the next batch starts.
+
+    The engine and scorer are built only when something is pending, then :func:`preflight` checks
+    them. Fail-fast: when every problem of the first batch fails and one of them had not failed
+    before, the run stops with one SlowthinkError line and nothing recorded for that batch.
+    """
+    if not state.todo:
+        return Ran(engine)
+    jobs, pending, records = state.jobs, state.pending, state.records
+    engine = engine if engine is not None else make_engine(config)
+    if scorer is None and any(STRATEGIES[j.strategy].needs_scorer for j in jobs if pending[j]):
+        scorer = make_scorer(config, engine)
+    preflight(jobs, pending, engine, scorer)
+    ran = Ran(engine)
+    succeeded = False
+    index = pathwise_index(records)
+    with RecordWriter(state.out / RECORDS) as writer, _Progress(progress, console) as bar:
+        tasks = {}
+        for job in jobs:
+            prior = [
+                records[(p.id, job.strategy, job.key)]
+                for p in state.problems
+                if (p.id, job.strategy, job.key) in state.done
+            ]
+            correct = sum(bool((r.get("grade") or {}).get("correct")) for r in prior)
+            tasks[job] = [
+                bar.add(job.label, len(pending[job]), len(prior), _acc_text(correct, len(prior))),
+                correct,
+                len(prior),
+            ]
+        for job in jobs:
+            todo_job = pending[job]
+            for i in range(0, len(todo_job), config.batch_size):
+                batch = todo_job[i : i + config.batch_size]
+                reuse = reusable_samples(job, batch, records, index) if config.share_samples else None
+                results = solve_batch(batch, job, engine, state.fmt, scorer, config.seed, reuse)
+                failed = [e for _, t, e in results if t is None or e]
+                earlier = [records.get((p.id, job.strategy, job.key)) for p in batch]
+                fresh = any(r is None or not r.get("error") for r in earlier)
+                if not succeeded and fresh and len(failed) == len(batch):
+                    raise SlowthinkError(
+                        f"every problem of the first batch failed ({len(batch)} of {len(batch)}, "
+                        f"{job.label}), so the run stopped and recorded nothing for them: {failed[0]}"
+                    )
+                recs = [
+                    make_record(p, job, t, e, config.seed, attempts_of(prev) + 1 if prev and prev.get("error") else 1)
+                    for (p, t, e), prev in zip(results, earlier)
                 ]
-                correct = sum(bool((r.get("grade") or {}).get("correct")) for r in prior)
-                tasks[job] = [
-                    bar.add(job.label, len(pending[job]), len(prior), _acc_text(correct, len(prior))),
-                    correct,
-                    len(prior),
-                ]
-            for job in jobs:
-                todo_job = pending[job]
-                for i in range(0, len(todo_job), config.batch_size):
-                    batch = todo_job[i : i + config.batch_size]
-                    reuse = reusable_samples(job, batch, records, index) if config.share_samples else None
-                    results = solve_batch(batch, job, engine, fmt, scorer, config.seed, reuse)
-                    failed = [e for _, t, e in results if t is None or e]
-                    earlier = [records.get((p.id, job.strategy, job.key)) for p in batch]
-                    fresh = any(r is None or not r.get("error") for r in earlier)
-                    if not succeeded and fresh and len(failed) == len(batch):
-                        raise SlowthinkError(
-                            f"every problem of the first batch failed ({len(batch)} of {len(batch)}, "
-                            f"{job.label}), so the run stopped and recorded nothing for them: {failed[0]}"
-                        )
-                    recs = [
-                        make_record(p, job, t, e, config.seed, attempts_of(prev) + 1 if prev and prev.get("error") else 1)
-                        for (p, t, e), prev in zip(results, earlier)
-                    ]
-                    writer.write(recs)
-                    succeeded = succeeded or len(failed) < len(batch)
-                    for r in recs:
-                        key = (r["id"], r["strategy"], r["key"])
-                        if r.get("pathwise") and key not in records:
-                            index.setdefault(r["id"], []).append(key)
-                        records[key] = r
-                    new += len(recs)
-                    errors += sum(r["error"] is not None for r in recs)
-                    st = tasks[job]
-                    st[1] += sum(bool((r.get("grade") or {}).get("correct")) for r in recs)
-                    st[2] += len(recs)
-                    bar.advance(st[0], len(recs), _acc_text(st[1], st[2]))
-                    if on_batch:
-                        on_batch(job, recs)
-    grader = make_grader(config, jobs, records, problems, out, engine)
-    error_summary = summarize_errors(records, jobs, [p.id for p in problems], max_attempts, retry_errors)
-    rows = job_rows(jobs, records, [p.id for p in problems], config.seeds, grader)
-    metrics = {
-        "run": out.name,
+                writer.write(recs)
+                succeeded = succeeded or len(failed) < len(batch)
+                for r in recs:
+                    key = (r["id"], r["strategy"], r["key"])
+                    if r.get("pathwise") and key not in records:
+                        index.setdefault(r["id"], []).append(key)
+                    records[key] = r
+                ran.new += len(recs)
+                ran.errors += sum(r["error"] is not None for r in recs)
+                st = tasks[job]
+                st[1] += sum(bool((r.get("grade") or {}).get("correct")) for r in recs)
+                st[2] += len(recs)
+                bar.advance(st[0], len(recs), _acc_text(st[1], st[2]))
+                if on_batch:
+                    on_batch(job, recs)
+    return ran
+
+
+def summarize_run(
+    config: EvalConfig, state: RunState, ran: Ran, *, max_attempts: int, retry_errors: bool, started: float
+) -> dict[str, Any]:
+    """Step 3: grade the records (first the LLM grading judge, when configured), make one row per
+    (strategy, N) and the metrics dict written as metrics.json (``started``: ``time.perf_counter()``
+    when the run began, for its wall time)."""
+    jobs, records, problems, load = state.jobs, state.records, state.problems, state.load
+    grader = make_grader(config, jobs, records, problems, state.out, ran.engine)
+    error_summary = summarize_errors(records, jobs, state.problem_ids, max_attempts, retry_errors)
+    rows = job_rows(jobs, records, state.problem_ids, config.seeds, grader)
+    engine = ran.engine
+    return {
+        "run": state.out.name,
         "benchmark": load.name,
         "load": {
             "summary": load.summary(),
@@ -569,10 +661,15 @@ def run_eval(
         "format": config.format,
         "scorer": config.scorer,
         "rows": rows,
-        "records": {"new": new, "resumed": resumed, "errors_new": errors, "unreadable_lines": bad_lines},
+        "records": {
+            "new": ran.new,
+            "resumed": state.resumed,
+            "errors_new": ran.errors,
+            "unreadable_lines": state.unreadable_lines,
+        },
         "errors": error_summary,
         **({"engine_stats": dict(engine.stats)} if isinstance(getattr(engine, "stats", None), dict) else {}),
-        "wall_time_s": round(time.perf_counter() - t_start, 2),
+        "wall_time_s": round(time.perf_counter() - started, 2),
         "created": _now(),
         "notes": derivation_notes(jobs),
         "grading": {
@@ -580,13 +677,21 @@ def run_eval(
             "number_rules": number_rules_summary(problems),
         },
     }
+
+
+def write_run(config: EvalConfig, state: RunState, metrics: dict[str, Any], *, plots: bool = True) -> list[Path]:
+    """Step 4: write metrics.json and, with ``plots``, the scaling plots and report.html; returns
+    the run's files (records.jsonl and config.json first)."""
+    out = state.out
     write_json(out / METRICS, metrics)
     files = [out / RECORDS, out / CONFIG, out / METRICS]
     if plots:
-        pngs = plot_scaling(series(rows), out, title=f"{load.name} · {config.format} · {config.engine_spec}")
+        pngs = plot_scaling(
+            series(metrics["rows"]), out, title=f"{state.load.name} · {config.format} · {config.engine_spec}"
+        )
         files += pngs
-        files.append(write_run_report(metrics, records, [p.id for p in problems], out / REPORT, pngs))
-    return EvalResult(out, metrics, new, resumed, errors, files, error_summary)
+        files.append(write_run_report(metrics, state.records, state.problem_ids, out / REPORT, pngs))
+    return files
 
 
 GRADE_JUDGE_FILE = "grade_judge.jsonl"

@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,33 +35,20 @@ from slowthink.scorers.aggregate import AGGREGATIONS, aggregate
 from slowthink.scorers.base import (
     Comparison,
     PairwiseJudge,
+    ReasoningChecker,
     ScoreQuery,
+    Scorer,
     ScoreResult,
+    StepCache,
     StepScorer,
     Verdict,
+    charge,
+    charge_call,
 )
 from slowthink.scorers.judge import LLMJudge
 from slowthink.scorers.prm import PRESETS, PROTOCOLS, PRMScorer
 from slowthink.scorers.symbolic import SymbolicScorer, WeightedScorer
-from slowthink.types import Compute, SlowthinkError
-
-
-def charge(compute: Compute, results: Iterable[Any]) -> None:
-    """Charge one problem's :class:`~slowthink.types.Compute` for the scorer results it got from
-    ONE scorer call (``ScoreResult`` s, ``Verdict`` s or pre-check ``Check`` s): their tokens are
-    added to the scorer columns, and ``scorer_calls`` grows by the most calls any of them took
-    part in (several verdicts from one batched engine call count as one call).
-
-    Example:
-        >>> c = Compute()
-        >>> charge(c, [Verdict(0, prompt_tokens=200, generated_tokens=2, calls=1)] * 3)
-        >>> (c.scorer_prompt_tokens, c.scorer_generated_tokens, c.scorer_calls)
-        (600, 6, 1)
-    """
-    results = list(results)
-    compute.scorer_prompt_tokens += sum(r.prompt_tokens for r in results)
-    compute.scorer_generated_tokens += sum(r.generated_tokens for r in results)
-    compute.scorer_calls += max((r.calls for r in results), default=0)
+from slowthink.types import SlowthinkError
 
 
 def _fields(module: str, cls: str) -> set[str]:
@@ -191,7 +178,7 @@ def _parse_part(part: str) -> tuple[str, str | None, str | None, float | None]:
     return name, _unhide(target).strip() or None, _unhide(fragment).strip() or None, weight
 
 
-def load_scorer(spec: str, engine: Any = None, **opts: Any) -> Any:
+def load_scorer(spec: str, engine: Any = None, **opts: Any) -> Scorer:
     """Build a scorer from a spec string (see the module docstring).
 
     ``engine`` runs the LLM judge; ``opts`` go to the parts that take them, and an option no part
@@ -232,13 +219,17 @@ __all__ = [
     "SCORERS",
     "Comparison",
     "PairwiseJudge",
+    "ReasoningChecker",
     "ScoreQuery",
     "ScoreResult",
+    "Scorer",
+    "StepCache",
     "StepScorer",
     "SymbolicScorer",
     "Verdict",
     "WeightedScorer",
     "aggregate",
     "charge",
+    "charge_call",
     "load_scorer",
 ]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 
 def _last(scores: Sequence[float]) -> float:
@@ -40,8 +41,12 @@ def _prod(scores: Sequence[float]) -> float:
     return math.prod(scores)
 
 
+Aggregation = Literal["min", "last", "mean", "prod"]
+"""An aggregation's name: the type of the strategies' ``aggregate`` option (checked when a config is
+built). The keys of :data:`AGGREGATIONS`."""
+
 #: Aggregation name -> function of a non-empty list of known scores.
-AGGREGATIONS: dict[str, Callable[[Sequence[float]], float]] = {
+AGGREGATIONS: dict[Aggregation, Callable[[Sequence[float]], float]] = {
     "min": min,
     "last": _last,
     "mean": _mean,

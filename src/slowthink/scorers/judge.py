@@ -46,7 +46,16 @@ from typing import Any
 from slowthink.formats.stages import stage_contents
 from slowthink.prompts import clip_head, clip_tail, get_template, user_prompt
 from slowthink.prompts.judge import PAIR_STAGES
-from slowthink.scorers.base import Check, CheckQuery, Comparison, ScoreQuery, ScoreResult, Verdict
+from slowthink.scorers.base import (
+    Check,
+    CheckQuery,
+    Comparison,
+    PrefixKey,
+    ScoreQuery,
+    ScoreResult,
+    StepCache,
+    Verdict,
+)
 from slowthink.types import Completion, Message, Problem, Request, SlowthinkError
 
 #: Prompt sets of the judge: slowthink's own (verdict-only by default) or LLaVA-CoT's (reason first).
@@ -318,7 +327,7 @@ class LLMJudge:
         self.engine = engine
         self.config = config
         self.stats = JudgeStats()
-        self._step_cache: dict[tuple[str, str], tuple[float | None, str | None]] = {}
+        self._step_cache: StepCache[tuple[float | None, str | None]] = StepCache()
 
     # -- shared ---------------------------------------------------------------------------------
     def _send_images(self) -> bool:
@@ -540,30 +549,21 @@ class LLMJudge:
         )
 
     def score(self, queries: Sequence[ScoreQuery]) -> list[ScoreResult]:
-        """P(the step is correct) for every step; uncached steps of all queries in one engine call."""
+        """P(the step is correct) for every step; uncached steps of all queries in one engine call.
+        A step asked for in this call is charged to the first query that holds it, once."""
         prefix = get_template("judge.step.prefix")
         cfg = self.config
-        keys: dict[tuple[str, str], int] = {}
+        todo = self._step_cache.missing(queries)
         requests: list[Request] = []
-        per_query: list[list[tuple[str, str]]] = []
-        for q in queries:
-            pkeys = []
-            text = ""
-            for i, step in enumerate(q.steps):
-                text += step
-                key = (q.problem.id, text)
-                pkeys.append(key)
-                if key not in self._step_cache and key not in keys:
-                    keys[key] = len(requests)
-                    user = self.step_prompt(q.problem, q.steps[:i], step)
-                    req = self._request(self._messages(q.problem, user), prefix, 1)
-                    req.logprobs, req.top_logprobs = True, max(cfg.top_logprobs, 1)
-                    requests.append(req)
-            per_query.append(pkeys)
-        comps = self._generate(requests)
-        fresh: dict[tuple[str, str], tuple[float | None, str | None]] = {}
-        for key, idx in keys.items():
-            comp = comps[idx]
+        for qi, si in todo.values():
+            q = queries[qi]
+            user = self.step_prompt(q.problem, q.steps[:si], q.steps[si])
+            req = self._request(self._messages(q.problem, user), prefix, 1)
+            req.logprobs, req.top_logprobs = True, max(cfg.top_logprobs, 1)
+            requests.append(req)
+        comps = dict(zip(todo, self._generate(requests)))
+        fresh: dict[PrefixKey, tuple[float | None, str | None]] = {}
+        for key, comp in comps.items():
             if not comp.ok:  # not cached: a later call may succeed
                 fresh[key] = (None, f"judge error: {comp.error}")
                 continue
@@ -573,12 +573,11 @@ class LLMJudge:
                 verdict = parse_yes_no(comp.text)
                 p = None if verdict is None else float(verdict)
                 note = f"no yes/no probability from the judge; read the reply {comp.text!r}"
-            fresh[key] = self._step_cache[key] = (p, note)
+            fresh[key] = self._step_cache.put(key, (p, note))
         results = []
-        charged: set[int] = set()
-        for pkeys in per_query:
-            mine = [keys[k] for k in pkeys if k in keys and keys[k] not in charged]
-            charged.update(mine)
+        for qi, q in enumerate(queries):
+            pkeys = self._step_cache.keys(q)
+            mine = [comps[k] for k in dict.fromkeys(pkeys) if k in todo and todo[k][0] == qi]
             self.stats.scored_steps += len(mine)
             self.stats.cached_steps += len(pkeys) - len(mine)
             scores = [(fresh[k] if k in fresh else self._step_cache[k])[0] for k in pkeys]
@@ -588,8 +587,8 @@ class LLMJudge:
             results.append(
                 ScoreResult(
                     scores=scores,
-                    prompt_tokens=sum(comps[i].prompt_tokens for i in mine),
-                    generated_tokens=sum(comps[i].generated_tokens for i in mine),
+                    prompt_tokens=sum(c.prompt_tokens for c in mine),
+                    generated_tokens=sum(c.generated_tokens for c in mine),
                     calls=1 if mine else 0,
                     notes=notes,
                 )

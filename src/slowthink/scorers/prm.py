@@ -48,7 +48,7 @@ from PIL import Image
 
 from slowthink.engines.hf_load import load_processor, pick_device, pick_dtype, quiet_transformers
 from slowthink.prompts import get_template, user_prompt
-from slowthink.scorers.base import ScoreQuery, ScoreResult
+from slowthink.scorers.base import PrefixKey, ScoreQuery, ScoreResult, StepCache
 from slowthink.types import Problem, SlowthinkError
 
 PROTOCOLS: tuple[str, ...] = ("step_tag", "token_cls")
@@ -218,10 +218,9 @@ _STEP_NUMBERED = re.compile(r"step\s*\d+\s*[:.]", re.IGNORECASE)
 class _Seq:
     """One path to forward: token ids, where to read each step, and images for a VLM."""
 
-    key: tuple[str, str]
     ids: list[int]
     positions: list[int | None]
-    prefixes: list[tuple[str, str]]
+    prefixes: list[PrefixKey]
     extra: dict[str, Any] | None = None
 
 
@@ -269,7 +268,7 @@ class PRMScorer:
         """Model forward calls so far (tests assert caching with it)."""
         self.sequences_scored = 0
         """Paths forwarded so far."""
-        self._cache: dict[tuple[str, str], float | None] = {}
+        self._cache: StepCache[float | None] = StepCache()
         self._load()
 
     # -- loading --------------------------------------------------------------------------------
@@ -474,16 +473,12 @@ class PRMScorer:
         tok = self.tokenizer
         ids, tail_ids, extra = self._prompt_ids(q.problem)
         positions: list[int | None] = []
-        prefixes = []
-        text = ""
-        for step, (piece, _closer) in zip(q.steps, self._step_pieces(q.steps)):
-            text += step
-            prefixes.append((q.problem.id, text))
+        for piece, _closer in self._step_pieces(q.steps):
             ids += tok.encode(piece, add_special_tokens=False) if piece else []
             ids += self.tag_ids if self.config.protocol == "step_tag" else self.sep_ids
             positions.append(len(ids) - 1)
         ids += tail_ids
-        return _Seq((q.problem.id, text), ids, positions, prefixes, extra)
+        return _Seq(ids, positions, StepCache.keys(q), extra)
 
     def _truncate(self, seq: _Seq) -> None:
         limit = self.max_length
@@ -531,16 +526,12 @@ class PRMScorer:
     def score(self, queries: Sequence[ScoreQuery]) -> list[ScoreResult]:
         """One score per step: P(good) at the step's tag / separator. One batched forward per
         ``batch_size`` uncached paths; cached (problem id, prefix) steps cost nothing."""
-        todo: dict[tuple[str, str], _Seq] = {}
-        owner: list[tuple[str, str] | None] = []
+        todo: dict[PrefixKey, _Seq] = {}
+        owner: list[PrefixKey | None] = []
         for q in queries:
-            prefixes = []
-            text = ""
-            for step in q.steps:
-                text += step
-                prefixes.append((q.problem.id, text))
-            if q.steps and any(p not in self._cache for p in prefixes):
-                key = (q.problem.id, text)
+            prefixes = StepCache.keys(q)
+            if prefixes and any(p not in self._cache for p in prefixes):
+                key = prefixes[-1]
                 if key not in todo:
                     seq = self._sequence(q)
                     self._truncate(seq)
@@ -551,7 +542,7 @@ class PRMScorer:
         # A path that is a step-prefix of another path in this call is scored by the longer one.
         covered = {p for s in todo.values() for p in s.prefixes[:-1]}
         seqs = [s for k, s in todo.items() if k not in covered]
-        fresh: dict[tuple[str, str], float | None] = {}
+        fresh: dict[PrefixKey, float | None] = {}
         plain = sorted((s for s in seqs if not s.extra), key=lambda s: len(s.ids))
         with_images = [s for s in seqs if s.extra]
         batches = [
@@ -562,16 +553,11 @@ class PRMScorer:
             for s, scores in zip(batch, self._forward(batch)):
                 for prefix, sc in zip(s.prefixes, scores):
                     fresh[prefix] = sc
-                    self._cache.setdefault(prefix, sc)
+                    self._cache.put(prefix, sc)
         results = []
-        charged: set[tuple[str, str]] = set()
+        charged: set[PrefixKey] = set()
         for q, key in zip(queries, owner):
-            text = ""
-            scores = []
-            for step in q.steps:
-                text += step
-                k = (q.problem.id, text)
-                scores.append(self._cache[k] if k in self._cache else fresh.get(k))
+            scores = [self._cache[k] if k in self._cache else fresh.get(k) for k in StepCache.keys(q)]
             pay = key is not None and key not in charged and key not in covered
             if pay:
                 charged.add(key)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from slowthink.scorers.base import ScoreQuery, ScoreResult, StepScorer
+from slowthink.scorers.base import ScoreQuery, ScoreResult, StepCache, StepScorer
 
 #: Longest number literal (digits) that is evaluated; longer ones make the claim unknown.
 MAX_DIGITS = 30
@@ -625,7 +625,11 @@ def check_step(text: str, history: Sequence[str] = ()) -> float | None:
         >>> check_step("Step 3: Tom has three apples.") is None
         True
     """
-    verdicts = [c.holds for c in find_claims(text, history) if c.holds is not None]
+    return _score(find_claims(text, history))
+
+
+def _score(claims: Sequence[Claim]) -> float | None:
+    verdicts = [c.holds for c in claims if c.holds is not None]
     if not verdicts:
         return None
     return 1.0 if all(verdicts) else 0.0
@@ -642,35 +646,25 @@ class SymbolicScorer:
     name = "symbolic"
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[str, str], tuple[float | None, str | None]] = {}
+        self._cache: StepCache[tuple[float | None, str | None]] = StepCache()
         self.checked_steps = 0
         """Steps checked (not served from the cache), for tests and benchmarks."""
 
     def score(self, queries: Sequence[ScoreQuery]) -> list[ScoreResult]:
+        for key, (qi, si) in self._cache.missing(queries).items():
+            self._cache.put(key, self._check(si, queries[qi].steps))
         results = []
         for q in queries:
-            scores: list[float | None] = []
-            notes: list[str] = []
-            prefix = ""
-            for i, step in enumerate(q.steps):
-                prefix += step
-                key = (q.problem.id, prefix)
-                if key not in self._cache:
-                    self.checked_steps += 1
-                    claims = find_claims(step, q.steps[:i])
-                    verdicts = [c.holds for c in claims if c.holds is not None]
-                    score = None if not verdicts else (1.0 if all(verdicts) else 0.0)
-                    false = [
-                        f"{c.text} ({c.detail})" if c.detail else c.text for c in claims if c.holds is False
-                    ]
-                    note = f"step {i + 1}: false claim {'; '.join(false)}" if false else None
-                    self._cache[key] = (score, note)
-                score, note = self._cache[key]
-                scores.append(score)
-                if note:
-                    notes.append(note)
-            results.append(ScoreResult(scores=scores, notes=notes))
+            checked = [self._cache[key] for key in self._cache.keys(q)]
+            results.append(ScoreResult(scores=[s for s, _ in checked], notes=[n for _, n in checked if n]))
         return results
+
+    def _check(self, i: int, steps: Sequence[str]) -> tuple[float | None, str | None]:
+        """Step ``i``'s score (the earlier steps bind variables) and a note naming its false claims."""
+        self.checked_steps += 1
+        claims = find_claims(steps[i], steps[:i])
+        false = [f"{c.text} ({c.detail})" if c.detail else c.text for c in claims if c.holds is False]
+        return _score(claims), f"step {i + 1}: false claim {'; '.join(false)}" if false else None
 
 
 @dataclass

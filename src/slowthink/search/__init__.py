@@ -1,40 +1,95 @@
 """Strategies by name. Each is one module with a config dataclass and
-``run(problems, engine, fmt, config, scorer=None) -> list[Trace]`` over the whole batch."""
+``run(problems, engine, fmt, config, scorer=None) -> list[Trace]`` over the whole batch.
+
+The registry (:data:`STRATEGIES`) also says what each strategy is: what it needs of its scorer
+under a given config (:func:`require` checks it before any generation), whether it samples whole
+responses (path-wise: its selection rule is a :class:`PathRule`, which the evaluation re-runs on
+subsets of the samples) and whether N changes it at all (``n_free``).
+"""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from slowthink.search.base import SearchConfig
-from slowthink.types import Problem, SlowthinkError, Trace
+from slowthink.scorers.base import Need, Scorer
+from slowthink.search import (
+    best_of_n,
+    cot,
+    direct,
+    majority,
+    quick,
+    sentence_beam,
+    stage_beam,
+    step_beam,
+)
+from slowthink.search.base import SearchConfig, samples
+from slowthink.types import Node, Problem, SlowthinkError, Trace
+
+
+def _needs_nothing(config: Any) -> tuple[Need, ...]:
+    return ()
+
+
+def _never(config: Any) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class PathRule:
+    """How a path-wise strategy picks one of its whole-response samples. Its ``run`` and the
+    evaluation's subsampling (:mod:`slowthink.evaluate.subsample`, which derives smaller N from one
+    run) call the same functions."""
+
+    pool: Callable[[Trace], list[Node]]
+    """The samples the rule picks from, in sampling order."""
+    pick: Callable[[Sequence[Node], Problem, Any], tuple[Node | None, dict[str, float] | None]]
+    """The winner among some of the pool's samples (in sampling order) under the strategy's config,
+    and the votes (``None`` when the rule does not vote)."""
+    knockout: Callable[[Any], bool] = _never
+    """True when the config picks by a judge knockout instead of :attr:`pick`: new verdicts would be
+    needed for a subset, so subsampling replays the recorded bracket (:func:`knockout.replay`)."""
 
 
 @dataclass(frozen=True)
 class StrategyEntry:
-    module: str
-    config: str
-    needs_scorer: bool = False
-    pathwise: bool = False
+    run: Callable[..., list[Trace]]
+    config: type[SearchConfig]
+    needs: Callable[[Any], tuple[Need, ...]] = _needs_nothing
+    """What the strategy needs of its scorer under a config (:func:`require` checks it)."""
+    path: PathRule | None = None
     """Path-wise strategies sample whole responses: smaller N can be derived by subsampling."""
+    n_free: bool = False
+    """N does not change the strategy (greedy, one response): run once, reported without N."""
+
+    @property
+    def pathwise(self) -> bool:
+        return self.path is not None
+
+    @property
+    def needs_scorer(self) -> bool:
+        """Whether the strategy needs a scorer at all (under its default config)."""
+        return bool(self.needs(self.config()))
 
 
 STRATEGIES: dict[str, StrategyEntry] = {
-    "direct": StrategyEntry("slowthink.search.direct", "DirectConfig"),
-    "cot": StrategyEntry("slowthink.search.cot", "CotConfig"),
-    "quick": StrategyEntry("slowthink.search.quick", "QuickConfig"),
-    "majority": StrategyEntry("slowthink.search.majority", "MajorityConfig", pathwise=True),
-    "best_of_n": StrategyEntry("slowthink.search.best_of_n", "BestOfNConfig", needs_scorer=True, pathwise=True),
-    "step_beam": StrategyEntry("slowthink.search.step_beam", "StepBeamConfig", needs_scorer=True),
-    "greedy_step": StrategyEntry("slowthink.search.step_beam", "GreedyStepConfig", needs_scorer=True),
-    "stage_beam": StrategyEntry("slowthink.search.stage_beam", "StageBeamConfig", needs_scorer=True),
-    "sentence_beam": StrategyEntry("slowthink.search.sentence_beam", "SentenceBeamConfig", needs_scorer=True),
+    "direct": StrategyEntry(direct.run, direct.DirectConfig, n_free=True),
+    "cot": StrategyEntry(cot.run, cot.CotConfig, n_free=True),
+    "quick": StrategyEntry(quick.run, quick.QuickConfig, n_free=True),  # a greedy rollout never reads n
+    "majority": StrategyEntry(majority.run, majority.MajorityConfig, path=PathRule(samples, majority.pick)),
+    "best_of_n": StrategyEntry(
+        best_of_n.run, best_of_n.BestOfNConfig, needs=best_of_n.needs,
+        path=PathRule(best_of_n.pool, best_of_n.pick, best_of_n.knockout_picks),
+    ),
+    "step_beam": StrategyEntry(step_beam.run, step_beam.StepBeamConfig, needs=step_beam.needs),
+    "greedy_step": StrategyEntry(step_beam.run, step_beam.GreedyStepConfig, needs=step_beam.needs),
+    "stage_beam": StrategyEntry(stage_beam.run, stage_beam.StageBeamConfig, needs=stage_beam.needs),
+    "sentence_beam": StrategyEntry(sentence_beam.run, sentence_beam.SentenceBeamConfig, needs=stage_beam.needs),
 }
 
 
-def _entry(name: str) -> StrategyEntry:
+def get_entry(name: str) -> StrategyEntry:
     try:
         return STRATEGIES[name]
     except KeyError:
@@ -42,9 +97,9 @@ def _entry(name: str) -> StrategyEntry:
 
 
 def make_config(name: str, **overrides: Any) -> SearchConfig:
-    """The strategy's config with ``overrides`` (``None`` values keep the default)."""
-    entry = _entry(name)
-    cls = getattr(importlib.import_module(entry.module), entry.config)
+    """The strategy's config with ``overrides`` (``None`` values keep the default). A bad value
+    (``n=0``, ``select`` or ``aggregate`` not among its choices) is a ValueError naming it."""
+    cls = get_entry(name).config
     fields = cls.__dataclass_fields__
     unknown = [k for k in overrides if k not in fields]
     if unknown:
@@ -52,8 +107,30 @@ def make_config(name: str, **overrides: Any) -> SearchConfig:
     return cls(**{k: v for k, v in overrides.items() if v is not None})
 
 
-def get_strategy(name: str) -> Callable[..., list[Trace]]:
-    return importlib.import_module(_entry(name).module).run
+def require(name: str, config: SearchConfig, scorer: Scorer | None) -> None:
+    """Fail before any generation when the scorer cannot do what strategy ``name`` needs under
+    ``config`` (:attr:`StrategyEntry.needs`): one SlowthinkError line naming what is missing and
+    the ``--scorer`` that gives it.
+
+    Example:
+        >>> from slowthink.scorers import SymbolicScorer
+        >>> require("best_of_n", make_config("best_of_n", select="judge"), SymbolicScorer())
+        Traceback (most recent call last):
+        ...
+        slowthink.types.SlowthinkError: strategy 'best_of_n' with select=judge needs a scorer with pairwise comparisons; scorer 'symbolic' has no compare(): pass --scorer judge
+    """
+    for need in get_entry(name).needs(config):
+        if isinstance(scorer, need.role.protocol):
+            continue
+        settings = f" with {need.because}" if need.because else ""
+        missing = (
+            "no scorer was given"
+            if scorer is None
+            else f"scorer '{getattr(scorer, 'name', type(scorer).__name__)}' has no {need.role.method}()"
+        )
+        raise SlowthinkError(
+            f"strategy '{name}'{settings} needs a scorer with {need.role.what}; {missing}: pass {need.role.fix}"
+        )
 
 
 def check_engine_fits(problems: Sequence[Problem], engine) -> None:
@@ -72,7 +149,7 @@ def check_engine_fits(problems: Sequence[Problem], engine) -> None:
 
 
 def solve(
-    problems: Sequence[Problem], engine, fmt, strategy: str = "quick", scorer=None,
+    problems: Sequence[Problem], engine, fmt, strategy: str = "quick", scorer: Scorer | None = None,
     reuse: Mapping[str, Trace] | None = None, **overrides: Any
 ) -> list[Trace]:
     """Run one strategy on a batch of problems.
@@ -81,12 +158,24 @@ def solve(
     sampling settings and seed whose samples are taken instead of generated again.
     """
     config = make_config(strategy, **overrides)
+    require(strategy, config, scorer)
     check_engine_fits(problems, engine)
+    entry = STRATEGIES[strategy]
     if reuse:
-        if not STRATEGIES[strategy].pathwise:
+        if not entry.pathwise:
             raise ValueError(f"reuse: strategy '{strategy}' does not sample whole responses")
-        return get_strategy(strategy)(list(problems), engine, fmt, config, scorer=scorer, reuse=reuse)
-    return get_strategy(strategy)(list(problems), engine, fmt, config, scorer=scorer)
+        return entry.run(list(problems), engine, fmt, config, scorer=scorer, reuse=reuse)
+    return entry.run(list(problems), engine, fmt, config, scorer=scorer)
 
 
-__all__ = ["STRATEGIES", "SearchConfig", "check_engine_fits", "get_strategy", "make_config", "solve"]
+__all__ = [
+    "STRATEGIES",
+    "PathRule",
+    "SearchConfig",
+    "StrategyEntry",
+    "check_engine_fits",
+    "get_entry",
+    "make_config",
+    "require",
+    "solve",
+]

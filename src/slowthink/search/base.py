@@ -7,18 +7,21 @@ whole batch and charges each problem's :class:`~slowthink.types.Compute` for its
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import time
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from slowthink.engines.base import Engine
 from slowthink.formats.base import Format, StepSpec
 from slowthink.formats.free import FreeFormat
 from slowthink.grading import normalize_answer
 from slowthink.scorers.aggregate import aggregate
-from slowthink.scorers.base import ScoreQuery
+from slowthink.scorers.base import ScoreQuery, StepScorer, charge_call
 from slowthink.types import Completion, Node, Problem, Request, Trace
 
 
@@ -30,7 +33,8 @@ def stable_seed(*parts: Any) -> int:
 
 @dataclass
 class SearchConfig:
-    """Fields every strategy has."""
+    """Fields every strategy has. A field typed ``Literal[...]`` (``select``, ``aggregate``,
+    ``pairing``) is checked against its values when the config is built."""
 
     n: int = 1
     """Samples (path-wise) or candidates per node (step-wise)."""
@@ -52,9 +56,30 @@ class SearchConfig:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if self.max_depth < 1:
             raise ValueError(f"max_depth must be >= 1, got {self.max_depth}")
+        for name, allowed in choices(type(self)).items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@functools.cache
+def choices(cls: type[SearchConfig]) -> dict[str, tuple[Any, ...]]:
+    """The config fields typed ``Literal[...]`` and their allowed values.
+
+    Example:
+        >>> from slowthink.search.best_of_n import BestOfNConfig
+        >>> choices(BestOfNConfig)
+        {'select': ('score', 'weighted', 'judge'), 'aggregate': ('min', 'last', 'mean', 'prod')}
+    """
+    hints = typing.get_type_hints(cls)
+    return {
+        f.name: typing.get_args(hints[f.name])
+        for f in dataclasses.fields(cls)
+        if typing.get_origin(hints[f.name]) is Literal
+    }
 
 
 class Tree:
@@ -173,6 +198,11 @@ def first_error(comps: Sequence[Completion]) -> str | None:
     return None
 
 
+def samples(trace: Trace) -> list[Node]:
+    """The whole-response samples of a path-wise trace (children of the root), in sampling order."""
+    return [n for n in trace.nodes if n.parent == 0]
+
+
 def answer_key(answer: str | None, problem: Problem) -> str | None:
     """The voting key of an answer (grading's normalisation); ``None`` for no answer."""
     if answer is None:
@@ -248,7 +278,7 @@ def reuse_samples(tree: Tree, prior: Trace, n: int) -> bool:
     saves generating them twice. Their policy compute is charged here too (tokens of the copied
     samples; prompt tokens, engine calls and wall time pro rata), so compute stays honest.
     """
-    kids = [x for x in prior.nodes if x.parent == 0]
+    kids = samples(prior)
     if prior.error is not None or len(kids) < n or prior.format != tree.trace.format:
         return False
     if any(prior.config.get(k) != tree.trace.config.get(k) for k in SAMPLING_FIELDS):
@@ -273,7 +303,7 @@ def reuse_samples(tree: Tree, prior: Trace, n: int) -> bool:
 
 
 def score_nodes(
-    scorer, items: Sequence[tuple[Tree, int]], how: str = "min", *, split_responses: bool = False
+    scorer: StepScorer, items: Sequence[tuple[Tree, int]], how: str = "min", *, split_responses: bool = False
 ) -> list[float | None]:
     """Score the path ending at each (tree, node) in ONE scorer call; set ``node.score`` to the
     aggregated path score and charge each tree's scorer compute. Returns the aggregated scores.
@@ -293,21 +323,14 @@ def score_nodes(
     if len(results) != len(queries):
         raise RuntimeError(f"scorer {scorer.name} returned {len(results)} results for {len(queries)} queries")
     out: list[float | None] = []
-    calls: dict[int, tuple[Tree, int]] = {}
     for (tree, node_id), res in zip(items, results):
         agg = aggregate(res.scores, how)
         node = tree.node(node_id)
         node.score = agg
         own = res.scores[-1] if res.scores else None
         node.step_score = None if own is None or own != own else float(own)  # NaN -> unknown
-        c = tree.trace.compute
-        c.scorer_prompt_tokens += res.prompt_tokens
-        c.scorer_generated_tokens += res.generated_tokens
-        prev = calls.get(id(tree), (tree, 0))[1]
-        calls[id(tree)] = (tree, max(prev, res.calls))
         out.append(agg)
-    for tree, n in calls.values():
-        tree.trace.compute.scorer_calls += n
+    charge_call((tree.trace.compute, res) for (tree, _), res in zip(items, results))
     return out
 
 
@@ -418,7 +441,7 @@ def one_response(problems: Sequence[Problem], engine: Engine, fmt: Format, confi
     sample_responses(engine, trees, n=1, temperature=config.temperature, top_p=config.top_p, seed=config.seed,
                      max_tokens=config.max_tokens, direct=direct)
     for tree in trees:
-        kids = [n for n in tree.trace.nodes if n.parent == 0]
+        kids = samples(tree.trace)
         if kids:
             tree.choose(kids[0].id, kids[0].answer)
     return finish_traces(trees, t0)

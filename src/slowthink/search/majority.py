@@ -1,7 +1,8 @@
 """``majority``: N whole samples, vote on normalised answers (self-consistency).
 
 Ties are broken deterministically: among the answers with the most votes, the one sampled first
-wins. Samples without an answer do not vote.
+wins. Samples without an answer do not vote. :func:`vote` is the rule as a pure function, used by
+:func:`run` and by the evaluation's subsampling (through :func:`pick`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 from slowthink.engines.base import Engine
 from slowthink.formats.base import Format
-from slowthink.search.base import SearchConfig, Tree, answer_key, finish_traces, sample_responses
+from slowthink.search.base import SearchConfig, Tree, answer_key, finish_traces, sample_responses, samples
 from slowthink.types import Node, Problem, Trace
 
 
@@ -36,6 +37,12 @@ def vote(nodes: Sequence[Node], problem: Problem) -> tuple[Node | None, dict[str
     raise AssertionError("unreachable")
 
 
+def pick(nodes: Sequence[Node], problem: Problem, config: MajorityConfig) -> tuple[Node | None, dict[str, float]]:
+    """majority's selection rule in the form every path-wise strategy gives it (see
+    ``slowthink.search.PathRule``): :func:`vote`; the config changes nothing."""
+    return vote(nodes, problem)
+
+
 def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: MajorityConfig, scorer=None,
         reuse: Mapping[str, Trace] | None = None) -> list[Trace]:
     t0 = time.perf_counter()
@@ -45,8 +52,8 @@ def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: Majori
         max_tokens=config.max_tokens, reuse=reuse,
     )
     for tree in trees:
-        kids = [n for n in tree.trace.nodes if n.parent == 0]
-        winner, votes = vote(kids, tree.problem)
+        kids = samples(tree.trace)
+        winner, votes = pick(kids, tree.problem, config)
         tree.trace.votes = votes
         if winner is not None:
             tree.choose(winner.id, winner.answer)

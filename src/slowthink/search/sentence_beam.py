@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from slowthink.engines.base import Engine
 from slowthink.formats.base import Format
 from slowthink.formats.sentences import SentencesFormat
+from slowthink.scorers.base import Scorer
 from slowthink.search import stage_beam
 from slowthink.types import Problem, Trace
 
@@ -20,6 +21,7 @@ class SentenceBeamConfig(stage_beam.StageBeamConfig):
     """Most sentences in the response."""
 
 
-def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: SentenceBeamConfig, scorer=None) -> list[Trace]:
+def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: SentenceBeamConfig,
+        scorer: Scorer) -> list[Trace]:
     sentences = fmt if isinstance(fmt, SentencesFormat) else SentencesFormat(fmt)
     return stage_beam.run(problems, engine, sentences, config, scorer, name="sentence_beam")

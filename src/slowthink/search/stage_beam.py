@@ -18,10 +18,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from slowthink.engines.base import Engine
 from slowthink.formats.base import Format
 from slowthink.prompts.judge import PAIR_STAGES
+from slowthink.scorers.aggregate import Aggregation
+from slowthink.scorers.base import REASONING_CHECKS, Need, Scorer
 from slowthink.search.base import (
     SearchConfig,
     Tree,
@@ -31,19 +34,17 @@ from slowthink.search.base import (
     rank_key,
     score_nodes,
 )
-from slowthink.search.knockout import PAIRINGS, KnockoutGroup, knockout
-from slowthink.types import Problem, SlowthinkError, Trace
-
-SELECT = ("judge", "score")
+from slowthink.search.knockout import KnockoutGroup, Pairing, by_knockout, knockout, need_of
+from slowthink.types import Problem, Trace
 
 
 @dataclass
 class StageBeamConfig(SearchConfig):
     n: int = 4
     """Candidates sampled per stage."""
-    select: str = "judge"
+    select: Literal["judge", "score"] = "judge"
     """How a stage's winner is picked: judge (pairwise knockout) | score (top step score)."""
-    aggregate: str = "last"
+    aggregate: Aggregation = "last"
     """With select=score: how step scores rank a path (min | last | mean | prod)."""
     max_depth: int = 8
     """Most steps (stages, sentences) on the path."""
@@ -51,17 +52,13 @@ class StageBeamConfig(SearchConfig):
     """LLaVA-CoT's reasoning check inside every REASONING comparison: the judge checks both
     candidates' reasoning first (all checks of a wave in one call); one judged incorrect loses to one
     that is not, otherwise the pairwise verdict decides (needs ``--scorer judge``)."""
-    pairing: str = "bracket"
+    pairing: Pairing = "bracket"
     """How the knockout pairs candidates: bracket (shuffled rounds) | pool (LLaVA-CoT's code: two
     random candidates from the pool, the winner goes back)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.select not in SELECT:
-            raise ValueError(f"select must be one of {SELECT}, got {self.select!r}")
-        if self.pairing not in PAIRINGS:
-            raise ValueError(f"pairing must be one of {PAIRINGS}, got {self.pairing!r}")
-        if self.precheck and self.select != "judge":
+        if self.precheck and not by_knockout(self.select):
             raise ValueError("precheck works inside the judge's comparisons: it needs select=judge")
 
 
@@ -70,18 +67,18 @@ def judge_stage(kind: str) -> str:
     return kind if kind in PAIR_STAGES else "sentence"
 
 
-def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: StageBeamConfig, scorer=None,
+def needs(config: StageBeamConfig) -> tuple[Need, ...]:
+    """A pairwise judge with ``select=judge`` (and the reasoning check with ``precheck``), else a
+    step scorer."""
+    return (need_of(config.select), *((Need(REASONING_CHECKS, "precheck"),) if config.precheck else ()))
+
+
+def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: StageBeamConfig, scorer: Scorer,
         name: str = "stage_beam") -> list[Trace]:
-    need = "compare" if config.select == "judge" else "score"
-    if scorer is None or not hasattr(scorer, need):
-        what = "a pairwise judge (--scorer judge)" if need == "compare" else "a step scorer (--scorer ...)"
-        raise SlowthinkError(f"{name} with select={config.select} needs {what}")
     t0 = time.perf_counter()
     trees = [Tree(p, name, fmt, config) for p in problems]
     chosen = {i: 0 for i in range(len(trees))}
     done: set[int] = set()
-    if config.precheck and not hasattr(scorer, "check_reasoning"):
-        raise SlowthinkError(f"{name} with precheck needs a judge that can check reasoning (--scorer judge)")
     for depth in range(config.max_depth):
         live = [i for i in chosen if i not in done and trees[i].trace.error is None]
         if not live:
@@ -92,7 +89,7 @@ def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: StageB
         for i in live:
             if trees[i].fmt.next_step(trees[i].text(chosen[i])) is None:
                 done.add(i)  # the format says the path is complete
-        if config.select == "judge":
+        if by_knockout(config.select):
             groups = {i: KnockoutGroup(trees[i], chosen[i], ks, judge_stage(trees[i].node(ks[0]).kind))
                       for i, ks in pools.items() if len(ks) > 1}
             knockout(scorer, list(groups.values()), config.seed, depth, pairing=config.pairing,

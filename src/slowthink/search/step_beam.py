@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 from slowthink.engines.base import Engine
 from slowthink.formats.base import Format
+from slowthink.scorers.aggregate import Aggregation
+from slowthink.scorers.base import STEP_SCORES, Need, StepScorer
 from slowthink.search.base import (
     SearchConfig,
     Tree,
@@ -28,7 +30,7 @@ from slowthink.search.base import (
     path_rank,
     score_nodes,
 )
-from slowthink.types import Problem, SlowthinkError, Trace
+from slowthink.types import Problem, Trace
 
 
 @dataclass
@@ -37,7 +39,7 @@ class StepBeamConfig(SearchConfig):
     """Candidate next steps sampled under each beam."""
     beam: int = 2
     """Paths kept per problem after each step (1 = greedy step search)."""
-    aggregate: str = "last"
+    aggregate: Aggregation = "last"
     """How step scores rank a path: last (the new step's own score: AtomThink's code and
     search-and-learn rank beams this way) | min | mean | prod. Ties break by the steps' own scores,
     newest first (:func:`~slowthink.search.base.path_rank`), never by sampling order."""
@@ -54,9 +56,13 @@ class GreedyStepConfig(StepBeamConfig):
     """Greedy step search keeps one path."""
 
 
-def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: StepBeamConfig, scorer=None) -> list[Trace]:
-    if scorer is None or not hasattr(scorer, "score"):
-        raise SlowthinkError("step_beam needs a step scorer: pass --scorer judge|symbolic|prm:PATH")
+def needs(config: StepBeamConfig) -> tuple[Need, ...]:
+    """Step search ranks candidates by step scores."""
+    return (Need(STEP_SCORES),)
+
+
+def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: StepBeamConfig,
+        scorer: StepScorer) -> list[Trace]:
     t0 = time.perf_counter()
     name = "greedy_step" if config.beam == 1 else "step_beam"
     trees = [Tree(p, name, fmt, config) for p in problems]

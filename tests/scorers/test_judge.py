@@ -3,8 +3,6 @@ caching and accounting, on a scripted in-process engine. The real model is in te
 
 from __future__ import annotations
 
-import doctest
-import importlib
 import math
 import re
 
@@ -353,8 +351,3 @@ def test_config_validation(bad) -> None:
 def test_needs_an_engine() -> None:
     with pytest.raises(SlowthinkError, match="engine"):
         LLMJudge(None)
-
-
-def test_doctests() -> None:
-    result = doctest.testmod(importlib.import_module("slowthink.scorers.judge"))
-    assert result.attempted > 0 and result.failed == 0

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
-
 import pytest
 
 from slowthink.scorers import SCORERS, WeightedScorer, load_scorer
@@ -104,8 +101,3 @@ def test_prm_spec_with_protocol_and_weight(tiny_token_cls_prm) -> None:
     prm = scorer.parts[0][0]
     assert prm.config.protocol == "token_cls" and prm.config.batch_size == 2 and scorer.parts[0][1] == 2.0
     assert load_scorer(f"prm:{tiny_token_cls_prm}#token_cls").config.protocol == "token_cls"
-
-
-def test_doctests() -> None:
-    result = doctest.testmod(importlib.import_module("slowthink.scorers"))
-    assert result.attempted > 0 and result.failed == 0

@@ -55,7 +55,9 @@ class ScriptedEngine:
         if isinstance(out, Completion):
             return out
         text, stop = cut_at_stop(out, request.stop)
-        return Completion(text, stop_str=stop, prompt_tokens=self.prompt_tokens, generated_tokens=len(text.split()))
+        return Completion(
+            text, stop_str=stop, prompt_tokens=self.prompt_tokens, generated_tokens=len(text.split())
+        )
 
     def generate(self, requests: Sequence[Request]) -> list[list[Completion]]:
         self.calls.append(list(requests))

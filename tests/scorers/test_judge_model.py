@@ -10,7 +10,7 @@ import pytest
 from slowthink.engines.base import RecordingEngine
 from slowthink.scorers import load_scorer
 from slowthink.scorers.base import CheckQuery, Comparison, ScoreQuery
-from slowthink.scorers.judge import LLMJudge, parse_verdict, resolve_verdict
+from slowthink.scorers.judge import LLMJudge, parse_check, parse_verdict, resolve_verdict
 from slowthink.types import Problem, Request
 
 pytestmark = pytest.mark.model
@@ -114,7 +114,8 @@ def test_reasoning_check_on_the_model(recorded: RecordingEngine) -> None:
     checks = judge.check_reasoning([CheckQuery(APPLES, prefix, "\n\n<REASONING> 3 + 5 = 8. </REASONING>")] * 2)
     assert recorded.n_calls == 1 and len(checks) == 2
     for c in checks:
-        assert c.ok in (True, False, None) and c.prompt_tokens > 50 and 0 < c.generated_tokens <= 48 and c.calls == 1
+        assert c.ok == parse_check(c.raw)  # the reading follows the model's reply
+        assert c.prompt_tokens > 50 and 0 < c.generated_tokens <= 48 and c.calls == 1
     assert checks[0].ok == checks[1].ok  # greedy: the same reading
 
 

@@ -1,19 +1,11 @@
-"""``key=value`` option strings (slowthink.options): typing, errors, and the docstring examples."""
+"""``key=value`` option strings (slowthink.options): typing and one-line errors (examples: its doctests)."""
 
 from __future__ import annotations
 
-import doctest
-
 import pytest
 
-import slowthink.options
 from slowthink.options import parse_kv, scalar
 from slowthink.types import SlowthinkError
-
-
-def test_doctests() -> None:
-    result = doctest.testmod(slowthink.options)
-    assert result.attempted > 0 and result.failed == 0
 
 
 def test_scalar_types_like_yaml() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from slowthink.engines.base import RecordingEngine
 from slowthink.formats import get_format
+from slowthink.prompts import get_template
 from slowthink.search import make_config, solve
 from slowthink.search.majority import vote
 from slowthink.types import Completion, Node, Problem, SlowthinkError
@@ -122,3 +123,20 @@ def test_trace_json_roundtrip():
     t = solve(problems(1), scripted(), get_format("atomic"), "quick")[0]
     back = Trace.from_dict(__import__("json").loads(t.to_json()))
     assert back == t and back.response == t.response
+
+
+@pytest.mark.parametrize("fmt", ["free", "atomic", "stages", "sentences"])
+def test_direct_asks_for_the_formats_direct_spec(fmt):
+    seen = []
+
+    def reply(r, i: int) -> str:
+        seen.append(r)
+        return " The answer is 7.\n"
+
+    t = solve(problems(1), ScriptedEngine(reply), get_format(fmt), "direct")[0]
+    (r,) = seen
+    spec = get_format(fmt).direct_spec()
+    assert (spec.kind, spec.opener, spec.stop, spec.max_tokens) == ("response", "", ["\n"], 48)
+    assert (r.prefix, r.stop, r.max_tokens, r.temperature) == ("", ["\n"], 48, 0.0)
+    assert r.messages[0].content == get_template("free.direct.system")
+    assert t.answer == "7"

@@ -24,7 +24,6 @@ that know them (``swap=True`` to the judge, ``batch_size=4`` to a PRM, ...).
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,14 +44,14 @@ from slowthink.scorers.base import (
     charge,
     charge_call,
 )
-from slowthink.scorers.judge import LLMJudge
-from slowthink.scorers.prm import PRESETS, PROTOCOLS, PRMScorer
+from slowthink.scorers.judge import JudgeConfig, LLMJudge
+from slowthink.scorers.prm import PRESETS, PROTOCOLS, PRMConfig, PRMScorer
 from slowthink.scorers.symbolic import SymbolicScorer, WeightedScorer
 from slowthink.types import SlowthinkError
 
 
-def _fields(module: str, cls: str) -> set[str]:
-    return {f.name for f in dataclasses.fields(getattr(importlib.import_module(module), cls))}
+def _fields(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
 
 
 _QUOTED = re.compile(r'"[^"]*"')
@@ -96,7 +95,7 @@ def _judge(target: str | None, fragment: str | None, engine: Any, opts: dict[str
     if target:
         raise SlowthinkError("scorer 'judge' takes no path: use 'judge' (it runs on the engine passed in)")
     if fragment:
-        opts = {**_fragment_options("judge", fragment, _fields("slowthink.scorers.judge", "JudgeConfig")), **opts}
+        opts = {**_fragment_options("judge", fragment, _fields(JudgeConfig)), **opts}
     if engine is None:
         raise SlowthinkError("scorer 'judge' needs an engine to run on: pass engine=... (the policy engine)")
     return LLMJudge(engine, **opts)
@@ -128,7 +127,7 @@ def _prm(target: str | None, fragment: str | None, engine: Any, opts: dict[str, 
                 )
             opts = {**opts, key: head}
         if rest.strip():
-            valid = _fields("slowthink.scorers.prm", "PRMConfig") - {"protocol", "preset"}
+            valid = _fields(PRMConfig) - {"protocol", "preset"}
             opts = {**_fragment_options("prm", _unhide(rest), valid), **opts}
     return PRMScorer(target, **opts)
 
@@ -143,12 +142,12 @@ class ScorerEntry:
 
 SCORERS: dict[str, ScorerEntry] = {
     "judge": ScorerEntry(
-        _judge, lambda: _fields("slowthink.scorers.judge", "JudgeConfig"), "LLM judge on the engine"
+        _judge, lambda: _fields(JudgeConfig), "LLM judge on the engine"
     ),
     "symbolic": ScorerEntry(_symbolic, set, "arithmetic checker, no model"),
     "prm": ScorerEntry(
         _prm,
-        lambda: _fields("slowthink.scorers.prm", "PRMConfig") - {"protocol", "preset"},
+        lambda: _fields(PRMConfig) - {"protocol", "preset"},
         "process reward model: prm:PATH#protocol-or-preset[,key=value...]",
     ),
 }

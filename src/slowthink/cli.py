@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from importlib import resources
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -14,26 +13,13 @@ from rich.console import Console
 from slowthink.clifields import with_options
 from slowthink.clikit import ENGINE_FLAGS, fail, run_app
 from slowthink.evaluate.cli import EVAL_OPTIONS, eval_command, report_command
+from slowthink.images import check_image
 from slowthink.types import Problem, SlowthinkError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Step-by-step reasoning and test-time search for LLMs and VLMs.")
 out = Console()
 _fail = fail
-
-
-def _check_image(path: str) -> str:
-    p = Path(path)
-    if not p.is_file():
-        raise SlowthinkError(f"image not found: {path} (check the path given to --image)")
-    try:
-        from PIL import Image
-
-        with Image.open(p) as im:
-            im.verify()
-    except Exception as e:
-        raise SlowthinkError(f"image {path} cannot be read ({type(e).__name__}: {e}); pass a PNG/JPEG file") from e
-    return str(p)
 
 
 def engine_spec_of(engine_spec: str, model: str | None, base_url: str | None = None) -> str:
@@ -118,7 +104,7 @@ def solve(
     try:
         if not question.strip():
             raise SlowthinkError("the question is empty: pass the question text as the first argument")
-        images = [_check_image(p) for p in (image or [])]
+        images = [check_image(p, fix="check the path given to --image") for p in (image or [])]
         opts = [c.strip() for c in choices.replace(";", "|").split("|")] if choices else None
         if opts is not None and len([o for o in opts if o]) < 2:
             raise SlowthinkError("--choices needs at least two options separated by '|'")

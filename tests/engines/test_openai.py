@@ -18,7 +18,6 @@ from slowthink.engines.openai import (
     backoff_delay,
     chat_messages,
     gguf_chat_template,
-    image_data_url,
     load_chat_template,
     map_finish_reason,
     recover_stop,
@@ -141,14 +140,6 @@ class TestBodies:
         assert url.startswith("data:image/png;base64,")
         assert base64.b64decode(url.split(",", 1)[1]) == png.read_bytes()
         assert parts[1]["image_url"]["url"].startswith("data:image/jpeg;base64,")
-
-    def test_pil_image_and_sniffed_format(self, tmp_path):
-        assert image_data_url(Image.new("RGB", (1, 1))).startswith("data:image/png;base64,")
-        odd = tmp_path / "picture.bin"
-        Image.new("RGB", (1, 1)).save(odd, format="PNG")
-        assert image_data_url(odd).startswith("data:image/png;base64,")
-        with pytest.raises(SlowthinkError, match="cannot read image"):
-            image_data_url(tmp_path / "missing.png")
 
     def test_chat_body_with_continue_prefix(self, tmp_path):
         eng = OpenAIEngine(DEAD, "m", prefix_mode="continue")

@@ -11,13 +11,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import io
 import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from slowthink.benchmarks.base import BAD_IMAGE_DATA, IMAGE_MISSING, IMAGE_UNREADABLE, SkipRow
+from slowthink.images import image_format
 from slowthink.types import SlowthinkError
 
 _B64_RE = re.compile(r"^[A-Za-z0-9+/=\s_-]+$")
@@ -28,17 +28,6 @@ def _pil():
     from PIL import Image
 
     return Image
-
-
-def image_format(data: bytes) -> str | None:
-    """The file suffix for encoded image bytes (``png``, ``jpg``, ...), or None when PIL cannot read them."""
-    Image = _pil()
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            fmt = (im.format or "").lower()
-    except Exception:  # PIL raises many types (OSError, SyntaxError, ValueError, DecompressionBomb...)
-        return None
-    return {"jpeg": "jpg", "": "img"}.get(fmt, fmt)
 
 
 def readable(path: Path) -> bool:

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from slowthink.formats.base import user_prompt
+from slowthink.images import open_image
 from slowthink.prompts import get_template
 from slowthink.scorers.base import PrefixKey, ScoreQuery, ScoreResult, StepCache
 from slowthink.types import Problem, SlowthinkError
@@ -439,19 +440,10 @@ class PRMScorer:
             return []
         if getattr(self.processor, "image_processor", None) is None:
             return []
-        from PIL import Image
-
-        images = []
-        for img in problem.images:
-            if not isinstance(img, (str, Path)):
-                images.append(img)  # already a PIL image
-                continue
-            try:
-                with Image.open(img) as im:
-                    images.append(im.convert("RGB"))
-            except (OSError, ValueError) as e:
-                raise SlowthinkError(f"PRM: cannot open image {img} of problem {problem.id}: {e}") from e
-        return images
+        try:
+            return [open_image(img) for img in problem.images]
+        except SlowthinkError as e:
+            raise SlowthinkError(f"PRM: cannot open image of problem {problem.id}: {e}") from e
 
     def _adds_bos(self, ids: list[int]) -> bool:
         bos = getattr(self.tokenizer, "bos_token_id", None)

@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
-
 import pytest
 
 from slowthink.engines import EngineSpec, check_engine_options, load_engine, strip_spec_options
 from slowthink.types import SlowthinkError
-
-
-@pytest.mark.parametrize("name", ["slowthink.engines", "slowthink.clikit"])
-def test_doctests(name: str) -> None:
-    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
 
 
 def test_spec_options_are_split_from_the_model_and_typed():

@@ -8,6 +8,7 @@ from slowthink.engines import EngineSpec, load_engine
 from slowthink.types import Message, Request, SlowthinkError
 
 MSGS = [Message("system", "You are a helpful assistant."), Message("user", "What is 3 + 4?")]
+COUNT = [Message("user", "Count from 1 to 10, separated by commas.")]
 
 
 @pytest.mark.model
@@ -20,14 +21,23 @@ class TestLlamaCpp:
         assert c.generated_tokens > 0 and c.prompt_tokens == smol_engine.count_tokens(prompt)
 
     def test_stop_kept_and_reported(self, smol_engine):
-        [[c]] = smol_engine.generate([Request(MSGS, prefix="Step 1:", stop=["\n", "zzz"], temperature=0, max_tokens=60)])
-        assert c.finish_reason == "stop"
-        if c.stop_str is not None:
-            assert c.text.endswith(c.stop_str) and c.text.count("\n") == 1
+        # greedy counting surely reaches each stop: which one matched is reported, the text ends with it
+        one, two, newline = smol_engine.generate(
+            [
+                Request(COUNT, prefix="1, 2, 3, 4,", stop=[","], temperature=0, max_tokens=12),
+                Request(COUNT, prefix="1, 2, 3, 4,", stop=["9", "7"], temperature=0, max_tokens=30),
+                Request(COUNT, prefix="1,\n2,\n3,\n", stop=["zzz", "\n"], temperature=0, max_tokens=30),
+            ]
+        )
+        assert (one[0].text, one[0].stop_str, one[0].finish_reason) == (" 5,", ",", "stop")
+        assert two[0].text.endswith("7") and two[0].stop_str == "7" and "9" not in two[0].text
+        assert (newline[0].text, newline[0].stop_str, newline[0].finish_reason) == ("4,\n", "\n", "stop")
 
     def test_length_limit(self, smol_engine):
-        [[c]] = smol_engine.generate([Request(MSGS, prefix="Let me write a long story:", temperature=0, max_tokens=5)])
-        assert c.finish_reason == "length" and c.generated_tokens == 5
+        [[c]] = smol_engine.generate(
+            [Request(MSGS, prefix="Let me write a long story:", stop=["zzz"], temperature=0, max_tokens=5)]
+        )
+        assert c.finish_reason == "length" and c.generated_tokens == 5 and c.stop_str is None
 
     def test_n_and_seeds(self, smol_engine):
         req = Request(MSGS, n=3, temperature=0.9, seed=11, max_tokens=24)

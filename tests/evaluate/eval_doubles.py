@@ -1,6 +1,7 @@
 """In-process doubles for evaluation logic tests (importable as ``py:tests.evaluate.eval_doubles:Class`` specs).
 
-``ScriptedEngine`` answers "What is A + B?" questions in the atomic format: right with probability
+``ScriptedEngine`` (the shared :class:`tests.doubles.ScriptedEngine` with an atomic writer) answers
+"What is A + B?" questions in the atomic format: right with probability
 ``p_right`` per sample (seeded by the request seed and the sample index, so results do not depend
 on batching), else off by one. A question holding ``BOOM`` makes ``generate`` raise. ``delay``
 sleeps per call (for the kill-and-resume test). ``StepScorer`` scores a step 0.9 when it states
@@ -14,7 +15,7 @@ import re
 import time
 
 from slowthink.scorers.base import ScoreResult, Verdict
-from slowthink.types import Completion
+from tests import doubles
 
 _Q = re.compile(r"What is (\d+) \+ (\d+)\?")
 _STEPS = (
@@ -30,49 +31,29 @@ def truth(text: str) -> int | None:
     return int(m[1]) + int(m[2]) if m else None
 
 
-class ScriptedEngine:
-    name = "scripted"
-    supports_images = False
-    calls = 0  # class-wide, so a test can see calls made through a spec-built instance
+class ScriptedEngine(doubles.ScriptedEngine):
+    generate_calls = 0  # class-wide, so a test can see calls made through a spec-built instance
 
     def __init__(self, p_right: float = 0.6, delay: float = 0.0, steps: int = 2) -> None:
-        self.p_right, self.delay, self.steps = float(p_right), float(delay), int(steps)
+        self.p_right, self.delay = float(p_right), float(delay)
+        writer = doubles.AtomicWriter(lambda r, i, k: _STEPS[k % len(_STEPS)], self._answer, steps=int(steps))
+        super().__init__(writer, prompt_tokens=20)
 
     def _answer(self, r, i: int) -> str:
-        question = r.messages[-1].content
-        gold = truth(question)
+        gold = truth(r.messages[-1].content)
         rng = random.Random(f"{r.seed}-{i}-{r.prefix}")
         if gold is None:
             return "0"
         return str(gold if rng.random() < self.p_right else gold + rng.choice((-1, 1)))
 
-    def _one(self, r, i: int) -> Completion:
-        answer = self._answer(r, i)
-        done = len(re.findall(r"^Step \d+:", r.prefix, flags=re.M))
-        if not r.stop:
-            body = "".join(f"Step {k + 1}: {_STEPS[k % len(_STEPS)]}\n" for k in range(self.steps))
-            text = body + f"To sum up, the final answer is: {answer}"
-        elif r.prefix.endswith("final answer is:"):
-            text = f" {answer}\n"
-        elif done >= self.steps:
-            text = f"To sum up, the final answer is: {answer}\n"
-        else:
-            text = f"Step {done + 1}: {_STEPS[done % len(_STEPS)]}\n"
-        return Completion(
-            text,
-            stop_str="\n" if text.endswith("\n") and r.stop else None,
-            prompt_tokens=20,
-            generated_tokens=len(text.split()),
-        )
-
     def generate(self, requests):
-        type(self).calls += 1
+        type(self).generate_calls += 1
         if self.delay:
             time.sleep(self.delay)
         for r in requests:
             if "BOOM" in r.messages[-1].content:
                 raise RuntimeError("scripted failure on a BOOM question")
-        return [[self._one(r, i) for i in range(r.n)] for r in requests]
+        return super().generate(requests)
 
 
 def _stated(step: str) -> int | None:

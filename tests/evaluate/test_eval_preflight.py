@@ -69,17 +69,17 @@ def no_records(out: Path) -> bool:
 def test_images_on_a_text_only_engine_stop_before_any_generation(tmp_path):
     data = write_data(tmp_path / "d.jsonl", image=png(tmp_path / "img.png"))
     out = tmp_path / "run"
-    before = ScriptedEngine.calls
+    before = ScriptedEngine.generate_calls
     with pytest.raises(SlowthinkError) as e:
         run(config(data, out, fields="question=q,answer=a,image=img"))
     msg = str(e.value)
     assert "text-only" in msg and "4 of 4 problem(s) have images" in msg and "--ignore-images" in msg
     assert "\n" not in msg
-    assert ScriptedEngine.calls == before  # no engine call was made
+    assert ScriptedEngine.generate_calls == before  # no engine call was made
     assert no_records(out)
     # the fix the message names works in the same folder (no --force: it holds no records)
     r = run(config(data, out, fields="question=q,answer=a,image=img", ignore_images=True))
-    assert r.new_records == 4 and r.errors == 0 and ScriptedEngine.calls > before
+    assert r.new_records == 4 and r.errors == 0 and ScriptedEngine.generate_calls > before
 
 
 def test_solve_checks_images_before_the_engine_runs():
@@ -87,12 +87,12 @@ def test_solve_checks_images_before_the_engine_runs():
     from slowthink.search import solve
 
     engine = ScriptedEngine()
-    before = ScriptedEngine.calls
+    before = ScriptedEngine.generate_calls
     problems = [Problem(id="a", question="What is 1 + 2?"), Problem(id="b", question="What is 2 + 2?",
                                                                     images=["/x/b.png"])]
     with pytest.raises(SlowthinkError, match=r"text-only but 1 of 2 problem\(s\) have images \(e\.g\. b: /x/b\.png\)"):
         solve(problems, engine, get_format("atomic"), "majority", n=2)
-    assert ScriptedEngine.calls == before
+    assert ScriptedEngine.generate_calls == before
     assert solve(problems[:1], engine, get_format("atomic"), "majority", n=2)[0].answer == "3"
 
 

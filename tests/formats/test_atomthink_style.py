@@ -2,7 +2,7 @@
 ``atomthink`` (AtomThink's step prompt: question + historical steps in the user turn, the next step
 in a fresh assistant turn, multi-line, ending at end of turn or at the next ``Step`` marker).
 
-The engine double applies stop strings the way the real engines do (the first match ends the text
+The engine double (``tests/doubles.py``) applies stop strings the way the real engines do (the first match ends the text
 and is kept at its end); the real model runs the atomthink style at the end.
 """
 
@@ -19,33 +19,25 @@ from slowthink.formats.base import StepSpec
 from slowthink.scorers.base import ScoreResult
 from slowthink.search import solve
 from slowthink.types import Completion, Problem, SlowthinkError
+from tests.doubles import ScriptedEngine, steps_done
 
 ATOMTHINK = "atomic#style=atomthink"
 
 
-def apply_stops(text: str, stop: list[str]) -> tuple[str, str | None]:
-    cuts = [(text.find(s), s) for s in stop if text.find(s) >= 0]
-    if not cuts:
-        return text, None
-    i, s = min(cuts)
-    return text[: i + len(s)], s
-
-
-class TwoStyleEngine:
+class TwoStyleEngine(ScriptedEngine):
     """Writes two-line steps 'Step k: a + b = c after N checks.' / 'So we have c.' and then the final
     answer after ``steps`` steps (N: the sample's seed mod 3); a whole response when no stop is set. Counts the steps done from the prefix (one assistant turn) or from the user turn's
     HISTORICAL REASONING STEPS (fresh turn). ``run_on`` writes the next step too (the stop ends it)."""
 
-    name, supports_images = "two-style", False
-
     def __init__(self, steps: int = 2, run_on: bool = False):
+        super().__init__(self._raw, name="two-style")
         self.steps, self.run_on = steps, run_on
 
     @staticmethod
     def done(r) -> int:
         user = r.messages[-1].content
         seen = user.split("HISTORICAL REASONING STEPS:")[-1] if "HISTORICAL" in user else r.prefix
-        return len(re.findall(r"^Step \d+:", seen, flags=re.M))
+        return steps_done(seen)
 
     WORDS = ("Read the numbers in the question", "Now add one more to the total", "Then count again")
 
@@ -54,22 +46,16 @@ class TwoStyleEngine:
         what = cls.WORDS[k % len(cls.WORDS)]
         return f"Step {k + 1}: {what}: {k} + 1 = {k + 1} after {checks} checks.\nSo we have {k + 1}.\n"
 
-    def _one(self, r, i: int) -> Completion:
+    def _raw(self, r, i: int) -> str:
         k = self.done(r)
         checks = ((r.seed or 0) + i) % 3
         if not r.stop:  # a whole response
-            raw = "".join(self.step(j, checks) for j in range(self.steps)) + "To sum up, the final answer is: 7"
-        elif r.prefix.endswith("final answer is:"):
-            raw = " 7\n"
-        elif k >= self.steps:
-            raw = "To sum up, the final answer is: 7\n"
-        else:
-            raw = self.step(k, checks) + (f"Step {k + 2}: more.\n" if self.run_on else "")
-        text, s = apply_stops(raw, r.stop)
-        return Completion(text, finish_reason="stop", stop_str=s, prompt_tokens=10, generated_tokens=len(text.split()))
-
-    def generate(self, requests):
-        return [[self._one(r, i) for i in range(r.n)] for r in requests]
+            return "".join(self.step(j, checks) for j in range(self.steps)) + "To sum up, the final answer is: 7"
+        if r.prefix.endswith("final answer is:"):
+            return " 7\n"
+        if k >= self.steps:
+            return "To sum up, the final answer is: 7\n"
+        return self.step(k, checks) + (f"Step {k + 2}: more.\n" if self.run_on else "")
 
 
 class Spy:

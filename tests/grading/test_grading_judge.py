@@ -12,25 +12,25 @@ from slowthink.evaluate import EvalConfig, run_eval
 from slowthink.grading import AnswerJudge, grade, grade_all, judge_eligible
 from slowthink.grading.judge import parse_judgement
 from slowthink.types import Completion, Problem
+from tests.doubles import ScriptedEngine
 
 SAME = {("two", "2"), ("an isosceles triangle", "isosceles triangle"), ("right angle", "90 degrees")}
 
 
-class JudgeDouble:
+class JudgeDouble(ScriptedEngine):
     """Says 1 for the pairs in SAME, 0 otherwise, 'maybe' for a prediction holding GARBLE."""
 
-    name, supports_images = "judge-double", False
+    def __init__(self) -> None:
+        super().__init__(self.judgement, name="judge-double")
 
-    def generate(self, requests):
-        out = []
-        for r in requests:
-            user = r.messages[-1].content
-            gold = re.search(r"Reference answer: (.*)", user)[1].strip()
-            pred = re.search(r"Student's final answer: (.*)", user)[1].strip()
-            assert r.prefix == "Judgement:" and r.temperature == 0.0
-            text = " maybe" if "GARBLE" in pred else (" 1" if (pred, gold) in SAME else " 0")
-            out.append([Completion(text=text, finish_reason="stop", prompt_tokens=50, generated_tokens=1)])
-        return out
+    @staticmethod
+    def judgement(r, i: int) -> Completion:
+        user = r.messages[-1].content
+        gold = re.search(r"Reference answer: (.*)", user)[1].strip()
+        pred = re.search(r"Student's final answer: (.*)", user)[1].strip()
+        assert r.prefix == "Judgement:" and r.temperature == 0.0
+        text = " maybe" if "GARBLE" in pred else (" 1" if (pred, gold) in SAME else " 0")
+        return Completion(text=text, finish_reason="stop", prompt_tokens=50, generated_tokens=1)
 
 
 def P(answer, **kw):
@@ -74,13 +74,10 @@ def test_grade_all_batches_and_records_the_deciding_path():
 
 
 def test_a_failing_judge_engine_keeps_the_rules():
-    class Broken:
-        name, supports_images = "broken", False
+    def down(r, i: int) -> Completion:
+        raise ConnectionError("server down")
 
-        def generate(self, requests):
-            raise ConnectionError("server down")
-
-    g = grade_all([("two", P("2"))], AnswerJudge(Broken()))[0]
+    g = grade_all([("two", P("2"))], AnswerJudge(ScriptedEngine(down, name="broken")))[0]
     assert g.correct is False and g.method == "number" and "server down" in g.note
 
 
@@ -89,23 +86,18 @@ def test_eval_with_a_grade_judge_regrades_and_resumes(tmp_path):
     rows = [{"q": "What is 1 + 1?", "a": "2"}, {"q": "Name the triangle.", "a": "isosceles triangle"}]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
-    class Policy:
+    def in_words(r, i: int) -> Completion:
         """Answers in words, which the rules cannot read."""
+        words = {"What is 1 + 1?": "two", "Name the triangle.": "an isosceles triangle"}
+        q = next(w for k, w in words.items() if k in r.messages[-1].content)
+        return Completion(text=f"The answer is {q}.", finish_reason="stop", generated_tokens=5)
 
-        name, supports_images = "words", False
-
-        def generate(self, requests):
-            words = {"What is 1 + 1?": "two", "Name the triangle.": "an isosceles triangle"}
-            out = []
-            for r in requests:
-                q = next(w for k, w in words.items() if k in r.messages[-1].content)
-                out.append([Completion(text=f"The answer is {q}.", finish_reason="stop", generated_tokens=5)
-                            for _ in range(r.n)])
-            return out
+    def policy() -> ScriptedEngine:
+        return ScriptedEngine(in_words, name="words")
 
     cfg = dict(data=str(data), fields="question=q,answer=a", strategies=["majority"], ns=[1, 2], format="free",
                out=str(tmp_path / "run"))
-    plain = run_eval(EvalConfig(**cfg), engine=Policy(), progress=False, plots=False)
+    plain = run_eval(EvalConfig(**cfg), engine=policy(), progress=False, plots=False)
     assert [r["accuracy"] for r in plain.rows] == [0.0, 0.0]
     judge = RecordingEngine(JudgeDouble())
     judged = run_eval(EvalConfig(**cfg, grade_judge="policy"), engine=judge, progress=False, plots=True)
@@ -118,7 +110,7 @@ def test_eval_with_a_grade_judge_regrades_and_resumes(tmp_path):
     assert {s["answer"] for s in stored} == {"two", "an isosceles triangle"}
     other = run_eval(EvalConfig(**{**cfg, "out": str(tmp_path / "other")},
                                 grade_judge="py:tests.grading.test_grading_judge:JudgeDouble"),
-                     engine=Policy(), progress=False, plots=False)  # a judge engine of its own
+                     engine=policy(), progress=False, plots=False)  # a judge engine of its own
     assert [r["accuracy"] for r in other.rows] == [1.0, 1.0] and other.metrics["grading"]["judged"] == 2
     again = RecordingEngine(JudgeDouble())
     resumed = run_eval(EvalConfig(**cfg, grade_judge="policy"), engine=again, progress=False, plots=False)

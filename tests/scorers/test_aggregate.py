@@ -1,9 +1,7 @@
-"""Aggregation of step scores: one table, one function, and the doctests."""
+"""Aggregation of step scores: one table, one function."""
 
 from __future__ import annotations
 
-import doctest
-import importlib
 import math
 
 import pytest
@@ -47,9 +45,3 @@ def test_unknown_name_lists_valid_ones(bad) -> None:
         aggregate([0.5], bad)
     for name in AGGREGATIONS:
         assert name in str(err.value)
-
-
-def test_doctests() -> None:
-    # the package re-exports the function under the module's name: import the module itself
-    result = doctest.testmod(importlib.import_module("slowthink.scorers.aggregate"))
-    assert result.attempted > 0 and result.failed == 0

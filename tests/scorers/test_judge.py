@@ -3,8 +3,6 @@ caching and accounting, on a scripted in-process engine. The real model is in te
 
 from __future__ import annotations
 
-import doctest
-import importlib
 import math
 import re
 
@@ -23,6 +21,7 @@ from slowthink.scorers.judge import (
     yes_probability,
 )
 from slowthink.types import Completion, Problem, SlowthinkError
+from tests.doubles import ScriptedEngine
 
 VERDICTS = [
     # (judge reply, 0 = response 1 / 1 = response 2 / None = unparseable)
@@ -107,21 +106,6 @@ def test_unparseable_rule_never_defaults_to_b() -> None:
     assert resolve_verdict("no idea", None) == (0, False)  # else the incumbent a
 
 
-class ScriptedEngine:
-    """An engine double: ``reply(request) -> Completion``; records every generate call."""
-
-    name = "scripted"
-
-    def __init__(self, reply, supports_images: bool = False) -> None:
-        self.reply = reply
-        self.supports_images = supports_images
-        self.calls: list[list] = []
-
-    def generate(self, requests):
-        self.calls.append(list(requests))
-        return [[self.reply(r)] for r in requests]
-
-
 P = Problem("p1", "Tom has 3 apples and buys 5 more. How many apples does he have now?", images=["img.png"])
 
 
@@ -132,7 +116,7 @@ def _shown(request) -> tuple[str, str]:
     return r1, r2
 
 
-def prefers_eight(request) -> Completion:
+def prefers_eight(request, i: int) -> Completion:
     """A content-faithful judge: the response that says 8 is better."""
     r1, _ = _shown(request)
     return _c("1]" if "8" in r1 else "2]", pt=100, gt=2)
@@ -209,7 +193,7 @@ def test_unparseable_verdicts_are_recorded_and_resolved() -> None:
             Completion("", finish_reason="error", error="boom"),  # engine error: the incumbent
         ]
     )
-    judge = LLMJudge(ScriptedEngine(lambda r: next(replies)))
+    judge = LLMJudge(ScriptedEngine(lambda r, i: next(replies)))
     v = judge.compare([Comparison(P, "", "a", "b", "answer")] * 3)
     assert [(x.winner, x.parsed) for x in v] == [(0, False), (1, False), (0, False)]
     assert v[0].raw == "Better response: [I think both are fine"
@@ -234,11 +218,11 @@ def test_swap_asks_both_orders_in_the_same_call() -> None:
 
 def test_swap_with_position_bias_falls_back_to_logprobs_then_incumbent() -> None:
     # Always "1" (pure position bias): the two orders disagree about a/b.
-    biased = LLMJudge(ScriptedEngine(lambda r: _c("1]")), swap=True)
+    biased = LLMJudge(ScriptedEngine(lambda r, i: _c("1]")), swap=True)
     (v,) = biased.compare([Comparison(P, "", "x", "y", "answer")])
     assert (v.winner, v.parsed) == (0, False)  # no logprobs: the incumbent
     # With logprobs: P(1) = 0.6 in both orders -> P(a) = mean(0.6, 1 - 0.6) = 0.5 -> tie keeps a.
-    tied = LLMJudge(ScriptedEngine(lambda r: _c("1]", {"1": math.log(0.6), "2": math.log(0.4)})), swap=True)
+    tied = LLMJudge(ScriptedEngine(lambda r, i: _c("1]", {"1": math.log(0.6), "2": math.log(0.4)})), swap=True)
     assert tied.compare([Comparison(P, "", "x", "y", "answer")])[0].winner == 0
     # Nothing parses; order (a, b) is sure of 2, order (b, a) mildly of 1: both favour b.
     replies = iter(
@@ -247,18 +231,18 @@ def test_swap_with_position_bias_falls_back_to_logprobs_then_incumbent() -> None
             _c("?", {"1": math.log(0.55), "2": math.log(0.45)}),
         ]
     )
-    swayed = LLMJudge(ScriptedEngine(lambda r: next(replies)), swap=True)
+    swayed = LLMJudge(ScriptedEngine(lambda r, i: next(replies)), swap=True)
     (v,) = swayed.compare([Comparison(P, "", "x", "y", "answer")])
     assert (v.winner, v.parsed) == (1, False)
     # Only one order parses: it decides.
     replies = iter([_c("junk"), _c("1]")])
-    one = LLMJudge(ScriptedEngine(lambda r: next(replies)), swap=True)
+    one = LLMJudge(ScriptedEngine(lambda r, i: next(replies)), swap=True)
     (v,) = one.compare([Comparison(P, "", "x", "y", "answer")])
     assert (v.winner, v.parsed) == (1, True)
 
 
 def test_reason_first_mode() -> None:
-    eng = ScriptedEngine(lambda r: _c("Since 3 + 5 = 8, better response: [2]", gt=12))
+    eng = ScriptedEngine(lambda r, i: _c("Since 3 + 5 = 8, better response: [2]", gt=12))
     judge = LLMJudge(eng, reason_first=True)
     (v,) = judge.compare([Comparison(P, "", "9", "8", "answer")])
     req = eng.calls[0][0]
@@ -267,7 +251,7 @@ def test_reason_first_mode() -> None:
     assert (v.winner, v.parsed, v.generated_tokens) == (1, True, 12)
 
 
-def yes_if_eight(request) -> Completion:
+def yes_if_eight(request, i: int) -> Completion:
     step = request.messages[-1].content.split("Latest step:\n", 1)[1]
     p = 0.9 if "= 8" in step else 0.2
     return _c(" Yes" if p > 0.5 else " No", {" Yes": math.log(p), " No": math.log(1 - p)}, pt=50)
@@ -296,12 +280,12 @@ def test_pointwise_scores_are_p_yes_cached_per_prefix() -> None:
 
 def test_pointwise_falls_back_to_the_reply_text() -> None:
     replies = iter([_c(" No"), _c(" perhaps"), Completion("", finish_reason="error", error="down")])
-    judge = LLMJudge(ScriptedEngine(lambda r: next(replies)))
+    judge = LLMJudge(ScriptedEngine(lambda r, i: next(replies)))
     (res,) = judge.score([ScoreQuery(P, ["a\n", "b\n", "c\n"])])
     assert res.scores == [0.0, None, None]
     assert any("perhaps" in n for n in res.notes) and any("down" in n for n in res.notes)
     # The errored step is not cached: it is asked again next time.
-    eng = ScriptedEngine(lambda r: _c(" Yes"))
+    eng = ScriptedEngine(lambda r, i: _c(" Yes"))
     judge.engine = eng
     (res,) = judge.score([ScoreQuery(P, ["a\n", "b\n", "c\n"])])
     assert res.scores == [0.0, None, 1.0] and len(eng.calls[0]) == 1
@@ -312,7 +296,7 @@ def test_check_reasoning() -> None:
     as its code reads it ('incorrect' anywhere -> wrong), all queries in one engine call."""
     replies = iter([_c("correct"), _c("Incorrect: 3 + 5 is 8"), _c("I cannot tell"),
                     Completion("", finish_reason="error", error="down")])
-    eng = ScriptedEngine(lambda r: next(replies), supports_images=True)
+    eng = ScriptedEngine(lambda r, i: next(replies), supports_images=True)
     judge = LLMJudge(eng)
     prefix = "<SUMMARY> add </SUMMARY>\n\n<CAPTION> Tom has 3 apples and buys 5. </CAPTION>"
     res = judge.check_reasoning([CheckQuery(P, prefix, f"\n\n<REASONING> {r} </REASONING>")
@@ -353,8 +337,3 @@ def test_config_validation(bad) -> None:
 def test_needs_an_engine() -> None:
     with pytest.raises(SlowthinkError, match="engine"):
         LLMJudge(None)
-
-
-def test_doctests() -> None:
-    result = doctest.testmod(importlib.import_module("slowthink.scorers.judge"))
-    assert result.attempted > 0 and result.failed == 0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
 import time
 
 import pytest
@@ -170,8 +168,3 @@ def test_weighted_scorer_with_the_real_symbolic_scorer() -> None:
 def test_weighted_scorer_rejects_bad_parts(parts) -> None:
     with pytest.raises(ValueError):
         WeightedScorer(parts)
-
-
-def test_doctests() -> None:
-    result = doctest.testmod(importlib.import_module("slowthink.scorers.symbolic"))
-    assert result.attempted > 0 and result.failed == 0

@@ -26,6 +26,7 @@ from slowthink.search.knockout import KnockoutGroup, knockout, schedule
 from slowthink.search.presets import apply_preset
 from slowthink.search.stage_beam import StageBeamConfig
 from slowthink.types import Completion, Problem, SlowthinkError
+from tests.doubles import ScriptedEngine
 
 RIGHT, WRONG = "4 + 3 = 7, so the sum is 7.", "4 + 3 = 8, so the sum is 8."
 
@@ -34,52 +35,35 @@ def problems(k: int = 6) -> list[Problem]:
     return [Problem(id=f"q{i}", question="What is 4 + 3?", answer="7") for i in range(k)]
 
 
-class Policy:
+def policy_reply(r, i: int) -> Completion:
     """Stage text by seed: odd seeds reason right, even seeds wrong; the conclusion follows the reasoning."""
-
-    name, supports_images = "scripted-policy", False
-
-    def __init__(self) -> None:
-        self.requests: list = []
-
-    def _one(self, r, seed: int) -> Completion:
-        stage = re.findall(r"<(\w+)>\s*$", r.prefix)[-1]
-        if stage == "CONCLUSION":
-            body = "8" if "= 8" in r.prefix else "7"
-        elif stage == "REASONING":
-            body = RIGHT if seed % 2 else WRONG
-        else:
-            body = f"{stage.lower()} text {seed % 2}"
-        return Completion(f"{body} </{stage}>", stop_str=f"</{stage}>", prompt_tokens=5, generated_tokens=4)
-
-    def generate(self, requests):
-        self.requests.extend(requests)
-        return [[self._one(r, (r.seed or 0) + i) for i in range(r.n)] for r in requests]
+    seed = (r.seed or 0) + i
+    stage = re.findall(r"<(\w+)>\s*$", r.prefix)[-1]
+    if stage == "CONCLUSION":
+        body = "8" if "= 8" in r.prefix else "7"
+    elif stage == "REASONING":
+        body = RIGHT if seed % 2 else WRONG
+    else:
+        body = f"{stage.lower()} text {seed % 2}"
+    return Completion(f"{body} </{stage}>", stop_str=f"</{stage}>", prompt_tokens=5, generated_tokens=4)
 
 
-class JudgeEngine:
+def judge_reply(r, i: int) -> Completion:
     """Answers the LLMJudge's requests: checks by the reasoning's arithmetic, comparisons always
     'response 1' (position bias), in the reply format of the prompt set."""
+    text = r.messages[-1].content
+    if "Reasoning Process:" in text:
+        reasoning = text.split("Reasoning Process:", 1)[1]
+        reply = "incorrect" if "= 8" in reasoning else "correct"
+    elif r.prefix:  # slowthink's prefilled verdict
+        reply = "1]"
+    else:
+        reply = "Since response 1 is clear, I choose response 1."
+    return Completion(reply, prompt_tokens=30, generated_tokens=len(reply.split()))
 
-    name, supports_images = "scripted-judge", False
 
-    def __init__(self) -> None:
-        self.calls: list[list] = []
-
-    def _one(self, r) -> Completion:
-        text = r.messages[-1].content
-        if "Reasoning Process:" in text:
-            reasoning = text.split("Reasoning Process:", 1)[1]
-            reply = "incorrect" if "= 8" in reasoning else "correct"
-        elif r.prefix:  # slowthink's prefilled verdict
-            reply = "1]"
-        else:
-            reply = "Since response 1 is clear, I choose response 1."
-        return Completion(reply, prompt_tokens=30, generated_tokens=len(reply.split()))
-
-    def generate(self, requests):
-        self.calls.append(list(requests))
-        return [[self._one(r)] for r in requests]
+def judge_engine() -> ScriptedEngine:
+    return ScriptedEngine(judge_reply, name="scripted-judge")
 
 
 class Both:
@@ -88,7 +72,7 @@ class Both:
     name, supports_images = "scripted", False
 
     def __init__(self) -> None:
-        self.policy, self.judge = Policy(), JudgeEngine()
+        self.policy, self.judge = ScriptedEngine(policy_reply, name="scripted-policy"), judge_engine()
 
     def generate(self, requests):
         judge = [not re.search(r"<\w+>\s*$", r.prefix) for r in requests]
@@ -165,7 +149,7 @@ def test_both_or_neither_wrong_the_pairwise_verdict_decides(texts):
 
 
 def test_all_checks_of_a_round_are_one_engine_call_for_the_whole_batch():
-    eng = RecordingEngine(JudgeEngine())
+    eng = RecordingEngine(judge_engine())
     judge = LLMJudge(eng, prompts="llava-cot")
     groups = [reasoning_group([WRONG, RIGHT, WRONG, RIGHT], pid=f"p{i}") for i in range(3)]
     knockout(judge, groups, 0, "t", pairing="bracket", check=True)
@@ -225,32 +209,19 @@ def test_pool_pairing_puts_the_winner_back_in_the_pool():
 
 
 # -- the judge's LLaVA-CoT prompts ----------------------------------------------------------------
-class Replies:
-    """Replies with ``reply`` to every request; records the requests."""
-
-    name, supports_images = "replies", False
-
-    def __init__(self, reply: str) -> None:
-        self.reply, self.requests = reply, []
-
-    def generate(self, requests):
-        self.requests.extend(requests)
-        return [[Completion(self.reply, prompt_tokens=40, generated_tokens=14)] for _ in requests]
-
-
 @pytest.mark.parametrize(("reply", "winner"), [
     ("Since response 2 adds 4 and 3 correctly, I choose response 2.", 1),
     ("Since [it is right], I choose response [2].", 1),
     ("Since response 1 adds correctly, I choose response 1.", 0),
 ])
 def test_reason_first_reply_parses_with_the_papers_prompt(reply, winner):
-    eng = Replies(reply)
+    eng = ScriptedEngine(lambda r, i: Completion(reply, prompt_tokens=40, generated_tokens=14), name="replies")
     judge = LLMJudge(eng, prompts="llava-cot")
     g = reasoning_group([WRONG, RIGHT])
     (v,) = judge.compare([Comparison(g.tree.problem, g.tree.text(g.prefix_node), g.tree.node(g.candidates[0]).text,
                                      g.tree.node(g.candidates[1]).text, "reasoning")])
     assert (v.winner, v.parsed, v.generated_tokens) == (winner, True, 14)
-    (req,) = eng.requests
+    [[req]] = eng.calls
     assert [m.role for m in req.messages] == ["user"] and req.prefix == "" and not req.logprobs
     assert req.max_tokens == judge.config.reason_max_tokens
     text = req.messages[0].content
@@ -262,7 +233,7 @@ def test_reason_first_reply_parses_with_the_papers_prompt(reply, winner):
 
 
 def test_llava_cot_check_prompt_and_reply():
-    eng = JudgeEngine()
+    eng = judge_engine()
     judge = LLMJudge(eng, prompts="llava-cot")
     g = reasoning_group([WRONG, RIGHT])
     prefix = g.tree.text(g.prefix_node)
@@ -279,7 +250,7 @@ def test_llava_cot_check_prompt_and_reply():
 
 
 def test_verdict_only_prompt_stays_the_default():
-    eng = JudgeEngine()
+    eng = judge_engine()
     judge = LLMJudge(eng)
     g = reasoning_group([WRONG, RIGHT])
     judge.compare([Comparison(g.tree.problem, g.tree.text(g.prefix_node), g.tree.node(g.candidates[0]).text,
@@ -301,7 +272,7 @@ def test_preset_sets_the_whole_procedure():
     assert fmt.spec == "stages#style=llava-cot"
     system = fmt.messages(problems(1)[0])[0].content
     assert "detailed description of the image" in system and "facts of the image or the question" not in system
-    judge = load_scorer(a.scorer, engine=JudgeEngine())
+    judge = load_scorer(a.scorer, engine=judge_engine())
     assert judge.config.prompts == "llava-cot"
     # explicit choices win
     b = apply_preset("llava-cot", ["stage_beam"], fmt="stages", scorer="judge", options={"pairing": "bracket"})
@@ -327,7 +298,7 @@ def test_preset_end_to_end_right_reasoning_wins_against_a_position_biased_judge(
         assert len(t.decisions) == 4 * 3  # N-1 comparisons per stage
         reasoning = [d for d in t.decisions if d["stage"] == "reasoning"]
         assert all("check" in d for d in reasoning) and not any("check" in d for d in t.decisions if d not in reasoning)
-    pol = eng.policy.requests
+    pol = [r for call in eng.policy.calls for r in call]
     assert all(r.temperature == 0.6 and r.top_p == 0.9 for r in pol)
     assert pol[0].messages[0].content == get_template("stages.llava_cot.system")
     # the reasoning stage's checks: one engine call per wave for all 6 problems, never mixed

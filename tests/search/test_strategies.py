@@ -1,12 +1,10 @@
 """Strategies: batching (one engine call per depth for the whole batch), trees and accounting.
 
-The scripted engine below is an in-process double for pure search logic; the same properties are
+The scripted engine (``tests/doubles.py``) is an in-process double for pure search logic; the same properties are
 checked against the real embedded model in ``test_strategies_model.py``.
 """
 
 from __future__ import annotations
-
-import re
 
 import pytest
 
@@ -15,35 +13,21 @@ from slowthink.formats import get_format
 from slowthink.search import make_config, solve
 from slowthink.search.majority import vote
 from slowthink.types import Completion, Node, Problem, SlowthinkError
+from tests.doubles import AtomicWriter, ScriptedEngine
 
 
-class ScriptedAtomicEngine:
-    """Writes 'Step k: ...' lines and a final answer after ``steps`` steps; can misbehave on cue."""
+def scripted(steps: int = 2, answer: str = "7", bad_first: bool = False, never_final: bool = False) -> ScriptedEngine:
+    """Writes 'Step k: ...' lines and a final answer after ``steps`` steps; can misbehave on cue:
+    ``bad_first`` writes an empty step for every greedy step request (rejected, re-sampled hotter)."""
+    writer = AtomicWriter(lambda r, i, k: f"work {k} for {r.seed}." if r.stop else f"work {k}.",
+                          lambda r, i: answer, steps=steps, never_final=never_final)
 
-    name = "scripted"
-    supports_images = False
+    def reply(r, i: int) -> str:
+        if bad_first and r.stop and r.temperature == 0 and not r.prefix.endswith("final answer is:"):
+            return "\n"
+        return writer(r, i)
 
-    def __init__(self, steps: int = 2, answer: str = "7", bad_first: bool = False, never_final: bool = False):
-        self.steps, self.answer, self.bad_first, self.never_final = steps, answer, bad_first, never_final
-
-    def _one(self, r) -> Completion:
-        done = len(re.findall(r"^Step \d+:", r.prefix, flags=re.M))
-        if not r.stop:  # whole response
-            body = "".join(f"Step {i + 1}: work {i}.\n" for i in range(self.steps))
-            text = body + f"To sum up, the final answer is: {self.answer}"
-        elif r.prefix.endswith("final answer is:"):
-            text = f" {self.answer}\n"
-        elif self.bad_first and r.temperature == 0:
-            text = "\n"  # empty step: rejected, re-sampled hotter
-        elif done >= self.steps and not self.never_final:
-            text = f"To sum up, the final answer is: {self.answer}\n"
-        else:
-            text = f"Step {done + 1}: work {done} for {r.seed}.\n"
-        return Completion(text, stop_str="\n" if text.endswith("\n") and r.stop else None,
-                          prompt_tokens=10, generated_tokens=len(text.split()))
-
-    def generate(self, requests):
-        return [[self._one(r) for _ in range(r.n)] for r in requests]
+    return ScriptedEngine(reply)
 
 
 def problems(k: int = 3) -> list[Problem]:
@@ -61,7 +45,7 @@ def check_tree(trace) -> None:
 
 
 def test_quick_one_engine_call_per_depth():
-    eng = RecordingEngine(ScriptedAtomicEngine(steps=2))
+    eng = RecordingEngine(scripted(steps=2))
     traces = solve(problems(3), eng, get_format("atomic"), "quick")
     # depth 0, 1: steps; depth 2: final answer -> 3 calls for 3 problems, 3 requests each
     assert eng.n_calls == 3 and [c.n_requests for c in eng.calls] == [3, 3, 3]
@@ -73,7 +57,7 @@ def test_quick_one_engine_call_per_depth():
 
 
 def test_quick_resamples_invalid_steps_hotter():
-    eng = RecordingEngine(ScriptedAtomicEngine(steps=1, bad_first=True))
+    eng = RecordingEngine(scripted(steps=1, bad_first=True))
     traces = solve(problems(2), eng, get_format("atomic"), "quick")
     t = traces[0]
     rejected = [n for n in t.nodes if n.note and n.note.startswith("rejected")]
@@ -85,7 +69,7 @@ def test_quick_resamples_invalid_steps_hotter():
 
 
 def test_quick_fallback_when_no_final():
-    eng = ScriptedAtomicEngine(never_final=True)
+    eng = scripted(never_final=True)
     traces = solve(problems(2), eng, get_format("atomic"), "quick", max_depth=3)
     t = traces[0]
     assert t.answer == "7"
@@ -94,7 +78,7 @@ def test_quick_fallback_when_no_final():
 
 
 def test_majority_single_call_and_vote():
-    eng = RecordingEngine(ScriptedAtomicEngine())
+    eng = RecordingEngine(scripted())
     traces = solve(problems(4), eng, get_format("atomic"), "majority", n=5)
     assert eng.n_calls == 1 and eng.calls[0].n_samples == 20
     for t in traces:
@@ -112,7 +96,7 @@ def test_vote_ties_first_sampled_wins_and_none_skipped():
 
 
 def test_seeds_independent_of_batch():
-    eng = ScriptedAtomicEngine()
+    eng = scripted()
     alone = solve(problems(3)[1:2], eng, get_format("atomic"), "quick", temperature=0.5)
     batch = solve(problems(3), eng, get_format("atomic"), "quick", temperature=0.5)
     assert alone[0].response == batch[1].response
@@ -126,20 +110,15 @@ def test_unknown_strategy_and_option():
 
 
 def test_engine_error_recorded_not_raised():
-    class Broken:
-        name, supports_images = "broken", False
-
-        def generate(self, requests):
-            return [[Completion("", finish_reason="error", error="boom") for _ in range(r.n)] for r in requests]
-
+    broken = ScriptedEngine(lambda r, i: Completion("", finish_reason="error", error="boom"), name="broken")
     for strategy in ("direct", "cot", "quick", "majority"):
-        t = solve(problems(1), Broken(), get_format("atomic"), strategy)[0]
+        t = solve(problems(1), broken, get_format("atomic"), strategy)[0]
         assert t.error == "boom" and t.answer is None and "no answer" in t.notes
 
 
 def test_trace_json_roundtrip():
     from slowthink.types import Trace
 
-    t = solve(problems(1), ScriptedAtomicEngine(), get_format("atomic"), "quick")[0]
+    t = solve(problems(1), scripted(), get_format("atomic"), "quick")[0]
     back = Trace.from_dict(__import__("json").loads(t.to_json()))
     assert back == t and back.response == t.response

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from slowthink.engines.base import RecordingEngine
@@ -17,7 +19,7 @@ PROBLEMS = [
 ]
 
 
-def check_trace(t: Trace, engine: RecordingEngine) -> None:
+def check_trace(t: Trace, engine: RecordingEngine, fmt: str) -> None:
     assert t.error is None
     assert t.path and t.path[0] == 0
     for a, b in zip(t.path, t.path[1:]):
@@ -28,7 +30,11 @@ def check_trace(t: Trace, engine: RecordingEngine) -> None:
     assert 1 <= c.engine_calls <= engine.n_calls
     assert c.wall_time_s > 0 and c.batch_size == len(PROBLEMS)
     assert (t.answer is None) == ("no answer" in t.notes)
-    Trace.from_dict(t.to_dict())
+    # the answer is the one the format reads from the chosen response
+    problem = next(p for p in PROBLEMS if p.id == t.problem_id)
+    assert t.answer == get_format(fmt).answer(t.response, problem)
+    back = Trace.from_dict(json.loads(t.to_json()))
+    assert back == t and back.response == t.response
 
 
 @pytest.mark.parametrize(
@@ -51,7 +57,7 @@ def test_strategy_on_real_model(smol_engine, strategy, fmt, opts):
     assert all(c.n_requests <= 2 for c in eng.calls)
     assert eng.calls[0].n_requests == 2
     for t in traces:
-        check_trace(t, eng)
+        check_trace(t, eng, fmt)
     if strategy in ("direct", "cot", "majority"):
         assert eng.n_calls == 1
     if strategy == "majority":
@@ -87,8 +93,7 @@ def test_verifier_strategy_on_real_model(smol_engine, strategy, fmt, scorer, opt
     traces = solve(PROBLEMS, eng, get_format(fmt), strategy, scorer=judge, seed=3, **opts)
     assert eng.calls[0].n_requests == 2  # the first depth carries both problems in one call
     for t in traces:
-        check_trace(t, eng)
-        assert t.answer is not None or t.steps[-1].final or "no answer" in t.notes
+        check_trace(t, eng, fmt)
         if scorer == "judge":
             assert t.compute.scorer_calls > 0 and t.compute.scorer_prompt_tokens > 0
     if strategy == "stage_beam":

@@ -1,6 +1,6 @@
 """best_of_n, step_beam / greedy_step, stage_beam and sentence_beam: batching, selection and trees.
 
-The scripted engine and scorers are in-process doubles for pure search logic; the same strategies
+The scripted engine (``tests/doubles.py``) and scorers are in-process doubles for pure search logic; the same strategies
 run on the real embedded model in ``test_strategies_model.py``.
 """
 
@@ -14,40 +14,41 @@ from slowthink.engines.base import RecordingEngine
 from slowthink.formats import get_format
 from slowthink.scorers.base import ScoreResult, Verdict
 from slowthink.search import solve
-from slowthink.types import Completion, Problem, SlowthinkError
+from slowthink.types import Problem, SlowthinkError
+from tests.doubles import AtomicWriter, ScriptedEngine, steps_done
 
 
-class ScriptedEngine:
+def _seed(r, i: int) -> int:
+    return (r.seed or 0) + i
+
+
+def _word(r, i: int) -> str:
+    return "good" if _seed(r, i) % 2 == 1 else "bad"
+
+
+def _answer(r, i: int) -> str:
+    """A whole response's answer follows its seed; after steps, the answer follows the path taken."""
+    if steps_done(r.prefix):
+        return "5" if "bad" in r.prefix else "7"
+    return "7" if _word(r, i) == "good" else "5"
+
+
+ATOMIC = AtomicWriter(lambda r, i, k: f"{_word(r, i)} {_seed(r, i) if r.stop else k + 1}.", _answer)
+
+
+def seeded_policy(r, i: int) -> str:
     """Quality of a sample depends on its seed: odd seeds write 'good' steps leading to 7,
     even seeds write 'bad' steps leading to 5. Works for atomic and stages formats."""
+    if "<CONCLUSION>" in r.prefix[-14:]:
+        return f"{'5' if 'bad' in r.prefix else '7'} </CONCLUSION>"
+    if r.prefix.rstrip().endswith(">"):  # a stage opener
+        stage = re.findall(r"<(\w+)>\s*$", r.prefix)[-1]
+        return f"{_word(r, i)} {stage.lower()} </{stage}>"
+    return ATOMIC(r, i)
 
-    name, supports_images = "scripted", False
 
-    def __init__(self):
-        self.requests = 0
-
-    def _one(self, r, seed) -> Completion:
-        good = seed % 2 == 1
-        word, ans = ("good", "7") if good else ("bad", "5")
-        if "<CONCLUSION>" in r.prefix[-14:]:
-            text = f"{'5' if 'bad' in r.prefix else '7'} </CONCLUSION>"
-        elif r.prefix.rstrip().endswith(">"):  # a stage opener
-            stage = re.findall(r"<(\w+)>\s*$", r.prefix)[-1]
-            text = f"{word} {stage.lower()} </{stage}>"
-        elif not r.stop:  # whole atomic response
-            text = f"Step 1: {word} 1.\nStep 2: {word} 2.\nTo sum up, the final answer is: {ans}"
-        elif r.prefix.endswith("final answer is:"):
-            text = f" {ans}\n"
-        else:
-            done = len(re.findall(r"^Step \d+:", r.prefix, flags=re.M))
-            path_ans = "5" if "bad" in r.prefix else "7"  # the answer follows from the path taken
-            text = (f"To sum up, the final answer is: {path_ans}\n" if done >= 2 else f"Step {done + 1}: {word} {seed}.\n")
-        stop = next((s for s in r.stop if text.endswith(s)), None)
-        return Completion(text, stop_str=stop, prompt_tokens=5, generated_tokens=3)
-
-    def generate(self, requests):
-        self.requests += len(requests)
-        return [[self._one(r, (r.seed or 0) + i) for i in range(r.n)] for r in requests]
+def scripted() -> ScriptedEngine:
+    return ScriptedEngine(seeded_policy, prompt_tokens=5)
 
 
 class GoodScorer:
@@ -81,7 +82,7 @@ def problems(k=3):
 
 @pytest.mark.parametrize("select", ["score", "weighted", "judge"])
 def test_best_of_n_picks_the_good_sample(select):
-    eng, judge = RecordingEngine(ScriptedEngine()), GoodJudge()
+    eng, judge = RecordingEngine(scripted()), GoodJudge()
     traces = solve(problems(), eng, get_format("atomic"), "best_of_n", scorer=judge, n=4, select=select)
     assert eng.n_calls == 1
     for t in traces:
@@ -98,7 +99,7 @@ def test_best_of_n_picks_the_good_sample(select):
 
 @pytest.mark.parametrize("strategy, beam", [("step_beam", 2), ("greedy_step", None)])
 def test_step_beam(strategy, beam):
-    eng, scorer = RecordingEngine(ScriptedEngine()), GoodScorer()
+    eng, scorer = RecordingEngine(scripted()), GoodScorer()
     opts = {"beam": beam} if beam else {}
     traces = solve(problems(), eng, get_format("atomic"), strategy, scorer=scorer, n=3, **opts)
     # depth 0, 1: steps; depth 2: the final line -> 3 engine calls and 3 scorer calls for the batch
@@ -115,14 +116,10 @@ def test_step_beam(strategy, beam):
 def test_step_beam_answers_paths_the_model_ended_without_an_answer():
     """A step that ends the response (EOS, no final-answer line) gets the direct-answer fallback."""
 
-    class EndsEarly(ScriptedEngine):
-        def _one(self, r, seed):
-            if r.prefix.endswith("final answer is:"):
-                return Completion(" 7\n", stop_str="\n", prompt_tokens=5, generated_tokens=2)
-            return Completion(f"The good answer is seven ({seed}).", stop_str=None, prompt_tokens=5,
-                              generated_tokens=6)
+    def ends_early(r, i: int) -> str:
+        return " 7\n" if r.prefix.endswith("final answer is:") else f"The good answer is seven ({_seed(r, i)})."
 
-    eng = RecordingEngine(EndsEarly())
+    eng = RecordingEngine(ScriptedEngine(ends_early, prompt_tokens=5))
     traces = solve(problems(2), eng, get_format("atomic"), "step_beam", scorer=GoodScorer(), n=2, beam=2)
     assert eng.n_calls == 2  # the steps, then ONE fallback call for every ended path of the batch
     for t in traces:
@@ -132,11 +129,11 @@ def test_step_beam_answers_paths_the_model_ended_without_an_answer():
 
 def test_step_beam_needs_a_scorer():
     with pytest.raises(SlowthinkError, match="strategy 'step_beam' needs a scorer with step scores; no scorer was given"):
-        solve(problems(1), ScriptedEngine(), get_format("atomic"), "step_beam")
+        solve(problems(1), scripted(), get_format("atomic"), "step_beam")
 
 
 def test_stage_beam_knockout():
-    eng, judge = RecordingEngine(ScriptedEngine()), GoodJudge()
+    eng, judge = RecordingEngine(scripted()), GoodJudge()
     traces = solve(problems(), eng, get_format("stages"), "stage_beam", scorer=judge, n=4)
     assert eng.n_calls == 4  # one per stage for the whole batch
     assert judge.calls == 4 * 2  # 4 stages x 2 knockout rounds (4 candidates)
@@ -148,39 +145,25 @@ def test_stage_beam_knockout():
 
 
 def test_stage_beam_score_variant():
-    traces = solve(problems(2), ScriptedEngine(), get_format("stages"), "stage_beam", scorer=GoodScorer(),
+    traces = solve(problems(2), scripted(), get_format("stages"), "stage_beam", scorer=GoodScorer(),
                    n=3, select="score")
     assert all(t.answer == "7" for t in traces)
 
 
 def test_knockout_is_seeded():
-    a = solve(problems(1), ScriptedEngine(), get_format("stages"), "stage_beam", scorer=GoodJudge(), n=4, seed=3)
-    b = solve(problems(1), ScriptedEngine(), get_format("stages"), "stage_beam", scorer=GoodJudge(), n=4, seed=3)
+    a = solve(problems(1), scripted(), get_format("stages"), "stage_beam", scorer=GoodJudge(), n=4, seed=3)
+    b = solve(problems(1), scripted(), get_format("stages"), "stage_beam", scorer=GoodJudge(), n=4, seed=3)
     assert a[0].decisions == b[0].decisions
 
 
-class PickEngine:
-    """Atomic steps that name their sample index: ``Step d: pick<i>.`` (two steps, then the final
-    line). The answer is 7 only on the path that took sample 2 at both steps."""
-
-    name, supports_images = "pick", False
-
-    def generate(self, requests):
-        out = []
-        for r in requests:
-            done = len(re.findall(r"^Step \d+:", r.prefix, flags=re.M))
-            comps = []
-            for i in range(r.n):
-                if r.prefix.endswith("final answer is:"):
-                    text = " 5\n"
-                elif done >= 2:
-                    text = f"To sum up, the final answer is: {'7' if r.prefix.count('pick2') == 2 else '5'}\n"
-                else:  # distinct sentences per step, or the format rejects a near-copy of step 1
-                    words = ["Read the numbers off the question", "Add them up carefully"][done]
-                    text = f"Step {done + 1}: {words}, pick{i}.\n"
-                comps.append(Completion(text, stop_str="\n", prompt_tokens=5, generated_tokens=3))
-            out.append(comps)
-        return out
+def picks() -> ScriptedEngine:
+    """Atomic steps that name their sample index: ``Step d: ..., pick<i>.`` (two steps, then the
+    final line). The answer is 7 only on the path that took sample 2 at both steps."""
+    # distinct sentences per step, or the format rejects a near-copy of step 1
+    words = ["Read the numbers off the question", "Add them up carefully"]
+    return ScriptedEngine(AtomicWriter(lambda r, i, k: f"{words[k]}, pick{i}.",
+                                       lambda r, i: "7" if r.prefix.count("pick2") == 2 else "5"),
+                          name="pick", prompt_tokens=5)
 
 
 class TableScorer:
@@ -205,7 +188,7 @@ class TableScorer:
 @pytest.mark.parametrize("strategy, beam", [("greedy_step", None), ("step_beam", 2)])
 def test_step_search_keeps_the_best_scored_candidate_not_the_first_sampled(strategy, beam, aggregate):
     opts = {k: v for k, v in {"beam": beam, "aggregate": aggregate}.items() if v is not None}
-    traces = solve(problems(2), PickEngine(), get_format("atomic"), strategy, scorer=TableScorer(), n=4,
+    traces = solve(problems(2), picks(), get_format("atomic"), strategy, scorer=TableScorer(), n=4,
                    temperature=0.7, **opts)
     for t in traces:
         assert t.config["aggregate"] == (aggregate or "last")  # the default of step search is `last`

@@ -70,7 +70,7 @@ def load_mathverse(
 
     Example:
         >>> r = load_benchmark("mathverse")  # doctest: +SKIP
-        >>> p = r.problems[0]; p.question[-28:], p.choices, p.answer  # doctest: +SKIP
+        >>> p = r.problems[0]; p.question[-32:], p.choices, p.answer  # doctest: +SKIP
         ('then the size of angle CED is ()', ['40°', '60°', '120°', '140°'], 'D')
     """
     wanted = _versions(versions)

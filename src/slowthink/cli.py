@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import sys
 from importlib import resources
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from PIL import Image
 from rich.console import Console
 
 from slowthink.clifields import with_options
@@ -18,6 +16,7 @@ from slowthink.display import render_trace
 from slowthink.engines import EngineSpec, check_engine_options, load_engine
 from slowthink.evaluate.cli import EVAL_OPTIONS, eval_command, report_command
 from slowthink.formats import get_format
+from slowthink.images import check_image
 from slowthink.scorers import load_scorer
 from slowthink.search import STRATEGIES, make_config
 from slowthink.search import solve as run_strategy
@@ -28,18 +27,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Step-by-step reasoning and test-time search for LLMs and VLMs.")
 out = Console()
 _fail = fail
-
-
-def _check_image(path: str) -> str:
-    p = Path(path)
-    if not p.is_file():
-        raise SlowthinkError(f"image not found: {path} (check the path given to --image)")
-    try:
-        with Image.open(p) as im:
-            im.verify()
-    except Exception as e:
-        raise SlowthinkError(f"image {path} cannot be read ({type(e).__name__}: {e}); pass a PNG/JPEG file") from e
-    return str(p)
 
 
 def engine_spec_of(engine_spec: str, model: str | None, base_url: str | None = None) -> str:
@@ -116,7 +103,7 @@ def solve(
     try:
         if not question.strip():
             raise SlowthinkError("the question is empty: pass the question text as the first argument")
-        images = [_check_image(p) for p in (image or [])]
+        images = [check_image(p, fix="check the path given to --image") for p in (image or [])]
         opts = [c.strip() for c in choices.replace(";", "|").split("|")] if choices else None
         if opts is not None and len([o for o in opts if o]) < 2:
             raise SlowthinkError("--choices needs at least two options separated by '|'")

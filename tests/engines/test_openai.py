@@ -14,11 +14,9 @@ from PIL import Image
 from slowthink.engines import load_engine
 from slowthink.engines.openai import (
     OpenAIEngine,
-    _Call,
     backoff_delay,
     chat_messages,
     gguf_chat_template,
-    image_data_url,
     load_chat_template,
     map_finish_reason,
     recover_stop,
@@ -142,14 +140,6 @@ class TestBodies:
         assert base64.b64decode(url.split(",", 1)[1]) == png.read_bytes()
         assert parts[1]["image_url"]["url"].startswith("data:image/jpeg;base64,")
 
-    def test_pil_image_and_sniffed_format(self, tmp_path):
-        assert image_data_url(Image.new("RGB", (1, 1))).startswith("data:image/png;base64,")
-        odd = tmp_path / "picture.bin"
-        Image.new("RGB", (1, 1)).save(odd, format="PNG")
-        assert image_data_url(odd).startswith("data:image/png;base64,")
-        with pytest.raises(SlowthinkError, match="cannot read image"):
-            image_data_url(tmp_path / "missing.png")
-
     def test_chat_body_with_continue_prefix(self, tmp_path):
         eng = OpenAIEngine(DEAD, "m", prefix_mode="continue")
         req = Request(
@@ -161,32 +151,33 @@ class TestBodies:
             logprobs=True,
             top_logprobs=3,
         )
-        body = eng._body(req, _Call(0, "chat", 2))
+        body = eng.request_body(req)
         assert body["messages"][-1] == {"role": "assistant", "content": "Step 1:"}
         assert body["continue_final_message"] is True and body["add_generation_prompt"] is False
         assert body["include_stop_str_in_output"] is True and body["stop"] == ["\n"]
         assert (body["n"], body["seed"], body["logprobs"], body["top_logprobs"]) == (2, 7, True, 3)
         assert body["messages"][0]["content"][0]["image_url"]["url"].startswith("data:image/png")
         # the k-th extra sample of a server that drops n gets seed + k
-        assert eng._body(req, _Call(0, "chat", 1, offset=2))["seed"] == 9
+        assert eng.request_body(req, n=1, sample=2)["seed"] == 9
 
     def test_plain_openai_body_without_extensions(self):
         eng = OpenAIEngine(
             DEAD, "m", prefix_mode="continue", server_extensions=False, extra_body={"top_k": 0}
         )
-        body = eng._body(Request(COUNT, stop=[","]), _Call(0, "chat", 1))
+        body = eng.request_body(Request(COUNT, stop=[","]))
         assert not set(body) & {"include_stop_str_in_output", "no_stop_trim", "continue_final_message"}
         assert body["top_k"] == 0
         with pytest.raises(SlowthinkError, match="continue_final_message"):
-            eng._body(Request(COUNT, prefix="1,"), _Call(0, "chat", 1))
+            eng.request_body(Request(COUNT, prefix="1,"))
 
     def test_completions_prompt_is_rendered_chat_plus_prefix(self):
         eng = OpenAIEngine(DEAD, "m", prefix_mode="completions", chat_template="chatml")
-        assert eng._setup() is None and eng._prepare_prefix() is None  # template from the option: no network
-        body = eng._body(
-            Request([Message("user", "hi")], prefix="Step 1:", logprobs=True, top_logprobs=2),
-            _Call(0, "completions", 1),
+        # the template comes from the option: no network (the server at DEAD is never reached)
+        body = eng.request_body(
+            Request([Message("user", "hi")], prefix="Step 1:", logprobs=True, top_logprobs=2)
         )
+        assert eng.template is not None and eng.template.source == "chatml"
+        assert eng.stats["http_requests"] == 0
         assert body["prompt"] == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nStep 1:"
         assert body["logprobs"] == 2 and "messages" not in body
 
@@ -340,7 +331,7 @@ class TestErrors:
         proxy = flaky_proxy(reply=reply)
         eng = OpenAIEngine(proxy.url, "proxy-model", prefix_mode="continue")
         [[c]] = eng.generate([Request(COUNT, stop=["."])])
-        assert c.text == "a." and c.stop_str == "." and not eng._extensions
+        assert c.text == "a." and c.stop_str == "." and not eng.server_extensions
         assert len(proxy.generation_attempts()) == 2 and any("rejects" in n for n in eng.notes)
 
 

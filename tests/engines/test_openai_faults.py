@@ -128,17 +128,17 @@ class TestProbesScripted:
         req = Request(COUNT, stop=[","], max_tokens=4)
         [[c]] = eng.generate([req])
         assert c.ok and c.stop_str is None  # unresolved for this completion only
-        assert eng._tokenize_kind is None and eng.stats["probe_failures"] == 1
+        assert eng.tokenizer_endpoint is None and eng.stats["probe_failures"] == 1
         assert eng.stats["unresolved_stops"] == 1
         assert any("tokenizer probe failed" in n and "runs again" in n for n in eng.notes)
         state["tokenize"] = 200
         [[c]] = eng.generate([req])
-        assert (c.text, c.stop_str) == (" 5,", ",") and eng._tokenize_kind == "llama-cpp-python"
+        assert (c.text, c.stop_str) == (" 5,", ",") and eng.tokenizer_endpoint == "llama-cpp-python"
 
         state["tokenize"] = 404
         eng404 = OpenAIEngine(proxy.url, "m", prefix_mode="continue", max_retries=1, **FAST)
         [[c]] = eng404.generate([req])
-        assert c.stop_str is None and eng404._tokenize_kind == "none"
+        assert c.stop_str is None and eng404.tokenizer_endpoint == "none"
         assert any("without a tokenize endpoint" in n for n in eng404.notes)
 
     def test_template_fetch_failure_fails_prefix_requests_alone(self, flaky_proxy):
@@ -159,7 +159,7 @@ class TestProbesScripted:
         assert plain[0].ok and plain[0].text == "plain"  # the batch is not failed as a whole
         assert with_prefix[0].finish_reason == "error"
         assert "chat-template fetch" in with_prefix[0].error and "failed alone" in with_prefix[0].error
-        assert eng._template is None and eng._template_error is None  # nothing concluded
+        assert eng.template is None and eng.template_error is None  # nothing concluded
         assert [a.path for a in proxy.attempts].count("/props") == 2  # retried
         state["props"] = 200
         [[c]] = eng.generate([Request(COUNT, prefix="1, 2, 3, 4,")])
@@ -212,7 +212,7 @@ class TestProbesOnServer:
         assert any("tokenizer probe failed" in n for n in eng.notes)
         [[second]] = eng.generate([PREFIX_REQ])
         assert (second.text, second.stop_str) == (" 5,", ",")  # recovered: the probe ran again
-        assert eng._tokenize_kind == "llama-cpp-python"
+        assert eng.tokenizer_endpoint == "llama-cpp-python"
 
     def test_tokenize_500_is_retried(self, llama_server, flaky_proxy):
         proxy = flaky_proxy(

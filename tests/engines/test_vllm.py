@@ -7,7 +7,6 @@ import math
 from types import SimpleNamespace
 
 import pytest
-from PIL import Image
 
 from slowthink.engines import load_engine
 from slowthink.engines.vllm import (
@@ -15,7 +14,6 @@ from slowthink.engines.vllm import (
     chat_dicts,
     convert_output,
     join_prompt,
-    load_image,
     sampling_kwargs,
 )
 from slowthink.types import Message, Request, SlowthinkError
@@ -76,17 +74,6 @@ class TestPrompt:
     )
     def test_join_prompt(self, rendered, prefix, bos, expected):
         assert join_prompt(rendered, prefix, bos) == expected
-
-    def test_load_image(self, tmp_path):
-        p = tmp_path / "a.png"
-        Image.new("L", (3, 2)).save(p)
-        img = load_image(str(p))
-        assert img.mode == "RGB" and img.size == (3, 2)
-        with pytest.raises(SlowthinkError, match="image not found"):
-            load_image(tmp_path / "missing.png")
-        (tmp_path / "bad.png").write_bytes(b"not an image")
-        with pytest.raises(SlowthinkError, match="cannot open image"):
-            load_image(tmp_path / "bad.png")
 
 
 class TestConvertOutput:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import io
 import json
 import re
 import tempfile
@@ -21,20 +20,13 @@ from typing import Any
 from PIL import Image
 
 from slowthink.benchmarks.base import BAD_IMAGE_DATA, IMAGE_MISSING, IMAGE_UNREADABLE, SkipRow
+from slowthink.images import image_format
 from slowthink.types import SlowthinkError
 
 _B64_RE = re.compile(r"^[A-Za-z0-9+/=\s_-]+$")
 _MAX_PATH_LEN = 1024
 
 
-def image_format(data: bytes) -> str | None:
-    """The file suffix for encoded image bytes (``png``, ``jpg``, ...), or None when PIL cannot read them."""
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            fmt = (im.format or "").lower()
-    except Exception:  # PIL raises many types (OSError, SyntaxError, ValueError, DecompressionBomb...)
-        return None
-    return {"jpeg": "jpg", "": "img"}.get(fmt, fmt)
 
 
 def readable(path: Path) -> bool:

@@ -54,8 +54,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from slowthink.engines.base import apply_stop, check_images, error_completions
 from slowthink.engines.hf_load import (
     DTYPES,
@@ -67,6 +65,7 @@ from slowthink.engines.hf_load import (
     require_transformers,
     resolve_source,
 )
+from slowthink.images import open_image
 from slowthink.types import Completion, Message, Request, SlowthinkError
 
 #: Keys of a processor's output that hold one value per prompt token (padded like ``input_ids``).
@@ -363,14 +362,16 @@ class HFEngine:
             if key not in by_key:
                 prompt = _Prompt(text=chat + req.prefix, chat=chat, image_key=image_key)
                 try:
-                    images = [_open_image(img, opened) for img in req.images]
-                    self._encode(prompt, images)
+                    for k, img in zip(image_key, req.images):
+                        if k not in opened:
+                            opened[k] = open_image(img)  # once per call
+                    self._encode(prompt, [opened[k] for k in image_key])
                     if len(prompt.ids) >= self.max_context:
                         prompt.error = (
                             f"prompt of {len(prompt.ids)} tokens does not fit the context of {self.max_context} "
                             "tokens (shorten the question or prefix, or raise max_context if the model allows)"
                         )
-                except _ImageError as e:
+                except SlowthinkError as e:  # an image that cannot be read
                     prompt.error = str(e)
                 except Exception as e:
                     prompt.error = f"could not encode the prompt: {_first_line(e)}"
@@ -637,33 +638,8 @@ class HFEngine:
 # -- helpers ----------------------------------------------------------------------------------------
 
 
-class _ImageError(Exception):
-    pass
-
-
 def _image_id(img: Any) -> Any:
     return str(img) if isinstance(img, (str, Path)) else ("pil", id(img))
-
-
-def _open_image(img: Any, opened: dict[Any, Any]) -> Any:
-    """A PIL RGB image from a path (opened once per call) or a PIL image."""
-    key = _image_id(img)
-    if key in opened:
-        return opened[key]
-    if isinstance(img, Image.Image):
-        pil = img.convert("RGB")
-    else:
-        try:
-            with Image.open(img) as f:
-                pil = f.convert("RGB")
-        except FileNotFoundError as e:
-            raise _ImageError(f"image not found: {img} (check the problem's image path)") from e
-        except Exception as e:
-            raise _ImageError(
-                f"could not read image {img}: {_first_line(e)} (is it a valid image file?)"
-            ) from e
-    opened[key] = pil
-    return pil
 
 
 def _common_prefix(seqs: list[list[int]]) -> int:

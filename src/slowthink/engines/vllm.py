@@ -32,9 +32,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
-
 from slowthink.engines.base import apply_stop, check_images, error_completions
+from slowthink.images import open_image
 from slowthink.types import Completion, Message, Request, SlowthinkError
 
 logger = logging.getLogger(__name__)
@@ -175,20 +174,6 @@ def _token_text(token_id: int, lp: Any) -> str:
     return text if isinstance(text, str) else str(token_id)
 
 
-def load_image(image: Any) -> Any:
-    """A PIL image (RGB) from a path or a PIL image; one clear error for a missing/broken file."""
-    if isinstance(image, Image.Image):
-        return image.convert("RGB") if image.mode != "RGB" else image
-    path = Path(image)
-    try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
-    except FileNotFoundError as e:
-        raise SlowthinkError(f"image not found: {path} (check the path in the problem)") from e
-    except (UnidentifiedImageError, OSError) as e:
-        raise SlowthinkError(f"cannot open image {path}: {e} (is it a valid image file?)") from e
-
-
 # -- the engine -----------------------------------------------------------------------------------
 class VLLMEngine:
     """Offline vLLM engine. ``supports_images`` is True by default (set False for a text model)."""
@@ -283,7 +268,7 @@ class VLLMEngine:
     def _prompt(self, request: Request) -> dict[str, Any]:
         prompt: dict[str, Any] = {"prompt": self.render(request)}
         if request.images:
-            images = [load_image(img) for img in request.images]
+            images = [open_image(img) for img in request.images]
             prompt["multi_modal_data"] = {"image": images[0] if len(images) == 1 else images}
         return prompt
 
@@ -347,6 +332,5 @@ __all__ = [
     "convert_output",
     "import_vllm",
     "join_prompt",
-    "load_image",
     "sampling_kwargs",
 ]

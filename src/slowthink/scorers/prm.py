@@ -44,9 +44,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from slowthink.engines.hf_load import load_processor, pick_device, pick_dtype, quiet_transformers
+from slowthink.images import open_image
 from slowthink.prompts import get_template, user_prompt
 from slowthink.scorers.base import PrefixKey, ScoreQuery, ScoreResult, StepCache
 from slowthink.types import Problem, SlowthinkError
@@ -435,17 +434,10 @@ class PRMScorer:
             return []
         if getattr(self.processor, "image_processor", None) is None:
             return []
-        images = []
-        for img in problem.images:
-            if not isinstance(img, (str, Path)):
-                images.append(img)  # already a PIL image
-                continue
-            try:
-                with Image.open(img) as im:
-                    images.append(im.convert("RGB"))
-            except (OSError, ValueError) as e:
-                raise SlowthinkError(f"PRM: cannot open image {img} of problem {problem.id}: {e}") from e
-        return images
+        try:
+            return [open_image(img) for img in problem.images]
+        except SlowthinkError as e:
+            raise SlowthinkError(f"PRM: cannot open image of problem {problem.id}: {e}") from e
 
     def _adds_bos(self, ids: list[int]) -> bool:
         bos = getattr(self.tokenizer, "bos_token_id", None)

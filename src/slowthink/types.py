@@ -163,14 +163,11 @@ class Compute:
     wall_time_s: float = 0.0
     batch_size: int = 1
 
-    def add_completion(self, c: Completion, *, scorer: bool = False) -> None:
-        if scorer:
-            self.scorer_prompt_tokens += c.prompt_tokens
-            self.scorer_generated_tokens += c.generated_tokens
-        else:
-            self.prompt_tokens += c.prompt_tokens
-            self.generated_tokens += c.generated_tokens
-            self.samples += 1
+    def add_completion(self, c: Completion) -> None:
+        """Charge one policy sample (scorer and judge tokens go through :func:`slowthink.scorers.charge`)."""
+        self.prompt_tokens += c.prompt_tokens
+        self.generated_tokens += c.generated_tokens
+        self.samples += 1
 
     @property
     def total_generated_tokens(self) -> int:

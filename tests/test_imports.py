@@ -39,6 +39,12 @@ OPTIONAL = frozenset(
         "pyarrow",
         "reasoning_gym",
         "math_verify",
+        "trl",
+        "peft",
+        "datasets",
+        "accelerate",
+        "safetensors",
+        "gguf",
     }
 )
 #: Run as a subprocess script, never imported: it caps its memory before importing math-verify and
@@ -338,7 +344,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "annotate": BASE
     | {"prompts", "grading", "formats", "engines", "scorers", "search", "benchmarks", "clifields", "clikit",
        "records", "distributed"},
-    "train": BASE | {"prompts", "formats", "engines", "clifields", "clikit"},
+    # train builds PRM inputs with the prm scorer itself (one place for the input layout)
+    "train": BASE | {"prompts", "formats", "engines", "scorers", "clifields", "clikit"},
     "inspect": BASE | {"prompts", "grading", "formats", "records", "clifields", "clikit"},
     "serve": BASE | {"prompts", "grading", "formats", "engines", "scorers", "search", "clifields", "clikit"},
 }

@@ -1,4 +1,4 @@
-"""Command line: ``slowthink solve | demo`` (``eval``, ``report``, ``annotate``, ``train`` grow here)."""
+"""Command line: ``slowthink solve | demo | eval | report | train`` (``annotate`` grows here)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from slowthink.scorers import load_scorer
 from slowthink.search import STRATEGIES, make_config
 from slowthink.search import solve as run_strategy
 from slowthink.search.presets import apply_preset
+from slowthink.train.cli import app as train_app
 from slowthink.types import Problem, SlowthinkError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -162,6 +163,7 @@ def demo(
 
 app.command("eval")(eval_command)
 app.command("report")(report_command)
+app.add_typer(train_app, name="train")
 
 
 def main(args: list[str] | None = None) -> None:

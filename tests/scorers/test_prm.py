@@ -86,7 +86,7 @@ def test_a_path_that_prefixes_another_is_not_forwarded_twice(prm: PRMScorer) -> 
 
 def test_read_positions_are_the_tags(tiny_step_tag_prm: Path, tiny_token_cls_prm: Path) -> None:
     tag = PRMScorer(tiny_step_tag_prm, protocol="step_tag")
-    seq = tag._sequence(ScoreQuery(APPLES, [S1, S2]))
+    seq = tag.encode(ScoreQuery(APPLES, [S1, S2]))
     assert [seq.ids[p] for p in seq.positions] == [tag.tag_ids[-1]] * 2
     assert seq.ids[0] == tag.tokenizer.bos_token_id
     assert tag.tokenizer.decode(seq.ids[1:]).startswith(APPLES.question + " Step 1:")
@@ -94,7 +94,7 @@ def test_read_positions_are_the_tags(tiny_step_tag_prm: Path, tiny_token_cls_prm
         "Tom starts with 3 apples. ки\nStep 2: He buys 5 more, so 3 + 5 = 8. ки"
     )
     cls = PRMScorer(tiny_token_cls_prm, protocol="token_cls", separator="<extra_0>")
-    seq = cls._sequence(ScoreQuery(APPLES, [S1, S2]))
+    seq = cls.encode(ScoreQuery(APPLES, [S1, S2]))
     extra = cls.tokenizer.convert_tokens_to_ids("<extra_0>")
     assert cls.sep_ids == [extra] and [seq.ids[p] for p in seq.positions] == [extra, extra]
     assert _probabilities(cls.score([ScoreQuery(APPLES, [S1, S2])])[0].scores)
@@ -205,7 +205,7 @@ def test_rendered_input_is_the_model_cards(
     text = prm.render(APPLES, steps)
     assert text == RENDERED[preset]
     # The ids the model gets are that text, and every read position is a tag's / separator's last token.
-    seq = prm._sequence(ScoreQuery(APPLES, steps))
+    seq = prm.encode(ScoreQuery(APPLES, steps))
     assert prm.tokenizer.decode(seq.ids) == text
     closer = prm.tag_ids[-1] if prm.config.protocol == "step_tag" else prm.sep_ids[-1]
     assert [seq.ids[p] for p in seq.positions] == [closer, closer]
@@ -241,7 +241,7 @@ def test_qwen_scores_match_the_model_card_procedure(tiny_chat_prm: Path) -> None
         add_generation_prompt=False,
     )
     ids = tok.encode(conversation, add_special_tokens=False)
-    assert prm._sequence(ScoreQuery(APPLES, steps)).ids == ids
+    assert prm.encode(ScoreQuery(APPLES, steps)).ids == ids
     with torch.inference_mode():
         logits = prm.model(input_ids=torch.tensor([ids])).logits[0]
     sep = tok.convert_tokens_to_ids("<extra_0>")

@@ -38,6 +38,7 @@ torch and transformers are imported when a PRM is built, never at import time.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -95,6 +96,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 from :data:`_FALLBACK`."""
 PROTOCOL_PRESETS: dict[str, str] = {"step_tag": "math-shepherd", "token_cls": "trl"}
 """The preset a bare protocol name stands for."""
+METADATA = "slowthink_prm.json"
+"""Written by ``slowthink train prm`` into the PRM's folder: ``{"config": {PRMConfig fields the
+PRM was trained with}, "base_model": ..., ...}``; the scorer starts from those fields."""
 
 
 @dataclass
@@ -214,13 +218,29 @@ _STEP_NUMBERED = re.compile(r"step\s*\d+\s*[:.]", re.IGNORECASE)
 
 
 @dataclass
-class _Seq:
+class PRMInput:
     """One path to forward: token ids, where to read each step, and images for a VLM."""
 
     ids: list[int]
     positions: list[int | None]
     prefixes: list[PrefixKey]
     extra: dict[str, Any] | None = None
+
+
+def saved_config(path: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The :class:`PRMConfig` fields saved in a trained PRM's folder (:data:`METADATA`), or ``{}``;
+    also ``{}`` when ``overrides`` ask for another protocol or preset than the saved ones."""
+    f = Path(path) / METADATA
+    if not f.is_file():
+        return {}
+    try:
+        saved = json.loads(f.read_text(encoding="utf-8"))["config"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise SlowthinkError(f"{f} is not a slowthink PRM metadata file ({e}); delete it or train again") from e
+    for key in ("protocol", "preset"):
+        if overrides and overrides.get(key) is not None and overrides[key] != saved.get(key):
+            return {}
+    return saved
 
 
 def _single_id(tokenizer: Any, text: str, what: str, option: str) -> int:
@@ -256,7 +276,7 @@ class PRMScorer:
 
     def __init__(self, path: str | Path, config: PRMConfig | None = None, **overrides: Any) -> None:
         if config is None:
-            config = PRMConfig(**overrides)
+            config = PRMConfig(**{**saved_config(path, overrides), **overrides})
         elif overrides:
             config = PRMConfig(**{**asdict(config), **overrides})
         self.config = config
@@ -461,7 +481,9 @@ class PRMScorer:
             ids = [tok.bos_token_id, *ids]
         return ids, tok.encode(tail, add_special_tokens=False) if tail else [], extra
 
-    def _sequence(self, q: ScoreQuery) -> _Seq:
+    def encode(self, q: ScoreQuery) -> PRMInput:
+        """The model input of a path: token ids and the read position of each step (what
+        :meth:`score` forwards; ``slowthink train prm`` trains on exactly these)."""
         tok = self.tokenizer
         ids, tail_ids, extra = self._prompt_ids(q.problem)
         positions: list[int | None] = []
@@ -470,9 +492,9 @@ class PRMScorer:
             ids += self.tag_ids if self.config.protocol == "step_tag" else self.sep_ids
             positions.append(len(ids) - 1)
         ids += tail_ids
-        return _Seq(ids, positions, StepCache.keys(q), extra)
+        return PRMInput(ids, positions, StepCache.keys(q), extra)
 
-    def _truncate(self, seq: _Seq) -> None:
+    def _truncate(self, seq: PRMInput) -> None:
         limit = self.max_length
         if limit is None or len(seq.ids) <= limit:
             return
@@ -483,7 +505,7 @@ class PRMScorer:
         seq.positions = [None if p is None or p - cut < 0 else p - cut for p in seq.positions]
 
     # -- forward --------------------------------------------------------------------------------
-    def _forward(self, batch: Sequence[_Seq]) -> list[list[float | None]]:
+    def _forward(self, batch: Sequence[PRMInput]) -> list[list[float | None]]:
         torch, _ = _imports()
         width = max(len(s.ids) for s in batch)
         input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
@@ -518,14 +540,14 @@ class PRMScorer:
     def score(self, queries: Sequence[ScoreQuery]) -> list[ScoreResult]:
         """One score per step: P(good) at the step's tag / separator. One batched forward per
         ``batch_size`` uncached paths; cached (problem id, prefix) steps cost nothing."""
-        todo: dict[PrefixKey, _Seq] = {}
+        todo: dict[PrefixKey, PRMInput] = {}
         owner: list[PrefixKey | None] = []
         for q in queries:
             prefixes = StepCache.keys(q)
             if prefixes and any(p not in self._cache for p in prefixes):
                 key = prefixes[-1]
                 if key not in todo:
-                    seq = self._sequence(q)
+                    seq = self.encode(q)
                     self._truncate(seq)
                     todo[key] = seq
                 owner.append(key)

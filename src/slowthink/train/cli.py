@@ -39,8 +39,8 @@ def _report(result: RunResult) -> None:
     resumed = f", resumed from {result.resumed_from}" if result.resumed_from else ""
     _out.print(
         f"[bold]{result.kind}[/bold]: {result.examples} examples, {result.steps} steps, {result.tokens} tokens, "
-        f"loss {loss}, {result.wall_s:.1f}s{resumed}", highlight=False)
-    _out.print(f"saved to {result.out} ({SUMMARY}, loss.png)", highlight=False)
+        f"loss {loss}, {result.wall_s:.1f}s{resumed}", highlight=False, soft_wrap=True)
+    _out.print(f"saved to {result.out} ({SUMMARY}, loss.png)", highlight=False, soft_wrap=True)
 
 
 def _recipe(config: Path | None, **flags: Any) -> Recipe:
@@ -97,7 +97,7 @@ def prm(
                          preset=preset)
         result = train_prm(data, model, out, recipe)
         _report(result)
-        _out.print(f"use it: --scorer prm:{result.out}", highlight=False)
+        _out.print(f"use it: --scorer prm:{result.out}", highlight=False, soft_wrap=True)
     except SlowthinkError as e:
         fail(str(e))
 
@@ -117,6 +117,6 @@ def export(
             like = Path(base) if base else None
         path = export_gguf(model, out, dtype=dtype, like=like)
         _out.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); run it: --engine llamacpp --model {path}",
-                   highlight=False)
+                   highlight=False, soft_wrap=True)
     except SlowthinkError as e:
         fail(str(e))

@@ -46,9 +46,9 @@ def model_folder(model: str | None) -> tuple[Path, Path | None]:
         return folder, None
     try:
         return gguf_to_hf_folder(folder, gguf_file), folder / gguf_file
-    except (ValueError, KeyError, NotImplementedError, RuntimeError) as e:
+    except Exception as e:  # the GGUF reader and dequantisers raise anything from struct.error to KeyError
         raise SlowthinkError(
-            f"cannot train {folder / gguf_file}: transformers cannot load this GGUF ({e}); "
+            f"cannot train {folder / gguf_file}: transformers cannot load this GGUF ({type(e).__name__}: {e}); "
             "pass the original transformers folder, or a GGUF in F32/F16/BF16/Q8_0/Q4 types"
         ) from e
 
@@ -145,8 +145,10 @@ def training_args(recipe: Recipe, out: Path, *, sft: bool) -> Any:
         dataloader_num_workers=0,
         disable_tqdm=False,
     )
-    if recipe.gradient_checkpointing:
-        kwargs["gradient_checkpointing"] = True
+    if sft:  # TRL turns gradient checkpointing on by default; the recipe decides
+        kwargs["gradient_checkpointing"] = recipe.gradient_checkpointing
+    elif recipe.gradient_checkpointing:
+        kwargs["activation_checkpointing"] = True
     if sft:
         return SFTConfig(
             **kwargs, max_length=None, dataset_kwargs={"skip_prepare_dataset": True}, packing=False

@@ -72,7 +72,7 @@ def test_not_json_and_empty_files(data_dir):
 
 def test_recipe_yaml_and_overrides(tmp_path):
     f = tmp_path / "r.yaml"
-    f.write_text("description: test\nlearning_rate: 2.0e-6\nepochs: 1\nbatch_size: 8\nlora: true\n")
+    f.write_text("description: test\nlearning_rate: 2e-6\nepochs: 1\nbatch_size: 8\nlora: true\n")
     r = Recipe.load(f, batch_size=2, lora=None)
     assert (r.learning_rate, r.batch_size, r.lora) == (2e-6, 2, True)
     f.write_text("learnig_rate: 1\n")

@@ -33,6 +33,10 @@ merges. A PRM that is a VLM (a processor with an image processor) gets the probl
 question piece is run through the processor (image tokens expanded, pixel values); such paths are
 forwarded one at a time.
 
+A folder written by ``slowthink train prm`` holds ``slowthink_prm.json`` (:data:`METADATA`): the
+layout fields it was trained with, which become this scorer's defaults (``prm:DIR`` needs no
+protocol); the trainer builds its inputs with :meth:`PRMScorer.encode`, the same code as scoring.
+
 torch and transformers are imported when a PRM is built, never at import time.
 """
 

@@ -87,10 +87,15 @@ class Recipe:
         unknown = sorted(set(data) - names)
         if unknown:
             raise SlowthinkError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
-        try:
-            return cls(**data)
-        except TypeError as e:
-            raise SlowthinkError(f"{where}: {e}") from e
+        kinds = {f.name: f.type for f in dataclasses.fields(cls)}
+        values = {}
+        for key, value in data.items():
+            kind = {"float": float, "int": int}.get(str(kinds[key]))
+            try:  # YAML reads 1e-5 as a string; 3 epochs as an int
+                values[key] = kind(value) if kind is not None and not isinstance(value, bool) else value
+            except (TypeError, ValueError):
+                raise SlowthinkError(f"{where}: {key} must be a number, got {value!r}") from None
+        return cls(**values)
 
     @classmethod
     def load(cls, path: str | Path | None, **overrides: Any) -> Recipe:

@@ -132,3 +132,35 @@ def test_exported_gguf_runs_on_llamacpp_with_the_trained_weights(tiny_llama_dir,
 def test_export_refuses_other_architectures(tiny_qwen2vl_dir, tmp_path, capsys):
     assert run_cli(["export", "--model", str(tiny_qwen2vl_dir), "--out", str(tmp_path / "x.gguf")]) == 2
     assert "supports Llama causal LMs" in capsys.readouterr().err
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_embedded_smollm2_gguf_to_transformers_and_back(tmp_path):
+    """The embedded SmolLM2 GGUF -> the transformers folder training starts from -> GGUF again
+    (tokenizer copied from the source GGUF): llama.cpp agrees with transformers on the folder."""
+    llama_cpp = pytest.importorskip("llama_cpp")
+    import numpy as np
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from slowthink.train.export import export_gguf
+    from slowthink.train.run import model_folder
+
+    folder, source = model_folder(None)
+    assert source is not None and source.suffix == ".gguf"
+    out = export_gguf(folder, tmp_path / "smol.gguf", dtype="f16", like=source)
+    tok = AutoTokenizer.from_pretrained(folder)
+    text = "<|im_start|>user\nWhat is 3 + 4 + 5?<|im_end|>\n<|im_start|>assistant\nStep 1: 3 + 4 = 7."
+    ids = tok.encode(text, add_special_tokens=False)
+    llm = llama_cpp.Llama(str(out), n_ctx=256, n_threads=1, logits_all=True, verbose=False)
+    try:
+        assert llm.tokenize(text.encode(), add_bos=False, special=True) == ids
+        llm.eval(ids)
+        got = np.array(llm.scores[: len(ids)])
+    finally:
+        llm.close()
+    with torch.no_grad():
+        want = AutoModelForCausalLM.from_pretrained(folder)(torch.tensor([ids])).logits[0].numpy()
+    assert (got.argmax(-1) == want.argmax(-1)).mean() > 0.9  # f16 weights: the same next tokens
+    assert np.abs(got - want).max() < 0.5

@@ -13,27 +13,19 @@ from typer.testing import CliRunner
 from slowthink.evaluate import EvalConfig, run_eval
 from slowthink.evaluate.cli import app
 from slowthink.types import SlowthinkError
-from tests.evaluate.test_eval_resume_kill import comparable
+from tests.evaluate.test_eval_resume_kill import N_PROBLEMS, command, comparable, write_data
 
-N_PROBLEMS = 10
 ENGINE = "py:tests.evaluate.eval_doubles:ScriptedEngine"
 SCORER = "py:tests.evaluate.eval_doubles:StepScorer"
-# majority n=2 (N=1 derived), best_of_n n=2 (taking majority's samples), step_beam n=1 and n=2
+# majority n=2 (N=1 derived), step_beam n=1 and n=2, best_of_n n=2 (taking majority's samples)
 RECORDS_PER_RUN = N_PROBLEMS * 4
-
-
-def write_data(path) -> str:
-    with open(path, "w") as f:
-        for i in range(N_PROBLEMS):
-            f.write(json.dumps({"q": f"What is {i} + {2 * i + 1}?", "a": str(3 * i + 1)}) + "\n")
-    return str(path)
 
 
 def config(data: str, out, **kw) -> EvalConfig:
     base = dict(
         data=data,
         fields="question=q,answer=a",
-        strategies=["majority", "best_of_n", "step_beam"],
+        strategies=["majority", "step_beam", "best_of_n"],
         ns=[1, 2],
         engine=ENGINE,
         scorer=SCORER,
@@ -60,32 +52,8 @@ def accuracies(rows):
 def test_eval_on_ray_writes_the_records_of_a_local_run_each_once(ray_cluster, local_run, tmp_path):
     data, ref, ref_rows = local_run
     out = tmp_path / "ray"
-    args = [
-        "eval",
-        "--data",
-        data,
-        "--map",
-        "question=q,answer=a",
-        "-s",
-        "majority,best_of_n,step_beam",
-        "--n",
-        "1,2",
-        "--engine",
-        ENGINE,
-        "--scorer",
-        SCORER,
-        "--batch-size",
-        "2",
-        "--out",
-        str(out),
-        "--ray",
-        ray_cluster,
-        "--ray-workers",
-        "2",
-        "--no-progress",
-        "--no-plots",
-        "--json",
-    ]
+    # the kill-and-resume test's command (majority, step_beam), best_of_n added, on 2 Ray workers
+    args = command(data, out, 0.0)[3:] + ["-s", "best_of_n", "--ray", ray_cluster, "--ray-workers", "2"]
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     m = json.loads(r.stdout)  # nothing from Ray on stdout

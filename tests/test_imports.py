@@ -39,6 +39,7 @@ OPTIONAL = frozenset(
         "pyarrow",
         "reasoning_gym",
         "math_verify",
+        "ray",
     }
 )
 #: Run as a subprocess script, never imported: it caps its memory before importing math-verify and

@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from slowthink.distributed import Sharding
 from slowthink.engines import EngineSpec, check_engine_options, merge_engine_options, strip_spec_options
 from slowthink.formats import get_format
 from slowthink.search import STRATEGIES, make_config
@@ -188,10 +189,25 @@ class EvalConfig:
     Not identity."""
     threads: int | None = None
     """CPU threads of an in-process engine (llama.cpp, hf on CPU); ``None``: all cores (use 1 per
-    process when several runs share the cores). Not part of a run's identity: a run may be resumed
-    with another thread count."""
+    process when several runs share the cores; on Ray: :attr:`ray_cpus`). Not part of a run's
+    identity: a run may be resumed with another thread count."""
     batch_size: int = 8
-    """Problems sent through one ``solve`` call (one engine call per search depth for the batch)."""
+    """Problems sent through one ``solve`` call (one engine call per search depth for the batch);
+    on Ray, the unit of work a worker takes."""
+    ray: str | None = None
+    """Shard the batches across Ray workers, each building its own engine and scorer from these
+    settings (a vLLM replica per GPU, a llama.cpp per core), records streamed back to this run's
+    one records.jsonl: ``auto`` (the running cluster: ``RAY_ADDRESS`` or ``ray start --head`` on
+    this machine), ``local`` (a Ray instance on this machine for this run), or a cluster address
+    ``HOST:PORT`` / ``ray://HOST:10001``. ``None``: in this process. Needs slowthink's ``ray`` extra;
+    the nodes need slowthink and the engine's packages installed. Not identity."""
+    ray_workers: int | None = None
+    """Ray workers (engines) to run; ``None``: as many as the cluster fits with :attr:`ray_cpus`
+    and :attr:`ray_gpus` per worker."""
+    ray_cpus: float = 1.0
+    """CPUs each Ray worker reserves (also its engine's :attr:`threads` unless given)."""
+    ray_gpus: float = 0.0
+    """GPUs each Ray worker reserves (``1``: one engine per GPU)."""
     out: str = "runs/eval"
     """Run folder: records.jsonl, config.json, metrics.json, plots, report.html; running again into
     the same folder resumes it."""
@@ -219,6 +235,8 @@ class EvalConfig:
             raise SlowthinkError(f"--threads must be >= 1, got {self.threads}")
         if self.batch_size < 1:
             raise SlowthinkError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if self.ray is not None or self.ray_workers is not None:
+            self.sharding()  # checks the Ray settings in one line
         if self.limit is not None and self.limit < 1:
             raise SlowthinkError(f"--limit must be >= 1, got {self.limit}")
         for name in ("max_tokens", "max_depth", "beam"):
@@ -239,6 +257,10 @@ class EvalConfig:
         if self.model is None or ":" in self.engine:
             return self.engine
         return f"{self.engine}:{self.model}"
+
+    def sharding(self) -> Sharding:
+        """Where the batches run (:mod:`slowthink.distributed`): here, or across Ray workers."""
+        return Sharding(address=self.ray, workers=self.ray_workers, cpus=self.ray_cpus, gpus=self.ray_gpus)
 
     def identity(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in IDENTITY_FIELDS}

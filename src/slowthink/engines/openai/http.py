@@ -170,6 +170,16 @@ class HTTPFailure(Exception):
         return self.kind == "status" and self.status in ENDPOINT_ABSENT
 
     @property
+    def fault(self) -> str | None:
+        """Whose fault it is, for an engine pool (:mod:`.pool`): ``"server"`` when the server
+        itself failed (unreachable, the connection closed, or 5xx after the retries), so another
+        replica may answer the request; ``"timeout"`` when it stalled (a hung server or just a slow
+        generation); ``None`` when the request was refused for its own sake (a 4xx, a bad reply)."""
+        if self.kind == "connect" or (self.kind == "status" and self.status is not None and self.status >= 500):
+            return "server"
+        return "timeout" if self.kind == "timeout" else None
+
+    @property
     def rejects_request(self) -> bool:
         """A probe answer meaning "this server does not take this request" (not a passing failure)."""
         return self.kind == "status" and self.status in (400, 422, *ENDPOINT_ABSENT)

@@ -104,6 +104,25 @@ class TestSpec:
                 engine=["openai:http://a/v1#m,timeout_s=3", "openai:http://b/v1#m,timeout_s=4"],
             )
 
+    def test_a_run_moves_between_a_server_and_a_pool(self, tmp_path):
+        from slowthink.evaluate.config import plan_jobs
+        from slowthink.evaluate.runner import prepare_out
+
+        def config(engine):
+            return EvalConfig(benchmark="gsm8k", engine=engine, out=str(tmp_path), strategies=["direct"])
+
+        old = config("openai:http://a/v1#m")
+        prepare_out(old, plan_jobs(old))
+        (tmp_path / "records.jsonl").write_text("{}\n")
+        stored = json.loads((tmp_path / "config.json").read_text())
+        stored["identity"]["engine"] = "openai:http://a/v1#m"  # as written before engine pools
+        (tmp_path / "config.json").write_text(json.dumps(stored))
+        pool = config(["openai:http://b/v1#m", "openai:http://c/v1#m"])
+        prepare_out(pool, plan_jobs(pool))  # no settings mismatch
+        other = config("openai:http://a/v1#other-model")
+        with pytest.raises(SlowthinkError, match="other settings"):
+            prepare_out(other, plan_jobs(other))
+
 
 # -- dispatch and failures on scripted proxies --------------------------------------------------------
 class TestDispatch:

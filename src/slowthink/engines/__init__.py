@@ -254,6 +254,8 @@ def pool_spec(specs: str | Sequence[str]) -> str:
     """
     if isinstance(specs, str):
         return specs
+    if not isinstance(specs, (list, tuple)):
+        raise SlowthinkError(f"engine: expected an engine spec or a list of openai specs, got {specs!r}")
     items = [str(s).strip() for s in specs]
     if not items:
         raise SlowthinkError("engine: the list of engine specs is empty: list 'openai:URL#MODEL' specs")

@@ -259,6 +259,22 @@ class EvalConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @staticmethod
+    def stored_identity(identity: dict[str, Any]) -> dict[str, Any]:
+        """An identity read from a run folder, in today's terms: an openai spec stored with its
+        server URL (before engine pools) counts as ``openai#MODEL``, so such a run still resumes.
+
+        >>> EvalConfig.stored_identity({"engine": "openai:http://h/v1#m", "seed": 0})
+        {'engine': 'openai#m', 'seed': 0}
+        """
+        engine = identity.get("engine")
+        if isinstance(engine, str) and engine.startswith("openai:"):
+            try:
+                return {**identity, "engine": engine_identity(engine)}
+            except SlowthinkError:
+                return identity
+        return identity
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EvalConfig:
         names = {f.name for f in dataclasses.fields(cls)}

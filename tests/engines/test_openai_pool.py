@@ -194,6 +194,21 @@ class TestDispatch:
         assert c.finish_reason == "error" and "ReadTimeout" in c.error
         assert pool.endpoints[0].up and not good.generation_attempts()
 
+    def test_a_hung_server_fails_its_health_check_and_is_left(self, flaky_proxy):
+        hung = flaky_proxy(reply=echo(), inject=["stall"] * 3, inject_paths=None, stall_s=2.0)
+        good = flaky_proxy(reply=echo())
+        pool = OpenAIPool(
+            [(hung.url, "m"), (good.url, "m")],
+            max_concurrency=1,
+            timeout_s=0.3,
+            connect_timeout_s=0.3,
+            **FAST,
+        )
+        t0 = time.monotonic()
+        [[c]] = pool.generate(asks(1))  # two read timeouts, then GET /models stalls too
+        assert c.ok and c.text == "q0" and time.monotonic() - t0 < 2.0
+        assert not pool.endpoints[0].up and pool.stats["endpoints"][hung.url]["rerouted"] == 1
+
     def test_every_endpoint_down_is_one_clear_error(self, unreachable_url):
         other = unreachable_url.replace("/v1", "/other/v1")
         pool = OpenAIPool([(unreachable_url, "m"), (other, "m")], max_retries=0, **FAST)

@@ -448,10 +448,13 @@ class OpenAIEngine:
         return out
 
     def healthy(self) -> bool:
-        """Whether the server answers ``GET /models`` now (one try, no retries): the health check
-        an engine pool runs before sending requests to an endpoint it had marked down."""
+        """Whether the server answers ``GET /models`` now (one try, no retries, within
+        ``connect_timeout_s``): the health check an engine pool runs on an endpoint it had marked
+        down (or that timed out)."""
         try:
-            self._http.request("GET", "/models", retry=False, expect="models")
+            self._http.request(
+                "GET", "/models", retry=False, expect="models", timeout_s=self.options.connect_timeout_s
+            )
         except HTTPFailure:
             return False
         return True

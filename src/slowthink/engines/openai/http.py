@@ -261,10 +261,12 @@ class HTTPClient:
         *,
         retry: bool = True,
         expect: str = "object",
+        timeout_s: float | None = None,
     ) -> Any:
         """One HTTP exchange with retries; returns the decoded JSON or raises :class:`HTTPFailure`.
 
-        ``path`` is relative to the base URL, or a full URL. Retried (``max_retries`` times,
+        ``path`` is relative to the base URL, or a full URL; ``timeout_s`` replaces the client's
+        timeouts for this exchange (a health check must not wait ``timeout_s`` of a generation). Retried (``max_retries`` times,
         backoff, counted in ``stats["retries"]``): connection errors, 429, 5xx, and an HTTP 200
         whose body is not usable for ``expect`` (see :func:`reply_problem`); a read timeout is
         retried once. Anything else fails at once.
@@ -286,11 +288,12 @@ class HTTPClient:
             last = attempt == attempts - 1
             tries = attempt + 1
             self.count("http_requests")
+            extra: dict[str, Any] = {} if timeout_s is None else {"timeout": float(timeout_s)}
             try:
                 r = (
-                    self._client.request(method, url, json=body)
+                    self._client.request(method, url, json=body, **extra)
                     if body is not None
-                    else self._client.request(method, url)
+                    else self._client.request(method, url, **extra)
                 )
             except retryable as e:
                 if last:
@@ -310,7 +313,7 @@ class HTTPClient:
                     continue
                 raise HTTPFailure(
                     "timeout",
-                    f"{type(e).__name__} after {self.options.timeout_s:g}s",
+                    f"{type(e).__name__} after {timeout_s or self.options.timeout_s:g}s",
                     url=url,
                     attempts=tries,
                 ) from None

@@ -23,7 +23,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slowthink.distributed import Sharding
-from slowthink.engines import EngineSpec, check_engine_options, merge_engine_options, strip_spec_options
+from slowthink.engines import (
+    EngineSpec,
+    check_engine_options,
+    engine_identity,
+    merge_engine_options,
+    pool_spec,
+)
 from slowthink.formats import get_format
 from slowthink.search import STRATEGIES, make_config
 from slowthink.search.presets import apply_preset, get_preset
@@ -146,7 +152,10 @@ class EvalConfig:
     # -- engine and scorer
     engine: str = "llamacpp"
     """Engine spec: ``llamacpp`` | ``hf:PATH`` | ``openai:URL#MODEL`` | ``vllm:MODEL`` |
-    ``py:module:Class``, engine options as ``,key=value`` after it."""
+    ``py:module:Class``, engine options as ``,key=value`` after it. A pool of OpenAI-compatible
+    servers: ``openai:URL1#MODEL,URL2#MODEL`` (in YAML also a list of openai specs). Identity: the
+    spec without options; an openai spec naming its model counts as ``openai#MODEL``, whatever
+    the servers."""
     model: str | None = None
     """Model path for the engine (e.g. a GGUF file), appended to the spec as ``engine:model``."""
     engine_options: dict[str, Any] = field(default_factory=dict)
@@ -215,6 +224,7 @@ class EvalConfig:
     """Drop the problems' images (text-only engines)."""
 
     def __post_init__(self) -> None:
+        self.engine = pool_spec(self.engine)  # a YAML list of openai specs is one pool spec
         self.strategies = parse_strategies(self.strategies)
         if self.preset is not None:
             applied = apply_preset(self.preset, self.strategies, fmt=self.format, scorer=self.scorer, options={})
@@ -265,11 +275,27 @@ class EvalConfig:
     def identity(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in IDENTITY_FIELDS}
         if not self.engine.startswith("py:"):
-            out["engine"] = strip_spec_options(self.engine)
+            out["engine"] = engine_identity(self.engine)
         return out
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @staticmethod
+    def stored_identity(identity: dict[str, Any]) -> dict[str, Any]:
+        """An identity read from a run folder, in today's terms: an openai spec stored with its
+        server URL (before engine pools) counts as ``openai#MODEL``, so such a run still resumes.
+
+        >>> EvalConfig.stored_identity({"engine": "openai:http://h/v1#m", "seed": 0})
+        {'engine': 'openai#m', 'seed': 0}
+        """
+        engine = identity.get("engine")
+        if isinstance(engine, str) and engine.startswith("openai:"):
+            try:
+                return {**identity, "engine": engine_identity(engine)}
+            except SlowthinkError:
+                return identity
+        return identity
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EvalConfig:

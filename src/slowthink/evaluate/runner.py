@@ -211,7 +211,7 @@ def prepare_out(config: EvalConfig, jobs: Sequence[Job], *, force: bool = False)
     identity = _canonical(config.identity())
     rec = out / RECORDS
     if cfg_path.is_file() and rec.is_file() and rec.stat().st_size > 0:  # an empty folder takes new settings
-        old = read_json(cfg_path, "run config").get("identity", {})
+        old = EvalConfig.stored_identity(read_json(cfg_path, "run config").get("identity", {}))
         diffs = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in identity.items() if old.get(k) != v]
         if diffs and not force:
             raise SlowthinkError(

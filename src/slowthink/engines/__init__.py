@@ -91,6 +91,17 @@ def merge_engine_options(spec_options: dict[str, Any], options: dict[str, Any], 
     return {**spec_options, **options}
 
 
+def _add_option(options: dict[str, Any], part: str, spec: str) -> None:
+    """Add one ``key=value`` part of an engine spec to ``options`` (typed like a YAML scalar)."""
+    key, _, value = part.partition("=")
+    key = key.strip()
+    if not key:
+        raise SlowthinkError(f"bad engine option '{part}' in spec '{spec}': write key=value")
+    if key in options:
+        raise SlowthinkError(f"engine option '{key}' given twice in spec '{spec}'")
+    options[key] = scalar(value)
+
+
 @dataclass(frozen=True)
 class EngineSpec:
     kind: str
@@ -139,16 +150,10 @@ class EngineSpec:
         target, _, fragment = rest.partition("#")
         plain, options = [], {}
         for part in fragment.split(",") if fragment else []:
-            key, eq, value = part.partition("=")
-            if not eq:
+            if "=" not in part:
                 plain.append(part)
                 continue
-            key = key.strip()
-            if not key:
-                raise SlowthinkError(f"bad engine option '{part}' in spec '{spec}': write key=value")
-            if key in options:
-                raise SlowthinkError(f"engine option '{key}' given twice in spec '{spec}'")
-            options[key] = scalar(value)
+            _add_option(options, part, spec)
         if options:
             check_engine_options(kind, options, where=f"in the spec '{spec}'")
         return cls(kind, target or None, ",".join(plain) or None, tuple(options.items()))
@@ -165,13 +170,7 @@ class EngineSpec:
         options: dict[str, Any] = {}
 
         def option(part: str) -> None:
-            key, _, value = part.partition("=")
-            key = key.strip()
-            if not key:
-                raise SlowthinkError(f"bad engine option '{part}' in spec '{spec}': write key=value")
-            if key in options:
-                raise SlowthinkError(f"engine option '{key}' given twice in spec '{spec}'")
-            options[key] = scalar(value)
+            _add_option(options, part, spec)
 
         for k, part in enumerate(rest.split(",") if rest else []):
             if k == 0 or part.strip().startswith(("http://", "https://")):

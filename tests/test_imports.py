@@ -39,6 +39,7 @@ OPTIONAL = frozenset(
         "pyarrow",
         "reasoning_gym",
         "math_verify",
+        "ray",
         "trl",
         "peft",
         "datasets",

@@ -69,18 +69,19 @@ class LlamaServer:
             return ""
 
 
-@pytest.fixture(scope="session")
-def llama_server(smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
-    """``python -m llama_cpp.server`` on SmolLM2, on a free loopback port, for the whole session."""
+def _needs_llama_server() -> None:
     if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("uvicorn") is None:
         pytest.skip("llama-cpp-python[server] is not installed")
+
+
+def launch_llama_server(gguf: Path, log: Path) -> LlamaServer:
+    """Start ``python -m llama_cpp.server`` on ``gguf`` on a free loopback port (not yet ready)."""
     port = free_port()
-    log = tmp_path_factory.mktemp("llama_server") / "server.log"
     # one thread: on a shared 2-core machine, llama.cpp's spinning thread pool collapses when
     # oversubscribed (measured 5x slower with 2 threads under load), and the tests use few tokens
     cmd = [
         sys.executable, "-m", "llama_cpp.server",
-        "--model", str(smollm2_gguf),
+        "--model", str(gguf),
         "--host", "127.0.0.1",
         "--port", str(port),
         "--n_ctx", "2048",
@@ -90,31 +91,67 @@ def llama_server(smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -
     ]  # fmt: skip
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    server = LlamaServer(f"http://127.0.0.1:{port}/v1", str(smollm2_gguf), log, proc)
+    return LlamaServer(f"http://127.0.0.1:{port}/v1", str(gguf), log, proc)
+
+
+def wait_ready(server: LlamaServer, deadline: float) -> None:
+    """Wait (until ``deadline``, a ``time.monotonic()``) for the server to list its model."""
+    while True:
+        if server.process.poll() is not None:
+            pytest.fail(f"llama.cpp server exited with {server.process.returncode}:\n{server.log_tail()}")
+        try:
+            with urllib.request.urlopen(server.base_url + "/models", timeout=2) as r:
+                server.model = json.loads(r.read())["data"][0]["id"]
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"llama.cpp server not ready after {SERVER_START_TIMEOUT_S:.0f}s:\n{server.log_tail()}")
+        time.sleep(0.25)
+
+
+def stop_llama_server(server: LlamaServer) -> None:
+    server.process.terminate()
     try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama.cpp server exited with {proc.returncode}:\n{server.log_tail()}")
-            try:
-                with urllib.request.urlopen(server.base_url + "/models", timeout=2) as r:
-                    server.model = json.loads(r.read())["data"][0]["id"]
-                    break
-            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"llama.cpp server not ready after {SERVER_START_TIMEOUT_S:.0f}s:\n{server.log_tail()}"
-                )
-            time.sleep(0.25)
+        server.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def llama_server(smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
+    """``python -m llama_cpp.server`` on SmolLM2, on a free loopback port, for the whole session."""
+    _needs_llama_server()
+    server = launch_llama_server(smollm2_gguf, tmp_path_factory.mktemp("llama_server") / "server.log")
+    try:
+        wait_ready(server, time.monotonic() + SERVER_START_TIMEOUT_S)
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_llama_server(server)
+
+
+@pytest.fixture
+def llama_servers(
+    smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[int], list[LlamaServer]]]:
+    """Factory: ``llama_servers(k)`` starts k llama.cpp servers on SmolLM2 at once (one thread
+    each) and waits for all; every one is stopped at the end of the test (a killed one too)."""
+    _needs_llama_server()
+    started: list[LlamaServer] = []
+
+    def make(k: int) -> list[LlamaServer]:
+        root = tmp_path_factory.mktemp("llama_servers")
+        servers = [launch_llama_server(smollm2_gguf, root / f"server{i}.log") for i in range(k)]
+        started.extend(servers)
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        for server in servers:
+            wait_ready(server, deadline)
+        return servers
+
+    yield make
+    for server in started:
+        stop_llama_server(server)
 
 
 # -- fault-injecting proxy ------------------------------------------------------------------------

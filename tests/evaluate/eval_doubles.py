@@ -4,12 +4,15 @@
 "What is A + B?" questions in the atomic format: right with probability
 ``p_right`` per sample (seeded by the request seed and the sample index, so results do not depend
 on batching), else off by one. A question holding ``BOOM`` makes ``generate`` raise. ``delay``
-sleeps per call (for the kill-and-resume test). ``StepScorer`` scores a step 0.9 when it states
+sleeps per call (for the kill-and-resume test). ``die_on=TEXT,marker=PATH`` ends the process
+(``os._exit(1)``, as a crashed worker) at the first request whose question holds ``TEXT`` while
+the file ``PATH`` does not exist, creating it first: the retry on another process succeeds. ``StepScorer`` scores a step 0.9 when it states
 the right sum and 0.3 when it states a wrong one; ``Judge`` prefers the candidate with the right sum.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import time
@@ -34,8 +37,11 @@ def truth(text: str) -> int | None:
 class ScriptedEngine(doubles.ScriptedEngine):
     generate_calls = 0  # class-wide, so a test can see calls made through a spec-built instance
 
-    def __init__(self, p_right: float = 0.6, delay: float = 0.0, steps: int = 2) -> None:
+    def __init__(
+        self, p_right: float = 0.6, delay: float = 0.0, steps: int = 2, die_on: str = "", marker: str = ""
+    ) -> None:
         self.p_right, self.delay = float(p_right), float(delay)
+        self.die_on, self.marker = str(die_on), str(marker)
         writer = doubles.AtomicWriter(lambda r, i, k: _STEPS[k % len(_STEPS)], self._answer, steps=int(steps))
         super().__init__(writer, prompt_tokens=20)
 
@@ -51,6 +57,9 @@ class ScriptedEngine(doubles.ScriptedEngine):
         if self.delay:
             time.sleep(self.delay)
         for r in requests:
+            if self.die_on and self.die_on in r.messages[-1].content and not os.path.exists(self.marker):
+                open(self.marker, "w").close()
+                os._exit(1)
             if "BOOM" in r.messages[-1].content:
                 raise RuntimeError("scripted failure on a BOOM question")
         return super().generate(requests)

@@ -208,6 +208,11 @@ def eval_command(
             f"[dim]engine: {stats.get('http_requests', 0)} HTTP request(s), {stats['retries']} retried "
             "(transient server faults; see metrics.json engine_stats)[/dim]"
         )
+    if stats.get("rerouted"):
+        console.print(
+            f"[dim]engine pool: {stats['rerouted']} request(s) re-sent to another endpoint after a server "
+            "failed (see metrics.json engine_stats.endpoints)[/dim]"
+        )
     console.print(f"[bold]wrote[/bold] {', '.join(str(p) for p in result.files)}", soft_wrap=True)
     _warn_errors(result.error_summary)
 

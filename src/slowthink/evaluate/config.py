@@ -22,7 +22,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from slowthink.engines import EngineSpec, check_engine_options, merge_engine_options, strip_spec_options
+from slowthink.distributed import Sharding
+from slowthink.engines import (
+    EngineSpec,
+    check_engine_options,
+    engine_identity,
+    merge_engine_options,
+    pool_spec,
+)
 from slowthink.formats import get_format
 from slowthink.search import STRATEGIES, make_config
 from slowthink.search.presets import apply_preset, get_preset
@@ -145,7 +152,10 @@ class EvalConfig:
     # -- engine and scorer
     engine: str = "llamacpp"
     """Engine spec: ``llamacpp`` | ``hf:PATH`` | ``openai:URL#MODEL`` | ``vllm:MODEL`` |
-    ``py:module:Class``, engine options as ``,key=value`` after it."""
+    ``py:module:Class``, engine options as ``,key=value`` after it. A pool of OpenAI-compatible
+    servers: ``openai:URL1#MODEL,URL2#MODEL`` (in YAML also a list of openai specs). Identity: the
+    spec without options; an openai spec naming its model counts as ``openai#MODEL``, whatever
+    the servers."""
     model: str | None = None
     """Model path for the engine (e.g. a GGUF file), appended to the spec as ``engine:model``."""
     engine_options: dict[str, Any] = field(default_factory=dict)
@@ -188,10 +198,25 @@ class EvalConfig:
     Not identity."""
     threads: int | None = None
     """CPU threads of an in-process engine (llama.cpp, hf on CPU); ``None``: all cores (use 1 per
-    process when several runs share the cores). Not part of a run's identity: a run may be resumed
-    with another thread count."""
+    process when several runs share the cores; on Ray: :attr:`ray_cpus`). Not part of a run's
+    identity: a run may be resumed with another thread count."""
     batch_size: int = 8
-    """Problems sent through one ``solve`` call (one engine call per search depth for the batch)."""
+    """Problems sent through one ``solve`` call (one engine call per search depth for the batch);
+    on Ray, the unit of work a worker takes."""
+    ray: str | None = None
+    """Shard the batches across Ray workers, each building its own engine and scorer from these
+    settings (a vLLM replica per GPU, a llama.cpp per core), records streamed back to this run's
+    one records.jsonl: ``auto`` (the running cluster: ``RAY_ADDRESS`` or ``ray start --head`` on
+    this machine), ``local`` (a Ray instance on this machine for this run), or a cluster address
+    ``HOST:PORT`` / ``ray://HOST:10001``. ``None``: in this process. Needs slowthink's ``ray`` extra;
+    the nodes need slowthink and the engine's packages installed. Not identity."""
+    ray_workers: int | None = None
+    """Ray workers (engines) to run; ``None``: as many as the cluster fits with :attr:`ray_cpus`
+    and :attr:`ray_gpus` per worker."""
+    ray_cpus: float = 1.0
+    """CPUs each Ray worker reserves (also its engine's :attr:`threads` unless given)."""
+    ray_gpus: float = 0.0
+    """GPUs each Ray worker reserves (``1``: one engine per GPU)."""
     out: str = "runs/eval"
     """Run folder: records.jsonl, config.json, metrics.json, plots, report.html; running again into
     the same folder resumes it."""
@@ -199,6 +224,7 @@ class EvalConfig:
     """Drop the problems' images (text-only engines)."""
 
     def __post_init__(self) -> None:
+        self.engine = pool_spec(self.engine)  # a YAML list of openai specs is one pool spec
         self.strategies = parse_strategies(self.strategies)
         if self.preset is not None:
             applied = apply_preset(self.preset, self.strategies, fmt=self.format, scorer=self.scorer, options={})
@@ -219,6 +245,8 @@ class EvalConfig:
             raise SlowthinkError(f"--threads must be >= 1, got {self.threads}")
         if self.batch_size < 1:
             raise SlowthinkError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if self.ray is not None or self.ray_workers is not None:
+            self.sharding()  # checks the Ray settings in one line
         if self.limit is not None and self.limit < 1:
             raise SlowthinkError(f"--limit must be >= 1, got {self.limit}")
         for name in ("max_tokens", "max_depth", "beam"):
@@ -240,14 +268,34 @@ class EvalConfig:
             return self.engine
         return f"{self.engine}:{self.model}"
 
+    def sharding(self) -> Sharding:
+        """Where the batches run (:mod:`slowthink.distributed`): here, or across Ray workers."""
+        return Sharding(address=self.ray, workers=self.ray_workers, cpus=self.ray_cpus, gpus=self.ray_gpus)
+
     def identity(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in IDENTITY_FIELDS}
         if not self.engine.startswith("py:"):
-            out["engine"] = strip_spec_options(self.engine)
+            out["engine"] = engine_identity(self.engine)
         return out
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @staticmethod
+    def stored_identity(identity: dict[str, Any]) -> dict[str, Any]:
+        """An identity read from a run folder, in today's terms: an openai spec stored with its
+        server URL (before engine pools) counts as ``openai#MODEL``, so such a run still resumes.
+
+        >>> EvalConfig.stored_identity({"engine": "openai:http://h/v1#m", "seed": 0})
+        {'engine': 'openai#m', 'seed': 0}
+        """
+        engine = identity.get("engine")
+        if isinstance(engine, str) and engine.startswith("openai:"):
+            try:
+                return {**identity, "engine": engine_identity(engine)}
+            except SlowthinkError:
+                return identity
+        return identity
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EvalConfig:

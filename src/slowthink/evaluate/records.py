@@ -20,7 +20,7 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from slowthink.types import SlowthinkError
 
@@ -89,23 +89,29 @@ def trim_partial_line(path: Path) -> bool:
 
 
 class RecordWriter:
-    """Appends records a batch at a time: one write, flush, ``os.fsync``."""
+    """Appends records a batch at a time: one write, flush, ``os.fsync``. The file is opened (and a
+    line cut by a kill trimmed) at the first write, so a run stopped before its first record leaves
+    no records file."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        trim_partial_line(self.path)
-        self._f = self.path.open("ab")
+        self._f: BinaryIO | None = None
 
     def write(self, records: Iterable[dict[str, Any]]) -> None:
         """Append the batch in one write (a kill leaves whole lines or a cut last line), then fsync."""
+        if self._f is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            trim_partial_line(self.path)
+            self._f = self.path.open("ab")
         data = "".join(json.dumps(rec, ensure_ascii=False, default=str) + "\n" for rec in records)
         self._f.write(data.encode("utf-8"))
         self._f.flush()
         os.fsync(self._f.fileno())
 
     def close(self) -> None:
-        self._f.close()
+        if self._f is not None:
+            self._f.close()
+            self._f = None
 
     def __enter__(self) -> RecordWriter:
         return self

@@ -48,6 +48,7 @@ from rich.progress import (
 )
 
 from slowthink.benchmarks import load_benchmark
+from slowthink.distributed import open_pool
 from slowthink.engines import EngineSpec, load_engine
 from slowthink.evaluate.config import EvalConfig, Job, plan_jobs
 from slowthink.evaluate.metrics import Grader, grade_dict, job_rows
@@ -210,7 +211,7 @@ def prepare_out(config: EvalConfig, jobs: Sequence[Job], *, force: bool = False)
     identity = _canonical(config.identity())
     rec = out / RECORDS
     if cfg_path.is_file() and rec.is_file() and rec.stat().st_size > 0:  # an empty folder takes new settings
-        old = read_json(cfg_path, "run config").get("identity", {})
+        old = EvalConfig.stored_identity(read_json(cfg_path, "run config").get("identity", {}))
         diffs = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in identity.items() if old.get(k) != v]
         if diffs and not force:
             raise SlowthinkError(
@@ -558,6 +559,78 @@ def resume_run(
     return RunState(jobs, fmt, load, out, records, bad_lines, done, pending)
 
 
+@dataclass(frozen=True)
+class BatchTask:
+    """One batch of one job, as the driver hands it to a worker: the problems, the samples they may
+    reuse (:func:`reusable_samples`), the attempt number each record gets, and whether one of them
+    had not failed before (the fail-fast rule of :func:`run_pending`)."""
+
+    job: Job
+    problems: list[Problem]
+    reuse: dict[str, Trace] | None
+    attempts: list[int]
+    fresh: bool
+
+    def __str__(self) -> str:
+        ids = ", ".join(p.id for p in self.problems[:4]) + (", ..." if len(self.problems) > 4 else "")
+        return f"{self.job.label}: {len(self.problems)} problem(s) {ids}"
+
+
+@dataclass
+class Solver:
+    """What each worker builds once (:class:`SolverFactory`): the engine, scorer and format of a run."""
+
+    engine: Any
+    scorer: Any
+    fmt: Format
+    seed: int
+
+
+@dataclass
+class SolverFactory:
+    """Builds a worker's :class:`Solver` from the run's config (picklable: Ray workers call it),
+    then :func:`preflight` checks the engine and scorer against what is pending. ``engine`` /
+    ``scorer`` objects given by the caller are used instead of building them (in-process only)."""
+
+    config: EvalConfig
+    jobs: list[Job]
+    pending: dict[Job, list[Problem]]
+    engine: Any = None
+    scorer: Any = None
+
+    def __call__(self) -> Solver:
+        engine = self.engine if self.engine is not None else make_engine(self.config)
+        scorer = self.scorer
+        if scorer is None and any(STRATEGIES[j.strategy].needs_scorer for j in self.jobs if self.pending[j]):
+            scorer = make_scorer(self.config, engine)
+        preflight(self.jobs, self.pending, engine, scorer)
+        return Solver(engine, scorer, get_format(self.config.format), self.config.seed)
+
+
+def solve_task(solver: Solver, task: BatchTask) -> list[dict[str, Any]]:
+    """A worker's part: solve the batch and make its graded records (written by the driver)."""
+    results = solve_batch(task.problems, task.job, solver.engine, solver.fmt, solver.scorer, solver.seed, task.reuse)
+    return [make_record(p, task.job, t, e, solver.seed, a) for (p, t, e), a in zip(results, task.attempts)]
+
+
+def job_waves(jobs: Sequence[Job], share_samples: bool) -> list[list[Job]]:
+    """Jobs whose batches may run at the same time: a path-wise job that may take the samples of an
+    earlier path-wise job starts a new wave, after that job's records are in.
+
+    >>> a, b, c = Job("majority", 4, (4,), True), Job("step_beam", 2, (2,)), Job("best_of_n", 4, (4,), True)
+    >>> [[j.strategy for j in w] for w in job_waves([a, b, c], True)], len(job_waves([a, b, c], False))
+    ([['majority', 'step_beam'], ['best_of_n']], 1)
+    """
+    waves: list[list[Job]] = []
+    seen_pathwise = False
+    for job in jobs:
+        if not waves or (share_samples and job.pathwise and seen_pathwise):
+            waves.append([])
+        waves[-1].append(job)
+        seen_pathwise = seen_pathwise or job.pathwise
+    return waves
+
+
 def run_pending(
     config: EvalConfig,
     state: RunState,
@@ -568,25 +641,79 @@ def run_pending(
     console=None,
     on_batch: Callable[[Job, list[dict[str, Any]]], None] | None = None,
 ) -> Ran:
-    """Step 2: solve what is pending, job by job, ``batch_size`` problems at a time; each batch's
-    records are appended (and added to ``state.records``) before the next batch starts.
+    """Step 2: solve what is pending, ``batch_size`` problems at a time, through the sharding layer
+    (:mod:`slowthink.distributed`): in this process, job by job and batch by batch, or with
+    ``config.ray`` across Ray workers, each with the engine and scorer it builds from the config.
+    Each finished batch's records are appended by this process alone, one batch at a time (and
+    added to ``state.records``); a batch may take the samples of records that came in before it was
+    handed out (:func:`job_waves`).
 
-    The engine and scorer are built only when something is pending, then :func:`preflight` checks
-    them. Fail-fast: when every problem of the first batch fails and one of them had not failed
-    before, the run stops with one SlowthinkError line and nothing recorded for that batch.
+    The engine and scorer are built (at the first batch, in each worker) only when something is
+    pending, then :func:`preflight` checks them. Fail-fast: when every problem of the first batch
+    that comes back fails and one of them had not failed before, the run stops with one
+    SlowthinkError line and nothing recorded for that batch.
     """
     if not state.todo:
         return Ran(engine)
+    sharding = config.sharding()
+    if sharding.distributed and (engine is not None or scorer is not None):
+        raise SlowthinkError(
+            "on Ray each worker builds its engine and scorer from the config: pass specs, not engine or scorer objects"
+        )
     jobs, pending, records = state.jobs, state.pending, state.records
-    engine = engine if engine is not None else make_engine(config)
-    if scorer is None and any(STRATEGIES[j.strategy].needs_scorer for j in jobs if pending[j]):
-        scorer = make_scorer(config, engine)
-    preflight(jobs, pending, engine, scorer)
     ran = Ran(engine)
     succeeded = False
     index = pathwise_index(records)
-    with RecordWriter(state.out / RECORDS) as writer, _Progress(progress, console) as bar:
-        tasks = {}
+
+    def tasks(wave: list[Job]):
+        for job in wave:
+            todo_job = pending[job]
+            for i in range(0, len(todo_job), config.batch_size):
+                batch = todo_job[i : i + config.batch_size]
+                reuse = reusable_samples(job, batch, records, index) if config.share_samples else None
+                earlier = [records.get((p.id, job.strategy, job.key)) for p in batch]
+                yield BatchTask(
+                    job,
+                    batch,
+                    reuse,
+                    [attempts_of(prev) + 1 if prev and prev.get("error") else 1 for prev in earlier],
+                    fresh=any(r is None or not r.get("error") for r in earlier),
+                )
+
+    def on_result(task: BatchTask, recs: list[dict[str, Any]]) -> None:
+        nonlocal succeeded
+        job = task.job
+        failed = [r["error"] for r in recs if r["error"]]
+        if not succeeded and task.fresh and len(failed) == len(recs):
+            raise SlowthinkError(
+                f"every problem of the first batch failed ({len(recs)} of {len(recs)}, "
+                f"{job.label}), so the run stopped and recorded nothing for them: {failed[0]}"
+            )
+        writer.write(recs)
+        succeeded = succeeded or len(failed) < len(recs)
+        for r in recs:
+            key = (r["id"], r["strategy"], r["key"])
+            if r.get("pathwise") and key not in records:
+                index.setdefault(r["id"], []).append(key)
+            records[key] = r
+        ran.new += len(recs)
+        ran.errors += sum(r["error"] is not None for r in recs)
+        st = bars[job]
+        st[1] += sum(bool((r.get("grade") or {}).get("correct")) for r in recs)
+        st[2] += len(recs)
+        bar.advance(st[0], len(recs), _acc_text(st[1], st[2]))
+        if on_batch:
+            on_batch(job, recs)
+
+    if sharding.distributed and config.threads is None:  # a worker's engine uses the cores it reserved
+        config = replace(config, threads=max(1, int(config.ray_cpus)))
+    factory = SolverFactory(config, [j for j in jobs if pending[j]], pending, engine, scorer)
+    with (
+        RecordWriter(state.out / RECORDS) as writer,
+        _Progress(progress, console) as bar,
+        open_pool(factory, sharding) as pool,
+    ):
+        bars = {}
         for job in jobs:
             prior = [
                 records[(p.id, job.strategy, job.key)]
@@ -594,44 +721,15 @@ def run_pending(
                 if (p.id, job.strategy, job.key) in state.done
             ]
             correct = sum(bool((r.get("grade") or {}).get("correct")) for r in prior)
-            tasks[job] = [
+            bars[job] = [
                 bar.add(job.label, len(pending[job]), len(prior), _acc_text(correct, len(prior))),
                 correct,
                 len(prior),
             ]
-        for job in jobs:
-            todo_job = pending[job]
-            for i in range(0, len(todo_job), config.batch_size):
-                batch = todo_job[i : i + config.batch_size]
-                reuse = reusable_samples(job, batch, records, index) if config.share_samples else None
-                results = solve_batch(batch, job, engine, state.fmt, scorer, config.seed, reuse)
-                failed = [e for _, t, e in results if t is None or e]
-                earlier = [records.get((p.id, job.strategy, job.key)) for p in batch]
-                fresh = any(r is None or not r.get("error") for r in earlier)
-                if not succeeded and fresh and len(failed) == len(batch):
-                    raise SlowthinkError(
-                        f"every problem of the first batch failed ({len(batch)} of {len(batch)}, "
-                        f"{job.label}), so the run stopped and recorded nothing for them: {failed[0]}"
-                    )
-                recs = [
-                    make_record(p, job, t, e, config.seed, attempts_of(prev) + 1 if prev and prev.get("error") else 1)
-                    for (p, t, e), prev in zip(results, earlier)
-                ]
-                writer.write(recs)
-                succeeded = succeeded or len(failed) < len(batch)
-                for r in recs:
-                    key = (r["id"], r["strategy"], r["key"])
-                    if r.get("pathwise") and key not in records:
-                        index.setdefault(r["id"], []).append(key)
-                    records[key] = r
-                ran.new += len(recs)
-                ran.errors += sum(r["error"] is not None for r in recs)
-                st = tasks[job]
-                st[1] += sum(bool((r.get("grade") or {}).get("correct")) for r in recs)
-                st[2] += len(recs)
-                bar.advance(st[0], len(recs), _acc_text(st[1], st[2]))
-                if on_batch:
-                    on_batch(job, recs)
+        for wave in job_waves(jobs, config.share_samples):
+            pool.run(tasks(wave), solve_task, on_result)
+        if pool.local_state is not None:
+            ran.engine = pool.local_state.engine
     return ran
 
 

@@ -83,10 +83,31 @@ class _Call:
     offset: int = 0
 
 
+@dataclass(frozen=True)
+class _Failure:
+    """Why a request failed: the message of its error completions, and whose fault it is
+    (:attr:`HTTPFailure.fault <slowthink.engines.openai.http.HTTPFailure.fault>`)."""
+
+    message: str
+    fault: str | None = None
+
+
 @dataclass
 class _Outcome:
     completions: list[Completion] = field(default_factory=list)
-    error: str | None = None
+    error: _Failure | None = None
+
+
+@dataclass
+class RequestResult:
+    """One request's answer from :meth:`OpenAIEngine.generate_results`."""
+
+    completions: list[Completion]
+    """``request.n`` completions (error completions when it failed)."""
+    fault: str | None = None
+    """Why it failed, when it did because of the server: ``"server"`` (unreachable, connection
+    closed, 5xx after the retries: another replica may answer it) or ``"timeout"`` (stalled: a
+    hung server or a slow generation); ``None`` when it was answered or failed for its own sake."""
 
 
 class OpenAIEngine:
@@ -203,9 +224,9 @@ class OpenAIEngine:
         return self._http.describe(failure, what, self.model)
 
     # -- setup: model, prefix mode, template -------------------------------------------------------
-    def _setup(self) -> str | None:
-        """Resolve the model name once (from ``/models`` when not given). Returns an error message
-        for this batch, or None; a failed listing is tried again on the next call."""
+    def _setup(self) -> _Failure | None:
+        """Resolve the model name once (from ``/models`` when not given). Returns why this batch
+        cannot be sent, or None; a failed listing is tried again on the next call."""
         with self._setup_lock:
             if self._ready:
                 return None
@@ -213,14 +234,15 @@ class OpenAIEngine:
                 try:
                     models = self._http.request("GET", "/models", expect="models")
                 except HTTPFailure as f:
-                    return self._describe(f, "listing the served models (no model was named)") + (
-                        f"; or name the model: 'openai:{self.base_url}#MODEL'"
-                    )
+                    why = self._describe(f, "listing the served models (no model was named)")
+                    return _Failure(f"{why}; or name the model: 'openai:{self.base_url}#MODEL'", f.fault)
                 ids = [str(m.get("id")) for m in models["data"] if isinstance(m, dict)]
                 if not ids:
-                    return f"openai engine: {self.base_url}/models lists no model: name one with 'openai:{self.base_url}#MODEL'"
+                    return _Failure(
+                        f"openai engine: {self.base_url}/models lists no model: name one with 'openai:{self.base_url}#MODEL'"
+                    )
                 if len(ids) > 1:
-                    return (
+                    return _Failure(
                         f"openai engine: {self.base_url} serves several models ({', '.join(ids)}): "
                         f"name one with 'openai:{self.base_url}#{ids[0]}'"
                     )
@@ -228,7 +250,7 @@ class OpenAIEngine:
             self._ready = True
             return None
 
-    def _prepare_prefix(self) -> str | None:
+    def _prepare_prefix(self) -> _Failure | None:
         """Make prefix continuation ready: decide ``auto`` (the probe) and load the template for
         ``completions``. Returns None when ready, else why requests with a prefix cannot be sent
         now: the probe or template fetch failed after its retries; nothing is concluded from a
@@ -255,10 +277,11 @@ class OpenAIEngine:
                     f"openai engine: {fetch} failed at {self.base_url}; requests with an assistant prefix fail "
                     f"alone while it fails, and it is tried again on the next call (first failure: {why})",
                 )
-                return (
+                return _Failure(
                     f"{why}; this request needs it to continue its assistant prefix, so it "
                     "failed alone (the next call tries again; prefix_mode='completions' with chat_template=... "
-                    "or prefix_mode='continue' skips the probe)"
+                    "or prefix_mode='continue' skips the probe)",
+                    f.fault,
                 )
         return None
 
@@ -354,17 +377,22 @@ class OpenAIEngine:
     # -- generation -------------------------------------------------------------------------------
     def generate(self, requests: Sequence[Request]) -> list[list[Completion]]:
         """Return ``len(requests)`` lists, the i-th holding ``requests[i].n`` completions."""
+        return [r.completions for r in self.generate_results(requests)]
+
+    def generate_results(self, requests: Sequence[Request]) -> list[RequestResult]:
+        """:meth:`generate`, each request's completions with whose fault a failure was
+        (:attr:`RequestResult.fault`): what an engine pool needs to send it to another replica."""
         requests = list(requests)
         check_images(self.name, self.supports_images, requests)
         if not requests:
             return []
         problem = self._setup()
         if problem is not None:
-            return [error_completions(r, problem) for r in requests]
+            return [RequestResult(error_completions(r, problem.message), problem.fault) for r in requests]
         prefix_problem = self._prepare_prefix() if any(r.prefix for r in requests) else None
 
         results: list[list[Completion]] = [[] for _ in requests]
-        errors: list[str | None] = [None] * len(requests)
+        errors: list[_Failure | None] = [None] * len(requests)
         calls: list[_Call] = []
         for i, r in enumerate(requests):
             if r.prefix and prefix_problem is not None:
@@ -372,7 +400,7 @@ class OpenAIEngine:
                 continue
             route, err = self._route(r)
             if err is not None:
-                errors[i] = err
+                errors[i] = _Failure(err)
                 continue
             n = samples_to_send(r)
             if n > 1 and self._n_supported is False:
@@ -386,7 +414,7 @@ class OpenAIEngine:
         for i, r in enumerate(requests):
             got, n = len(results[i]), samples_to_send(r)
             if errors[i] is None and got == 0:  # reply_problem() rules this out; kept as a guard
-                errors[i] = (
+                errors[i] = _Failure(
                     f"openai engine: {self.base_url} returned no choice for request {i} (malformed reply)"
                 )
             elif errors[i] is None and got < n:
@@ -404,19 +432,32 @@ class OpenAIEngine:
             self._http.count("fill_requests", len(fill))
             self._run(requests, fill, results, errors)
 
-        out: list[list[Completion]] = []
+        out: list[RequestResult] = []
         for i, r in enumerate(requests):
-            if errors[i] is not None:
-                out.append(error_completions(r, errors[i]))
+            failure = errors[i]
+            if failure is not None:
+                out.append(RequestResult(error_completions(r, failure.message), failure.fault))
             elif r.temperature == 0 and results[i] and len(results[i]) < r.n:
-                out.append([dataclasses.replace(results[i][k % len(results[i])]) for k in range(r.n)])
+                out.append(RequestResult([dataclasses.replace(results[i][k % len(results[i])]) for k in range(r.n)]))
             elif len(results[i]) < r.n:
                 missing = r.n - len(results[i])
                 msg = f"openai engine: {self.base_url} returned {len(results[i])} of n={r.n} samples for request {i}"
-                out.append(results[i] + [Completion("", "error", error=msg) for _ in range(missing)])
+                out.append(RequestResult(results[i] + [Completion("", "error", error=msg) for _ in range(missing)]))
             else:
-                out.append(results[i][: r.n])
+                out.append(RequestResult(results[i][: r.n]))
         return out
+
+    def healthy(self) -> bool:
+        """Whether the server answers ``GET /models`` now (one try, no retries, within
+        ``connect_timeout_s``): the health check an engine pool runs on an endpoint it had marked
+        down (or that timed out)."""
+        try:
+            self._http.request(
+                "GET", "/models", retry=False, expect="models", timeout_s=self.options.connect_timeout_s
+            )
+        except HTTPFailure:
+            return False
+        return True
 
     def request_body(self, request: Request, n: int | None = None, sample: int = 0) -> dict[str, Any]:
         """The JSON body :meth:`generate` sends for ``request``: ``n`` samples (default: what
@@ -429,7 +470,7 @@ class OpenAIEngine:
         problem = self._setup() or (self._prepare_prefix() if request.prefix else None)
         route, err = self._route(request)
         if problem or err:
-            raise SlowthinkError(problem or err)
+            raise SlowthinkError(problem.message if problem else err)
         return self._body(request, _Call(0, route, samples_to_send(request) if n is None else n, sample))
 
     def _route(self, r: Request) -> tuple[Route, str | None]:
@@ -456,7 +497,7 @@ class OpenAIEngine:
         requests: list[Request],
         calls: list[_Call],
         results: list[list[Completion]],
-        errors: list[str | None],
+        errors: list[_Failure | None],
     ) -> None:
         if not calls:
             return
@@ -479,7 +520,9 @@ class OpenAIEngine:
         except Exception as e:  # one bad request never fails the batch
             logger.debug("openai engine: request %d failed", call.index, exc_info=True)
             return _Outcome(
-                error=f"openai engine: request {call.index} to {self.base_url} failed: {type(e).__name__}: {self._http.scrub(str(e))}"
+                error=_Failure(
+                    f"openai engine: request {call.index} to {self.base_url} failed: {type(e).__name__}: {self._http.scrub(str(e))}"
+                )
             )
 
     def _execute(self, r: Request, call: _Call) -> _Outcome:
@@ -489,7 +532,7 @@ class OpenAIEngine:
             try:
                 body = self._body(r, call)
             except SlowthinkError as e:
-                return _Outcome(error=f"openai engine: request {call.index}: {e}")
+                return _Outcome(error=_Failure(f"openai engine: request {call.index}: {e}"))
             extensions = self._extensions
             try:
                 data = self._http.request("POST", path, body, expect=call.route)
@@ -502,15 +545,17 @@ class OpenAIEngine:
                         f"openai engine: {self.base_url} rejects vLLM/SGLang request fields; sending plain OpenAI requests",
                     )
                     continue
-                return _Outcome(error=self._describe(f, what))
+                return _Outcome(error=_Failure(self._describe(f, what), f.fault))
             try:
                 return _Outcome(self._parse(r, call, data, body.get("prompt")))
             except (KeyError, TypeError, ValueError, AttributeError) as e:
                 return _Outcome(
-                    error=f"openai engine: {what} to {self.base_url}{path} failed: malformed reply ({type(e).__name__}: "
-                    f"{e}); the server does not answer as an OpenAI-compatible API: check the URL and the server"
+                    error=_Failure(
+                        f"openai engine: {what} to {self.base_url}{path} failed: malformed reply ({type(e).__name__}: "
+                        f"{e}); the server does not answer as an OpenAI-compatible API: check the URL and the server"
+                    )
                 )
-        return _Outcome(error=f"openai engine: {what} to {self.base_url}{path} was rejected twice")
+        return _Outcome(error=_Failure(f"openai engine: {what} to {self.base_url}{path} was rejected twice"))
 
     def _parse(self, r: Request, call: _Call, data: dict[str, Any], prompt: str | None) -> list[Completion]:
         def resolve_stop(text: str, generated: int | None) -> str | None:

@@ -170,6 +170,16 @@ class HTTPFailure(Exception):
         return self.kind == "status" and self.status in ENDPOINT_ABSENT
 
     @property
+    def fault(self) -> str | None:
+        """Whose fault it is, for an engine pool (:mod:`.pool`): ``"server"`` when the server
+        itself failed (unreachable, the connection closed, or 5xx after the retries), so another
+        replica may answer the request; ``"timeout"`` when it stalled (a hung server or just a slow
+        generation); ``None`` when the request was refused for its own sake (a 4xx, a bad reply)."""
+        if self.kind == "connect" or (self.kind == "status" and self.status is not None and self.status >= 500):
+            return "server"
+        return "timeout" if self.kind == "timeout" else None
+
+    @property
     def rejects_request(self) -> bool:
         """A probe answer meaning "this server does not take this request" (not a passing failure)."""
         return self.kind == "status" and self.status in (400, 422, *ENDPOINT_ABSENT)
@@ -251,10 +261,12 @@ class HTTPClient:
         *,
         retry: bool = True,
         expect: str = "object",
+        timeout_s: float | None = None,
     ) -> Any:
         """One HTTP exchange with retries; returns the decoded JSON or raises :class:`HTTPFailure`.
 
-        ``path`` is relative to the base URL, or a full URL. Retried (``max_retries`` times,
+        ``path`` is relative to the base URL, or a full URL; ``timeout_s`` replaces the client's
+        timeouts for this exchange (a health check must not wait ``timeout_s`` of a generation). Retried (``max_retries`` times,
         backoff, counted in ``stats["retries"]``): connection errors, 429, 5xx, and an HTTP 200
         whose body is not usable for ``expect`` (see :func:`reply_problem`); a read timeout is
         retried once. Anything else fails at once.
@@ -276,11 +288,12 @@ class HTTPClient:
             last = attempt == attempts - 1
             tries = attempt + 1
             self.count("http_requests")
+            extra: dict[str, Any] = {} if timeout_s is None else {"timeout": float(timeout_s)}
             try:
                 r = (
-                    self._client.request(method, url, json=body)
+                    self._client.request(method, url, json=body, **extra)
                     if body is not None
-                    else self._client.request(method, url)
+                    else self._client.request(method, url, **extra)
                 )
             except retryable as e:
                 if last:
@@ -300,7 +313,7 @@ class HTTPClient:
                     continue
                 raise HTTPFailure(
                     "timeout",
-                    f"{type(e).__name__} after {self.options.timeout_s:g}s",
+                    f"{type(e).__name__} after {timeout_s or self.options.timeout_s:g}s",
                     url=url,
                     attempts=tries,
                 ) from None

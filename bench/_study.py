@@ -29,6 +29,8 @@ def dataset_options(name: str) -> dict:
     raise SystemExit(f"unknown dataset '{name}': choose chain_sum and/or gsm8k")
 
 
-def run_folder(root: str | Path, dataset: str, fmt: str, scorer: str | None, select: str | None = None) -> Path:
+def run_folder(
+    root: str | Path, dataset: str, fmt: str, scorer: str | None, select: str | None = None
+) -> Path:
     parts = [dataset, fmt, (scorer or "none").split(":")[0]] + ([select] if select else [])
     return Path(root) / "-".join(parts)

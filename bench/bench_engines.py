@@ -25,13 +25,22 @@ from slowthink.engines.llamacpp import default_model_path
 from slowthink.formats import get_format
 from slowthink.types import Problem, Request
 
-PROBLEM = Problem(id="b", question="A farmer has 12 cows and buys 7 more, then sells 5. How many cows are left?")
+PROBLEM = Problem(
+    id="b", question="A farmer has 12 cows and buys 7 more, then sells 5. How many cows are left?"
+)
 
 
 def request(n: int, seed: int, max_tokens: int) -> Request:
     fmt = get_format("atomic")
-    return Request(fmt.messages(PROBLEM), prefix="Step 1:", n=n, stop=["\n\n"], max_tokens=max_tokens,
-                   temperature=0.8, seed=seed)
+    return Request(
+        fmt.messages(PROBLEM),
+        prefix="Step 1:",
+        n=n,
+        stop=["\n\n"],
+        max_tokens=max_tokens,
+        temperature=0.8,
+        seed=seed,
+    )
 
 
 def bench_hf(max_tokens: int, threads: int | None) -> dict:
@@ -46,8 +55,16 @@ def bench_hf(max_tokens: int, threads: int | None) -> dict:
     tok_b = sum(c.generated_tokens for c in batched)
     tok_s = sum(c.generated_tokens for c in sequential)
     return {
-        "batched": {"wall_s": round(t_batched, 2), "generated_tokens": tok_b, "tokens_per_s": round(tok_b / t_batched, 1)},
-        "sequential": {"wall_s": round(t_seq, 2), "generated_tokens": tok_s, "tokens_per_s": round(tok_s / t_seq, 1)},
+        "batched": {
+            "wall_s": round(t_batched, 2),
+            "generated_tokens": tok_b,
+            "tokens_per_s": round(tok_b / t_batched, 1),
+        },
+        "sequential": {
+            "wall_s": round(t_seq, 2),
+            "generated_tokens": tok_s,
+            "tokens_per_s": round(tok_s / t_seq, 1),
+        },
         "throughput_ratio": round((tok_b / t_batched) / (tok_s / t_seq), 2),
         "same_texts": [c.text for c in batched] == [c.text for c in sequential],
     }
@@ -62,10 +79,29 @@ def free_port() -> int:
 def bench_openai(n_requests: int, max_tokens: int, threads: int) -> dict:
     gguf = default_model_path()
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-                             "--port", str(port), "--n_ctx", "2048", "--verbose", "False",
-                             "--n_threads", str(threads), "--n_threads_batch", str(threads)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(gguf),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+            "--verbose",
+            "False",
+            "--n_threads",
+            str(threads),
+            "--n_threads_batch",
+            str(threads),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         url = f"http://127.0.0.1:{port}/v1"
         deadline = time.monotonic() + 120
@@ -77,8 +113,9 @@ def bench_openai(n_requests: int, max_tokens: int, threads: int) -> dict:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise RuntimeError("llama.cpp server did not start") from None
                 time.sleep(0.25)
-        http = load_engine(f"openai:{url}", max_concurrency=4,
-                           extra_body={"top_k": 0, "min_p": 0, "repeat_penalty": 1.0})
+        http = load_engine(
+            f"openai:{url}", max_concurrency=4, extra_body={"top_k": 0, "min_p": 0, "repeat_penalty": 1.0}
+        )
         reqs = [request(1, 7 + i, max_tokens) for i in range(n_requests)]
         http.generate(reqs[:1])  # probe + warm up
         t0 = time.perf_counter()
@@ -94,11 +131,17 @@ def bench_openai(n_requests: int, max_tokens: int, threads: int) -> dict:
     t_local = time.perf_counter() - t0
     return {
         "requests": n_requests,
-        "openai_server": {"wall_s": round(t_http, 2), "requests_per_s": round(n_requests / t_http, 2),
-                          "generated_tokens": sum(c.generated_tokens for cs in out_http for c in cs),
-                          "errors": sum(c.finish_reason == "error" for cs in out_http for c in cs)},
-        "in_process": {"wall_s": round(t_local, 2), "requests_per_s": round(n_requests / t_local, 2),
-                       "generated_tokens": sum(c.generated_tokens for cs in out_local for c in cs)},
+        "openai_server": {
+            "wall_s": round(t_http, 2),
+            "requests_per_s": round(n_requests / t_http, 2),
+            "generated_tokens": sum(c.generated_tokens for cs in out_http for c in cs),
+            "errors": sum(c.finish_reason == "error" for cs in out_http for c in cs),
+        },
+        "in_process": {
+            "wall_s": round(t_local, 2),
+            "requests_per_s": round(n_requests / t_local, 2),
+            "generated_tokens": sum(c.generated_tokens for cs in out_local for c in cs),
+        },
         "overhead_per_request_s": round((t_http - t_local) / n_requests, 3),
         "ratio_http_over_inprocess": round(t_http / t_local, 3),
     }

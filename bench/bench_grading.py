@@ -36,7 +36,11 @@ def _number(s: str) -> Fraction | None:
 def variants(p: Problem) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(equivalent answers, wrong answers), each as (kind, text)."""
     gold = p.answer or ""
-    same: list[tuple[str, str]] = [("gold", gold), ("sentence", f"The answer is {gold}."), ("boxed", f"\\boxed{{{gold}}}")]
+    same: list[tuple[str, str]] = [
+        ("gold", gold),
+        ("sentence", f"The answer is {gold}."),
+        ("boxed", f"\\boxed{{{gold}}}"),
+    ]
     wrong: list[tuple[str, str]] = []
     if p.choices:
         letter = p.meta.get("answer_letter") or (gold if len(gold) == 1 and gold in LETTERS else None)
@@ -96,8 +100,17 @@ def main() -> None:
                     counts["agree" if ok else "disagree"] += 1
                     by_kind[kind]["agree" if ok else "disagree"] += 1
                     if not ok and len(disagreements) < 8:
-                        disagreements.append({"id": p.id, "gold": p.answer, "answer": text, "expected": expect,
-                                              "method": g.method, "pred_norm": g.pred_norm, "gold_norm": g.gold_norm})
+                        disagreements.append(
+                            {
+                                "id": p.id,
+                                "gold": p.answer,
+                                "answer": text,
+                                "expected": expect,
+                                "method": g.method,
+                                "pred_norm": g.pred_norm,
+                                "gold_norm": g.gold_norm,
+                            }
+                        )
         total = counts["agree"] + counts["disagree"]
         report[name] = {
             "problems": len(loaded.problems),

@@ -54,8 +54,20 @@ class CachedEngine:
     @staticmethod
     def key(r) -> str:
         msgs = [(m.role, m.content, tuple(map(str, m.images))) for m in r.messages]
-        return repr((msgs, r.prefix, r.n, tuple(r.stop), r.max_tokens, r.temperature, r.top_p, r.seed, r.logprobs,
-                     r.top_logprobs))
+        return repr(
+            (
+                msgs,
+                r.prefix,
+                r.n,
+                tuple(r.stop),
+                r.max_tokens,
+                r.temperature,
+                r.top_p,
+                r.seed,
+                r.logprobs,
+                r.top_logprobs,
+            )
+        )
 
     def generate(self, requests):
         keys = [self.key(r) for r in requests]
@@ -93,20 +105,30 @@ def judge_all(comps: list[Comparison], fast: LLMJudge, paper: LLMJudge) -> list[
     queries = {}
     for i in reasoning:
         for cand in (comps[i].a, comps[i].b):
-            queries.setdefault((comps[i].problem.id, comps[i].prefix, cand), CheckQuery(comps[i].problem,
-                                                                                      comps[i].prefix, cand))
+            queries.setdefault(
+                (comps[i].problem.id, comps[i].prefix, cand),
+                CheckQuery(comps[i].problem, comps[i].prefix, cand),
+            )
     checks = dict(zip(queries, paper.check_reasoning(list(queries.values())))) if queries else {}
     rows = []
     for i, c in enumerate(comps):
-        row = {"stage": c.stage, "fast": v_fast[i].winner, "fast_parsed": v_fast[i].parsed,
-               "fast_tokens": v_fast[i].prompt_tokens + v_fast[i].generated_tokens,
-               "paper_pair": v_paper[i].winner, "paper_parsed": v_paper[i].parsed,
-               "paper_tokens": v_paper[i].prompt_tokens + v_paper[i].generated_tokens, "paper": v_paper[i].winner,
-               "by_check": False}
+        row = {
+            "stage": c.stage,
+            "fast": v_fast[i].winner,
+            "fast_parsed": v_fast[i].parsed,
+            "fast_tokens": v_fast[i].prompt_tokens + v_fast[i].generated_tokens,
+            "paper_pair": v_paper[i].winner,
+            "paper_parsed": v_paper[i].parsed,
+            "paper_tokens": v_paper[i].prompt_tokens + v_paper[i].generated_tokens,
+            "paper": v_paper[i].winner,
+            "by_check": False,
+        }
         if c.stage == "reasoning":
             ca, cb = (checks[(c.problem.id, c.prefix, x)] for x in (c.a, c.b))
             row["check"] = [ca.ok, cb.ok]
-            row["paper_tokens"] += sum(x.prompt_tokens + x.generated_tokens for x in (ca, cb)) / 2  # a check serves 2
+            row["paper_tokens"] += (
+                sum(x.prompt_tokens + x.generated_tokens for x in (ca, cb)) / 2
+            )  # a check serves 2
             if (ca.ok is False) != (cb.ok is False):
                 row["paper"], row["by_check"] = (1 if ca.ok is False else 0), True
         rows.append(row)
@@ -131,12 +153,19 @@ def summary(rows: list[dict]) -> dict:
             "paper_pairwise_prompt": share(r["paper_pair"] == 0 for r in rows),
             "paper_where_check_did_not_decide": share(r["paper"] == 0 for r in pair),
         },
-        "parsed": {"fast": share(r["fast_parsed"] for r in rows), "paper": share(r["paper_parsed"] for r in rows)},
-        "judge_tokens_per_comparison": {"fast": round(sum(r["fast_tokens"] for r in rows) / max(1, len(rows)), 1),
-                                        "paper": round(sum(r["paper_tokens"] for r in rows) / max(1, len(rows)), 1)},
+        "parsed": {
+            "fast": share(r["fast_parsed"] for r in rows),
+            "paper": share(r["paper_parsed"] for r in rows),
+        },
+        "judge_tokens_per_comparison": {
+            "fast": round(sum(r["fast_tokens"] for r in rows) / max(1, len(rows)), 1),
+            "paper": round(sum(r["paper_tokens"] for r in rows) / max(1, len(rows)), 1),
+        },
         "reasoning_checks": {
             "comparisons": sum("check" in r for r in rows),
-            "candidates_judged_incorrect": share(ok is False for r in rows if "check" in r for ok in r["check"]),
+            "candidates_judged_incorrect": share(
+                ok is False for r in rows if "check" in r for ok in r["check"]
+            ),
             "candidates_unclear": share(ok is None for r in rows if "check" in r for ok in r["check"]),
             "decided_by_check": sum(r["by_check"] for r in rows),
         },
@@ -151,8 +180,9 @@ def run_summary(traces: list[Trace], problems: list[Problem]) -> dict:
         "right": sum(right),
         "policy_generated_tokens": round(sum(t.compute.generated_tokens for t in traces) / k, 1),
         "policy_prompt_tokens": round(sum(t.compute.prompt_tokens for t in traces) / k, 1),
-        "judge_tokens": round(sum(t.compute.scorer_prompt_tokens + t.compute.scorer_generated_tokens
-                                  for t in traces) / k, 1),
+        "judge_tokens": round(
+            sum(t.compute.scorer_prompt_tokens + t.compute.scorer_generated_tokens for t in traces) / k, 1
+        ),
         "judge_generated_tokens": round(sum(t.compute.scorer_generated_tokens for t in traces) / k, 1),
         "first_shown_wins": share(d["winner"] == d["a"] for t in traces for d in t.decisions),
         "decided_by_check": sum(d.get("by") == "check" for t in traces for d in t.decisions),
@@ -169,8 +199,9 @@ def main() -> None:
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
     t0 = time.perf_counter()
-    problems = load_benchmark("reasoning-gym:chain_sum", None, limit=args.limit, size=RG_SIZE, seed=1234,
-                              **RG_CONFIG).problems
+    problems = load_benchmark(
+        "reasoning-gym:chain_sum", None, limit=args.limit, size=RG_SIZE, seed=1234, **RG_CONFIG
+    ).problems
     engine = CachedEngine(load_engine("llamacpp", n_threads=args.threads))
     preset = apply_preset("llava-cot", ["stage_beam"], fmt=None, scorer=None, options={"n": args.n})
     fmt = get_format(preset.format)
@@ -180,8 +211,7 @@ def main() -> None:
     for name, judge, precheck in (("paper", paper, True), ("fast", fast, False)):
         t = time.perf_counter()
         opts = {**preset.options, "precheck": precheck}
-        runs[name] = solve(problems, engine, fmt, "stage_beam",
-                           scorer=judge, seed=args.seed, **opts)
+        runs[name] = solve(problems, engine, fmt, "stage_beam", scorer=judge, seed=args.seed, **opts)
         timings[name] = round(time.perf_counter() - t, 1)
         print(f"{name}: {timings[name]}s, {engine.fresh} fresh requests so far", file=sys.stderr, flush=True)
     by_id = {p.id: p for p in problems}
@@ -196,12 +226,18 @@ def main() -> None:
     t = time.perf_counter()
     rows = judge_all(comps, fast, paper)
     timings["cross_judging"] = round(time.perf_counter() - t, 1)
-    shared = sum(1 for a, b in zip(runs["paper"], runs["fast"])
-                 for x, y in zip(a.nodes[1:], b.nodes[1:]) if x.text == y.text and x.parent == y.parent)
+    shared = sum(
+        1
+        for a, b in zip(runs["paper"], runs["fast"])
+        for x, y in zip(a.nodes[1:], b.nodes[1:])
+        if x.text == y.text and x.parent == y.parent
+    )
     report = {
         "model": "SmolLM2-135M-Instruct (llama.cpp, embedded GGUF), policy and judge",
         "dataset": f"reasoning-gym chain_sum (2 one-digit terms, seed 1234), first {args.limit}",
-        "n": args.n, "seed": args.seed, "threads": args.threads,
+        "n": args.n,
+        "seed": args.seed,
+        "threads": args.threads,
         "policy": {k: v for k, v in preset.options.items()} | {"format": preset.format},
         "runs": {name: run_summary(traces, problems) for name, traces in runs.items()},
         "same_comparisons": summary(rows),

@@ -95,9 +95,12 @@ def main() -> None:
     ap.add_argument("--strategies", default="majority,best_of_n,step_beam")
     ap.add_argument("--format", default="atomic")
     ap.add_argument("--scorer", default="symbolic")
-    ap.add_argument("--aggregate", default=None,
-                    help="step scores -> path score for best_of_n/step_beam (default: each strategy's own; "
-                         "a run folder of its own, suffixed -agg<NAME>)")
+    ap.add_argument(
+        "--aggregate",
+        default=None,
+        help="step scores -> path score for best_of_n/step_beam (default: each strategy's own; "
+        "a run folder of its own, suffixed -agg<NAME>)",
+    )
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--seed", type=int, default=1234)
@@ -142,8 +145,11 @@ def main() -> None:
         res = run_eval(cfg, engine=engine, progress=not args.no_progress)
         rows = [compact(r) for r in res.rows]
         run_dirs.append(res.out_dir)
-        print(f"{out}: {len(res.rows)} rows, {res.new_records} new records, {time.perf_counter() - t0:.0f}s",
-              file=sys.stderr, flush=True)
+        print(
+            f"{out}: {len(res.rows)} rows, {res.new_records} new records, {time.perf_counter() - t0:.0f}s",
+            file=sys.stderr,
+            flush=True,
+        )
         report["datasets"][name] = {"run": str(res.out_dir), "rows": rows, "ratios": ratios(rows)}
     if run_dirs:
         path, _ = write_compare_report(run_dirs, Path(args.out) / "report.html")

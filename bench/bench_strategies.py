@@ -27,7 +27,10 @@ RG_CONFIG = {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}
 
 def datasets(limit: int, which: list[str]):
     if "chain_sum" in which:
-        yield "chain_sum", load_benchmark("reasoning-gym:chain_sum", size=limit, seed=1234, **RG_CONFIG).problems
+        yield (
+            "chain_sum",
+            load_benchmark("reasoning-gym:chain_sum", size=limit, seed=1234, **RG_CONFIG).problems,
+        )
     if "gsm8k" in which:
         yield "gsm8k", load_benchmark("gsm8k", limit=limit).problems
 
@@ -59,16 +62,31 @@ def main() -> None:
     report: dict = {"model": "SmolLM2-135M-Instruct Q4_1 (llama.cpp)", "limit": args.limit, "results": {}}
     for name, problems in datasets(args.limit, args.datasets.split(",")):
         res: dict = {}
-        runs = [("direct", "free", {}), ("cot", "free", {"max_tokens": args.max_tokens}),
-                ("cot", "atomic", {"max_tokens": args.max_tokens}), ("quick", "atomic", {})]
+        runs = [
+            ("direct", "free", {}),
+            ("cot", "free", {"max_tokens": args.max_tokens}),
+            ("cot", "atomic", {"max_tokens": args.max_tokens}),
+            ("quick", "atomic", {}),
+        ]
         for strategy, fmt, opts in [] if args.only_majority else runs:
             t0 = time.perf_counter()
             traces = solve(problems, engine, get_format(fmt), strategy, seed=1234, **opts)
-            res[f"{strategy}/{fmt}"] = {**score(traces, problems), "wall_s": round(time.perf_counter() - t0, 1)}
+            res[f"{strategy}/{fmt}"] = {
+                **score(traces, problems),
+                "wall_s": round(time.perf_counter() - t0, 1),
+            }
             print(name, strategy, fmt, res[f"{strategy}/{fmt}"], file=sys.stderr, flush=True)
         t0 = time.perf_counter()
-        traces = solve(problems, engine, get_format(args.majority_format), "majority", n=args.n, seed=1234,
-                       temperature=0.7, max_tokens=args.max_tokens)
+        traces = solve(
+            problems,
+            engine,
+            get_format(args.majority_format),
+            "majority",
+            n=args.n,
+            seed=1234,
+            temperature=0.7,
+            max_tokens=args.max_tokens,
+        )
         wall = time.perf_counter() - t0
         by_id = {p.id: p for p in problems}
         ks = sorted({1, *[k for k in (2, 4, 8, 16) if k <= args.n], args.n})
@@ -81,7 +99,8 @@ def main() -> None:
                 oracle += any(grade(n.answer, by_id[t.problem_id]).correct for n in kids if n.answer)
                 tokens += sum(n.generated_tokens for n in kids)
             res[f"majority@{k}/{args.majority_format}"] = {
-                "accuracy": round(correct / len(traces), 4), "correct": correct,
+                "accuracy": round(correct / len(traces), 4),
+                "correct": correct,
                 "oracle_any_correct": round(oracle / len(traces), 4),
                 "generated_tokens_per_problem": round(tokens / len(traces), 1),
             }

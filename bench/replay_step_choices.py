@@ -56,15 +56,24 @@ def replay(trace: dict) -> list[dict]:
     out = []
     path = trace["path"]
     for parent, chosen in zip(path, path[1:]):
-        kids = [k for k in children[parent]
-                if not (k.get("note") or "").startswith("rejected") and k["kind"] != "answer"]
+        kids = [
+            k
+            for k in children[parent]
+            if not (k.get("note") or "").startswith("rejected") and k["kind"] != "answer"
+        ]
         if nodes[chosen]["kind"] == "answer" or len(kids) < 2:
             continue
-        prefix = [nodes[i].get("step_score") for i in path[1:path.index(parent) + 1]]
+        prefix = [nodes[i].get("step_score") for i in path[1 : path.index(parent) + 1]]
         recorded = [k["id"] for k in kids].index(chosen)
         picks = {rule: choose(prefix, kids, rule) for rule in RULES}
-        out.append({"recorded": recorded, **picks,
-                    "tied_on_min": len({rank_key(aggregate([*prefix, k["step_score"]], "min")) for k in kids}) == 1})
+        out.append(
+            {
+                "recorded": recorded,
+                **picks,
+                "tied_on_min": len({rank_key(aggregate([*prefix, k["step_score"]], "min")) for k in kids})
+                == 1,
+            }
+        )
     return out
 
 
@@ -89,7 +98,8 @@ def main() -> None:
                 "all_tied_on_min": sum(d["tied_on_min"] for d in ds),
                 **{f"agree_{rule}": sum(d[rule] == d["recorded"] for d in ds) for rule in RULES},
                 "old_rule_picked_first_sampled_while_scores_differed": sum(
-                    d["min_first_sampled"] != d["last"] for d in ds),
+                    d["min_first_sampled"] != d["last"] for d in ds
+                ),
             }
         report[run] = {"recorded_with_aggregate": sorted(map(str, aggregates)), "by_n": rows}
     print(json.dumps(report, indent=2))

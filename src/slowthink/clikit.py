@@ -50,8 +50,9 @@ def run_app(app: typer.Typer, args: Sequence[str] | None = None, prog_name: str 
     """
     command = typer.main.get_command(app)
     try:
-        rv = command.main(args=list(args) if args is not None else None, prog_name=prog_name,
-                          standalone_mode=False)
+        rv = command.main(
+            args=list(args) if args is not None else None, prog_name=prog_name, standalone_mode=False
+        )
     except cx.NoArgsIsHelpError as e:  # a bare group/command: show its help
         sys.stderr.write((e.ctx.get_help() if e.ctx is not None else str(e)) + "\n")
         return 2
@@ -59,8 +60,11 @@ def run_app(app: typer.Typer, args: Sequence[str] | None = None, prog_name: str 
         _err.print(f"[bold red]error:[/bold red] {escape(usage_line(e))}", highlight=False, soft_wrap=True)
         return 2
     except cx.ClickException as e:
-        _err.print(f"[bold red]error:[/bold red] {escape(' '.join(e.format_message().split()))}",
-                   highlight=False, soft_wrap=True)
+        _err.print(
+            f"[bold red]error:[/bold red] {escape(' '.join(e.format_message().split()))}",
+            highlight=False,
+            soft_wrap=True,
+        )
         return e.exit_code
     except typer.Abort:
         _err.print("aborted", highlight=False)
@@ -99,13 +103,19 @@ class EngineFlags:
                 if key in out:
                     raise SlowthinkError(f"--engine-option '{key}' given twice; keep one")
                 out[key] = value
-        named = {"api_key_env": self.api_key_env, "timeout_s": self.timeout,
-                 "max_concurrency": self.max_concurrency, "max_retries": self.max_retries}
+        named = {
+            "api_key_env": self.api_key_env,
+            "timeout_s": self.timeout,
+            "max_concurrency": self.max_concurrency,
+            "max_retries": self.max_retries,
+        }
         for key, value in named.items():
             if value is None:
                 continue
             if key in out and out[key] != value:
-                raise SlowthinkError(f"engine option '{key}' given twice (a flag and --engine-option); keep one")
+                raise SlowthinkError(
+                    f"engine option '{key}' given twice (a flag and --engine-option); keep one"
+                )
             out[key] = value
         return out
 

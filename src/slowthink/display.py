@@ -11,8 +11,16 @@ from slowthink.formats import get_format
 from slowthink.grading import grade
 from slowthink.types import Problem, Trace
 
-STAGE_STYLE = {"summary": "cyan", "caption": "magenta", "reasoning": "yellow", "conclusion": "green",
-               "step": "white", "final": "green", "answer": "green", "response": "white"}
+STAGE_STYLE = {
+    "summary": "cyan",
+    "caption": "magenta",
+    "reasoning": "yellow",
+    "conclusion": "green",
+    "step": "white",
+    "final": "green",
+    "answer": "green",
+    "response": "white",
+}
 
 
 def render_trace(trace: Trace, problem: Problem | None = None, console: Console | None = None) -> None:
@@ -22,7 +30,9 @@ def render_trace(trace: Trace, problem: Problem | None = None, console: Console 
     body = []
     for i, step in enumerate(parsed.steps, 1):
         label = step.kind.upper() if fmt.name == "stages" else f"{i}"
-        body.append(Text.assemble((f"{label:>10}  ", f"bold {STAGE_STYLE.get(step.kind, 'white')}"), step.text))
+        body.append(
+            Text.assemble((f"{label:>10}  ", f"bold {STAGE_STYLE.get(step.kind, 'white')}"), step.text)
+        )
     if not body:
         body.append(Text(trace.response or "(no text)", style="dim"))
     title = f"{trace.strategy} · {trace.format} · problem {trace.problem_id}"
@@ -44,15 +54,20 @@ def render_trace(trace: Trace, problem: Problem | None = None, console: Console 
         console.print("[bold]judge decisions[/bold]\n" + "\n".join(lines), highlight=False)
     rejected = [n for n in trace.nodes if n.note and n.note.startswith("rejected")]
     if rejected:
-        console.print(f"[dim]{len(rejected)} rejected step(s) re-sampled: "
-                      + "; ".join(sorted({n.note.removeprefix('rejected: ') for n in rejected})) + "[/dim]")
+        console.print(
+            f"[dim]{len(rejected)} rejected step(s) re-sampled: "
+            + "; ".join(sorted({n.note.removeprefix("rejected: ") for n in rejected}))
+            + "[/dim]"
+        )
     for note in [*parsed.notes, *trace.notes]:
         console.print(f"[dim]note: {note}[/dim]")
     answer = trace.answer if trace.answer is not None else "[red]no answer[/red]"
     line = f"[bold]answer[/bold] {answer}"
     if problem is not None and problem.answer is not None:
         g = grade(trace.answer, problem)
-        line += f"   gold {problem.answer}  " + ("[green]✓ correct[/green]" if g.correct else "[red]✗ wrong[/red]")
+        line += f"   gold {problem.answer}  " + (
+            "[green]✓ correct[/green]" if g.correct else "[red]✗ wrong[/red]"
+        )
     console.print(line)
     if trace.error:
         console.print(f"[red]error[/red] {trace.error}")
@@ -62,9 +77,25 @@ def render_trace(trace: Trace, problem: Problem | None = None, console: Console 
 def compute_table(trace: Trace) -> Table:
     c = trace.compute
     t = Table(title="compute", show_header=True, header_style="bold", title_justify="left")
-    for col in ("prompt tok", "generated tok", "samples", "engine calls", "scorer tok", "scorer calls", "nodes", "wall s"):
+    for col in (
+        "prompt tok",
+        "generated tok",
+        "samples",
+        "engine calls",
+        "scorer tok",
+        "scorer calls",
+        "nodes",
+        "wall s",
+    ):
         t.add_column(col, justify="right")
-    t.add_row(str(c.prompt_tokens), str(c.generated_tokens), str(c.samples), str(c.engine_calls),
-              str(c.scorer_prompt_tokens + c.scorer_generated_tokens), str(c.scorer_calls),
-              str(len(trace.nodes) - 1), f"{c.wall_time_s:.1f}")
+    t.add_row(
+        str(c.prompt_tokens),
+        str(c.generated_tokens),
+        str(c.samples),
+        str(c.engine_calls),
+        str(c.scorer_prompt_tokens + c.scorer_generated_tokens),
+        str(c.scorer_calls),
+        str(len(trace.nodes) - 1),
+        f"{c.wall_time_s:.1f}",
+    )
     return t

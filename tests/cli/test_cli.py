@@ -45,8 +45,12 @@ def test_broken_image(tmp_path):
 
 
 def test_no_traceback_in_a_real_process():
-    r = subprocess.run([sys.executable, "-m", "slowthink.cli", "solve", "", "--strategy", "quick"],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "slowthink.cli", "solve", "", "--strategy", "quick"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "Traceback" not in r.stderr and "question is empty" in r.stderr
 
 
@@ -69,8 +73,19 @@ def test_solve_json_trace():
 @pytest.mark.model
 def test_solve_readable(shared_data):
     img = str(next((shared_data / "math-v" / "images").glob("*.jpg")))
-    r = run("solve", "What is 2 + 3?", "--image", img, "--ignore-images", "--strategy", "quick",
-            "--format", "stages", "--answer", "5")
+    r = run(
+        "solve",
+        "What is 2 + 3?",
+        "--image",
+        img,
+        "--ignore-images",
+        "--strategy",
+        "quick",
+        "--format",
+        "stages",
+        "--answer",
+        "5",
+    )
     assert r.exit_code == 0, r.output
     assert "SUMMARY" in r.output and "answer" in r.output and "compute" in r.output
 

@@ -62,12 +62,26 @@ def dead_url() -> str:
         (["eval", "-b", "gsm8k", "-E", "foo"], "write key=value"),
         (["eval", "-b", "gsm8k", "-E", "foo=1"], "engine 'llamacpp' has no option 'foo'"),
         (["eval", "-b", "gsm8k", "--timeout", "5"], "engine 'llamacpp' has no option 'timeout_s'"),
-        (["eval", "-b", "gsm8k", "--engine", "openai:http://127.0.0.1:9/v1#m,timout_s=3"], "no option 'timout_s'"),
+        (
+            ["eval", "-b", "gsm8k", "--engine", "openai:http://127.0.0.1:9/v1#m,timout_s=3"],
+            "no option 'timout_s'",
+        ),
         (["eval", "-b", "gsm8k", "--max-attempts", "0"], "--max-attempts must be >= 1"),
         (["eval", "-b", "gsm8k", "--max-tokens", "0"], "--max-tokens must be a whole number >= 1"),
         (["solve", "--max-depth", "0", "x"], "max_depth must be >= 1"),
-        (["solve", "--engine", "openai", "--base-url", "http://127.0.0.1:9/v1", "-E", "timeout_s=abc", "x"],
-         "could not convert string to float"),
+        (
+            [
+                "solve",
+                "--engine",
+                "openai",
+                "--base-url",
+                "http://127.0.0.1:9/v1",
+                "-E",
+                "timeout_s=abc",
+                "x",
+            ],
+            "could not convert string to float",
+        ),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(args, needle, capsys):
@@ -123,8 +137,24 @@ def test_recipe_that_is_not_text(tmp_path, capsys):
 
 def test_unreachable_server_stops_the_eval_with_one_line(tmp_path, data_file, capsys):
     out = tmp_path / "run"
-    args = ["eval", "--data", data_file, "--map", DATA, "--engine", f"openai:{dead_url()}#m",
-            "--strategy", "quick", "--max-retries", "0", "--timeout", "5", "--out", out, "--no-progress"]
+    args = [
+        "eval",
+        "--data",
+        data_file,
+        "--map",
+        DATA,
+        "--engine",
+        f"openai:{dead_url()}#m",
+        "--strategy",
+        "quick",
+        "--max-retries",
+        "0",
+        "--timeout",
+        "5",
+        "--out",
+        out,
+        "--no-progress",
+    ]
     code, _, err = run_cli(args, capsys)
     line = one_error_line(err)
     assert code == 2 and "every problem of the first batch failed (3 of 3" in line and "server" in line
@@ -133,9 +163,13 @@ def test_unreachable_server_stops_the_eval_with_one_line(tmp_path, data_file, ca
 
 def test_engine_options_reach_the_engine_from_flags_spec_and_yaml(tmp_path, data_file):
     url = dead_url()
-    cfg = EvalConfig(data=str(data_file), fields=DATA, engine=f"openai:{url}#m,max_retries=1",
-                     engine_options={"timeout_s": 7, "max_concurrency": 3, "api_key_env": "HOME"},
-                     out=str(tmp_path / "run"))
+    cfg = EvalConfig(
+        data=str(data_file),
+        fields=DATA,
+        engine=f"openai:{url}#m,max_retries=1",
+        engine_options={"timeout_s": 7, "max_concurrency": 3, "api_key_env": "HOME"},
+        out=str(tmp_path / "run"),
+    )
     engine = make_engine(cfg)
     o = engine.options
     assert (o.timeout_s, o.max_concurrency, o.max_retries, o.api_key_env) == (7, 3, 1, "HOME")
@@ -146,8 +180,12 @@ def test_engine_options_reach_the_engine_from_flags_spec_and_yaml(tmp_path, data
     from slowthink.types import SlowthinkError
 
     with pytest.raises(SlowthinkError, match="given twice"):
-        EvalConfig(data=str(data_file), fields=DATA, engine=f"openai:{url}#m,max_retries=1",
-                   engine_options={"max_retries": 2})
+        EvalConfig(
+            data=str(data_file),
+            fields=DATA,
+            engine=f"openai:{url}#m,max_retries=1",
+            engine_options={"max_retries": 2},
+        )
 
 
 def test_yaml_engine_options_merge_with_flags(tmp_path, data_file, capsys, monkeypatch):
@@ -165,6 +203,8 @@ def test_yaml_engine_options_merge_with_flags(tmp_path, data_file, capsys, monke
         f"data: {data_file}\nfields: {DATA}\nengine: openai:{dead_url()}#m\n"
         "engine_options: {timeout_s: 9, max_retries: 1}\n"
     )
-    code, _, err = run_cli(["eval", "--config", recipe, "--max-retries", "3", "--api-key-env", "HOME"], capsys)
+    code, _, err = run_cli(
+        ["eval", "--config", recipe, "--max-retries", "3", "--api-key-env", "HOME"], capsys
+    )
     assert code == 2 and "stop here" in err
     assert seen == {"timeout_s": 9, "max_retries": 3, "api_key_env": "HOME"}

@@ -17,9 +17,22 @@ pytestmark = pytest.mark.hf
 def test_solve_image_stages_on_tiny_vlm(request, model_fixture, shared_data):
     model_dir = request.getfixturevalue(model_fixture)
     image = shared_data / "math-v" / "images" / "6.jpg"
-    r = CliRunner().invoke(app, ["solve", "How many kittens are striped?", "--image", str(image),
-                                 "--engine", f"hf:{model_dir}", "--format", "stages", "--strategy", "quick",
-                                 "--json"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "solve",
+            "How many kittens are striped?",
+            "--image",
+            str(image),
+            "--engine",
+            f"hf:{model_dir}",
+            "--format",
+            "stages",
+            "--strategy",
+            "quick",
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     trace = json.loads(r.output)
     kinds = [n["kind"] for n in trace["nodes"] if n["chosen"] and n["parent"] is not None]

@@ -55,8 +55,20 @@ def test_eval_help_shows_each_fields_docstring(capsys, monkeypatch):
     # the docstrings' markup is gone and field references read as options
     assert "``" not in out and ":attr:" not in out
     assert "with --data too, that benchmark's loader reads --data" in out
-    for extra in ("--force", "--no-retry-errors", "--max-attempts", "--no-plots", "--no-progress", "--json",
-                  "--config", "--api-key-env", "--timeout", "--max-concurrency", "--max-retries", "-E"):
+    for extra in (
+        "--force",
+        "--no-retry-errors",
+        "--max-attempts",
+        "--no-plots",
+        "--no-progress",
+        "--json",
+        "--config",
+        "--api-key-env",
+        "--timeout",
+        "--max-concurrency",
+        "--max-retries",
+        "-E",
+    ):
         assert extra in out
 
 
@@ -70,7 +82,9 @@ def test_eval_options_keep_their_names_aliases_and_defaults():
     assert p["share_samples"].secondary_opts == ["--no-share-samples"] and p["share_samples"].default is True
     assert p["ignore_images"].opts == ["--ignore-images"] and not p["ignore_images"].secondary_opts
     assert p["out"].default is None  # the command's own default: runs/<benchmark>
-    defaults = {f.name: f.default for f in dataclasses.fields(EvalConfig) if f.default is not dataclasses.MISSING}
+    defaults = {
+        f.name: f.default for f in dataclasses.fields(EvalConfig) if f.default is not dataclasses.MISSING
+    }
     for name in ("engine", "seeds", "seed", "batch_size", "limit", "threads", "grade_judge", "max_tokens"):
         assert p[name].default == defaults[name], name
 
@@ -87,9 +101,17 @@ def test_engine_flags_are_one_definition_in_eval_and_solve():
 
 def test_solve_shares_the_strategy_option_help_and_keeps_its_interface():
     p = options_by_name("solve")
-    for name, param in (("format", "fmt"), ("beam", "beam"), ("select", "select"), ("aggregate", "aggregate"),
-                        ("preset", "preset"), ("temperature", "temperature"), ("max_depth", "max_depth"),
-                        ("seed", "seed"), ("ignore_images", "ignore_images")):
+    for name, param in (
+        ("format", "fmt"),
+        ("beam", "beam"),
+        ("select", "select"),
+        ("aggregate", "aggregate"),
+        ("preset", "preset"),
+        ("temperature", "temperature"),
+        ("max_depth", "max_depth"),
+        ("seed", "seed"),
+        ("ignore_images", "ignore_images"),
+    ):
         assert p[param].help == EVAL_OPTIONS.help(name), name
         assert p[param].opts == [EVAL_OPTIONS.option_names(name)[0]]
     # solve's own: one strategy (default quick), an int --n, the judge scorer by default
@@ -110,7 +132,9 @@ def test_flags_given_on_the_command_line_are_the_explicit_ones():
     t.command()(probe)
     t.command("other")(lambda: None)
     cmd = typer.main.get_command(t)
-    cmd.main(["probe", "-b", "gsm8k", "--n", "1,2", "-O", "size=3", "--no-share-samples"], standalone_mode=False)
+    cmd.main(
+        ["probe", "-b", "gsm8k", "--n", "1,2", "-O", "size=3", "--no-share-samples"], standalone_mode=False
+    )
     assert seen["given"] == {"benchmark", "ns", "benchmark_options", "share_samples"}
     v = seen["values"]
     assert v["benchmark_options"] == {"size": 3} and v["ns"] == "1,2" and v["share_samples"] is False
@@ -118,9 +142,9 @@ def test_flags_given_on_the_command_line_are_the_explicit_ones():
 
 
 def test_help_text_renders_roles_and_literals():
-    assert help_text("Reads :attr:`data` (see :mod:`~a.b.c`, :func:`x.y`);\n``None``: all.", {"data": "--data"}) == (
-        "Reads --data (see c, x.y); None: all."
-    )
+    assert help_text(
+        "Reads :attr:`data` (see :mod:`~a.b.c`, :func:`x.y`);\n``None``: all.", {"data": "--data"}
+    ) == ("Reads --data (see c, x.y); None: all.")
     assert help_text("Unknown :attr:`nope` stays.") == "Unknown nope stays."
 
 

@@ -106,7 +106,9 @@ def wait_ready(server: LlamaServer, deadline: float) -> None:
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
             pass
         if time.monotonic() > deadline:
-            pytest.fail(f"llama.cpp server not ready after {SERVER_START_TIMEOUT_S:.0f}s:\n{server.log_tail()}")
+            pytest.fail(
+                f"llama.cpp server not ready after {SERVER_START_TIMEOUT_S:.0f}s:\n{server.log_tail()}"
+            )
         time.sleep(0.25)
 
 

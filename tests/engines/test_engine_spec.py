@@ -9,7 +9,9 @@ from slowthink.types import SlowthinkError
 
 
 def test_spec_options_are_split_from_the_model_and_typed():
-    s = EngineSpec.parse("openai:http://h:8000/v1#org/model-7b,timeout_s=2.5,max_retries=0,prefix_mode=completions")
+    s = EngineSpec.parse(
+        "openai:http://h:8000/v1#org/model-7b,timeout_s=2.5,max_retries=0,prefix_mode=completions"
+    )
     assert (s.kind, s.target, s.fragment) == ("openai", "http://h:8000/v1", "org/model-7b")
     assert dict(s.options) == {"timeout_s": 2.5, "max_retries": 0, "prefix_mode": "completions"}
     assert EngineSpec.parse("hf:/m#model.gguf").fragment == "model.gguf"
@@ -41,7 +43,12 @@ def test_options_of_the_spec_and_of_flags_meet_in_the_engine():
 
 
 def test_every_engine_declares_its_options():
-    for kind, must in {"llamacpp": "n_ctx", "hf": "dtype", "vllm": "max_model_len", "openai": "timeout_s"}.items():
+    for kind, must in {
+        "llamacpp": "n_ctx",
+        "hf": "dtype",
+        "vllm": "max_model_len",
+        "openai": "timeout_s",
+    }.items():
         check_engine_options(kind, {must: 1})
         with pytest.raises(SlowthinkError, match=f"engine '{kind}' has no option 'nonsense'"):
             check_engine_options(kind, {"nonsense": 1})

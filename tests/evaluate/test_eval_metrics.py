@@ -92,10 +92,22 @@ def test_accuracy_over_the_problems_that_ran_and_token_totals():
     assert (row["ran"], row["errors"]) == (9, 1)
     assert row["accuracy_ran"] == round(5 / 9, 4) and row["accuracy"] == 0.5
     assert row["ci95_ran"] == pytest.approx(wilson(5, 9), abs=1e-4)
-    outs = [Outcome("a", policy_prompt_tokens=200, policy_generated_tokens=40, scorer_prompt_tokens=300,
-                    scorer_generated_tokens=3),
-            Outcome("b", policy_prompt_tokens=100, policy_generated_tokens=20, scorer_prompt_tokens=0,
-                    scorer_generated_tokens=0)]
+    outs = [
+        Outcome(
+            "a",
+            policy_prompt_tokens=200,
+            policy_generated_tokens=40,
+            scorer_prompt_tokens=300,
+            scorer_generated_tokens=3,
+        ),
+        Outcome(
+            "b",
+            policy_prompt_tokens=100,
+            policy_generated_tokens=20,
+            scorer_prompt_tokens=0,
+            scorer_generated_tokens=0,
+        ),
+    ]
     t = summarize(outs)
     assert t["total_tokens"] == (543 + 120) / 2 and t["policy_tokens"] == (240 + 120) / 2
     assert t["generated_tokens"] == (43 + 20) / 2  # generated only (the old axis)

@@ -88,9 +88,13 @@ def test_solve_checks_images_before_the_engine_runs():
 
     engine = ScriptedEngine()
     before = ScriptedEngine.generate_calls
-    problems = [Problem(id="a", question="What is 1 + 2?"), Problem(id="b", question="What is 2 + 2?",
-                                                                    images=["/x/b.png"])]
-    with pytest.raises(SlowthinkError, match=r"text-only but 1 of 2 problem\(s\) have images \(e\.g\. b: /x/b\.png\)"):
+    problems = [
+        Problem(id="a", question="What is 1 + 2?"),
+        Problem(id="b", question="What is 2 + 2?", images=["/x/b.png"]),
+    ]
+    with pytest.raises(
+        SlowthinkError, match=r"text-only but 1 of 2 problem\(s\) have images \(e\.g\. b: /x/b\.png\)"
+    ):
         solve(problems, engine, get_format("atomic"), "majority", n=2)
     assert ScriptedEngine.generate_calls == before
     assert solve(problems[:1], engine, get_format("atomic"), "majority", n=2)[0].answer == "3"
@@ -100,9 +104,27 @@ def test_cli_stops_with_one_line_and_exit_2_in_a_real_process(tmp_path):
     data = write_data(tmp_path / "d.jsonl", image=png(tmp_path / "img.png"))
     out = tmp_path / "run"
     r = subprocess.run(
-        [sys.executable, "-m", "slowthink.cli", "eval", "--data", data, "--map", "question=q,answer=a,image=img",
-         "--engine", ENGINE, "--out", str(out), "--no-progress", "--n", "1,2"],
-        capture_output=True, text=True, timeout=120, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "slowthink.cli",
+            "eval",
+            "--data",
+            data,
+            "--map",
+            "question=q,answer=a,image=img",
+            "--engine",
+            ENGINE,
+            "--out",
+            str(out),
+            "--no-progress",
+            "--n",
+            "1,2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
     )
     assert r.returncode == 2, r.stderr
     lines = [x for x in r.stderr.splitlines() if x.strip()]
@@ -119,17 +141,37 @@ cli = CliRunner()
     [
         (["--engine", "llamacpp", "--model", "/nope/m.gguf"], "model not found: /nope/m.gguf"),
         (["--engine", "hf:/nope/folder"], "model not found: /nope/folder (engine 'hf')"),
-        (["--engine", ENGINE, "--grade-judge", "llamacpp:/nope/j.gguf"], "pass --grade-judge with an existing path"),
+        (
+            ["--engine", ENGINE, "--grade-judge", "llamacpp:/nope/j.gguf"],
+            "pass --grade-judge with an existing path",
+        ),
         (["--engine", ENGINE, "--format", "nope"], "unknown format 'nope'"),
         (["--engine", ENGINE, "-s", "step_beam"], "needs a scorer"),
-        (["--engine", ENGINE, "-s", "stage_beam", "--scorer", SCORER], "needs a scorer with pairwise comparisons"),
+        (
+            ["--engine", ENGINE, "-s", "stage_beam", "--scorer", SCORER],
+            "needs a scorer with pairwise comparisons",
+        ),
     ],
 )
 def test_configuration_errors_are_one_line_exit_2_and_write_no_records(tmp_path, args, message):
     data = write_data(tmp_path / "d.jsonl")
     out = tmp_path / "run"
-    r = cli.invoke(app, ["eval", "--data", data, "--map", "question=q,answer=a", "--out", str(out),
-                         "--no-progress", "--n", "1,2", *args])
+    r = cli.invoke(
+        app,
+        [
+            "eval",
+            "--data",
+            data,
+            "--map",
+            "question=q,answer=a",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--n",
+            "1,2",
+            *args,
+        ],
+    )
     assert r.exit_code == 2, r.output
     assert message in " ".join(r.output.split()) and "Traceback" not in r.output
     assert no_records(out)
@@ -162,8 +204,24 @@ def test_one_failing_problem_of_four_accuracy_over_the_three_that_ran(tmp_path):
     assert error_lines(m["rows"])[-1] == (
         "majority N=2: accuracy 1.000 over 3 problems that ran; 1 error (0.750 with errors counted wrong)"
     )
-    c = cli.invoke(app, ["eval", "--data", data, "--map", "question=q,answer=a", "--out", str(out),
-                         "--engine", f"{ENGINE}#p_right=1.0", "--n", "1,2", "--no-progress", "--no-plots"])
+    c = cli.invoke(
+        app,
+        [
+            "eval",
+            "--data",
+            data,
+            "--map",
+            "question=q,answer=a",
+            "--out",
+            str(out),
+            "--engine",
+            f"{ENGINE}#p_right=1.0",
+            "--n",
+            "1,2",
+            "--no-progress",
+            "--no-plots",
+        ],
+    )
     assert c.exit_code == 0, c.output
     assert "accuracy 1.000 over 3 problems that ran; 1 error (0.750" in " ".join(c.stdout.split())
 
@@ -177,8 +235,10 @@ class FixedCostScorer(StepScorer):
     name = "fixed-cost"
 
     def score(self, queries):
-        return [ScoreResult(r.scores, prompt_tokens=100, generated_tokens=7, calls=1)
-                for r in super().score(queries)]
+        return [
+            ScoreResult(r.scores, prompt_tokens=100, generated_tokens=7, calls=1)
+            for r in super().score(queries)
+        ]
 
 
 #: ScriptedEngine's whole response with steps=2 (25 words = 25 "tokens"), 20 prompt tokens a sample.
@@ -188,9 +248,13 @@ SAMPLE_GEN, SAMPLE_PROMPT = 9 + 8 + 8, 20
 def test_total_tokens_count_policy_and_scorer_prompt_and_generated(tmp_path):
     data = write_data(tmp_path / "d.jsonl", k=3)
     out = tmp_path / "run"
-    r = run(config(data, out, strategies=["majority", "best_of_n"], ns=[1, 2, 4], scorer=SCORER,
-                   share_samples=False),
-            scorer=FixedCostScorer(), plots=True)
+    r = run(
+        config(
+            data, out, strategies=["majority", "best_of_n"], ns=[1, 2, 4], scorer=SCORER, share_samples=False
+        ),
+        scorer=FixedCostScorer(),
+        plots=True,
+    )
     rows = {(x["strategy"], x["n"]): x for x in r.rows}
     for n in (1, 2, 4):  # N=1, 2 derived from N=4: exact generated tokens, k/N of prompt and scorer
         b, m = rows[("best_of_n", n)], rows[("majority", n)]
@@ -210,9 +274,18 @@ def test_the_token_plot_uses_total_compute_by_default_and_policy_beside_it(tmp_p
     from slowthink.evaluate import plots
 
     rows = [
-        {"strategy": "best_of_n", "n": n, "problems": 3, "accuracy": 0.5, "ci95": [0.2, 0.8], "oracle": None,
-         "policy_prompt_tokens": 20.0 * n, "policy_generated_tokens": 24.0 * n,
-         "scorer_prompt_tokens": 100.0 * n, "scorer_generated_tokens": 7.0 * n}
+        {
+            "strategy": "best_of_n",
+            "n": n,
+            "problems": 3,
+            "accuracy": 0.5,
+            "ci95": [0.2, 0.8],
+            "oracle": None,
+            "policy_prompt_tokens": 20.0 * n,
+            "policy_generated_tokens": 24.0 * n,
+            "scorer_prompt_tokens": 100.0 * n,
+            "scorer_generated_tokens": 7.0 * n,
+        }
         for n in (1, 2, 4)
     ]  # no total_tokens field (a metrics.json from before it): summed from the parts
     drawn: list[tuple[str, str, list[float]]] = []

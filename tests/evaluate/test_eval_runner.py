@@ -97,7 +97,10 @@ def test_path_wise_strategies_share_their_samples(data, tmp_path):
     assert (shared.n_calls, apart.n_calls) == (2, 4)
     samples = lambda e: sum(c.n_samples for c in e.calls)  # noqa: E731
     assert samples(shared) * 2 == samples(apart)
-    ra, rb = read_records(tmp_path / "a" / "records.jsonl")[0], read_records(tmp_path / "b" / "records.jsonl")[0]
+    ra, rb = (
+        read_records(tmp_path / "a" / "records.jsonl")[0],
+        read_records(tmp_path / "b" / "records.jsonl")[0],
+    )
     for key, rec in ra.items():
         other = rb[key]
         texts = lambda r: [n["text"] for n in r["trace"]["nodes"] if n["parent"] == 0]  # noqa: E731
@@ -122,16 +125,33 @@ def test_samples_are_not_shared_across_other_settings(data, tmp_path):
     few = solve(problems, eng, get_format("atomic"), "majority", n=2)
     calls = eng.n_calls
     for prior in (hot, few):
-        out = solve(problems, eng, get_format("atomic"), "best_of_n", scorer=StepScorer(), n=4,
-                    reuse={t.problem_id: t for t in prior})
+        out = solve(
+            problems,
+            eng,
+            get_format("atomic"),
+            "best_of_n",
+            scorer=StepScorer(),
+            n=4,
+            reuse={t.problem_id: t for t in prior},
+        )
         assert all(not any("reused" in x for x in t.notes) for t in out)
         calls += 1
         assert eng.n_calls == calls
-    same = solve(problems, eng, get_format("atomic"), "best_of_n", scorer=StepScorer(), n=2,
-                 reuse={t.problem_id: t for t in hot[:1]}, temperature=1.0)
+    same = solve(
+        problems,
+        eng,
+        get_format("atomic"),
+        "best_of_n",
+        scorer=StepScorer(),
+        n=2,
+        reuse={t.problem_id: t for t in hot[:1]},
+        temperature=1.0,
+    )
     assert eng.n_calls == calls + 1  # the second problem still generates
     assert any("reused" in x for x in same[0].notes) and not any("reused" in x for x in same[1].notes)
-    assert [n.text for n in same[0].nodes if n.parent == 0] == [n.text for n in hot[0].nodes if n.parent == 0][:2]
+    assert [n.text for n in same[0].nodes if n.parent == 0] == [
+        n.text for n in hot[0].nodes if n.parent == 0
+    ][:2]
     with pytest.raises(ValueError, match="does not sample whole responses"):
         solve(problems, eng, get_format("atomic"), "quick", reuse={t.problem_id: t for t in hot})
 
@@ -183,7 +203,11 @@ def test_a_failing_problem_gets_an_error_record_and_the_run_goes_on(tmp_path):
     spent = run(config(data, out, strategies=["majority"]), engine=ScriptedEngine())
     assert spent.new_records == 0
     assert spent.error_summary == {
-        "records": 1, "retryable": 0, "exhausted": 1, "max_attempts": 3, "retry_errors": True,
+        "records": 1,
+        "retryable": 0,
+        "exhausted": 1,
+        "max_attempts": 3,
+        "retry_errors": True,
         "example": "RuntimeError: scripted failure on a BOOM question",
     }
     more = run(config(data, out, strategies=["majority"]), engine=ScriptedEngine(), max_attempts=4)
@@ -409,7 +433,9 @@ def test_cli_eval_yaml_recipe_flags_win(data, tmp_path):
         "engine: py:tests.evaluate.eval_doubles:ScriptedEngine\ntemperature: 0.3\n"
     )
     out = tmp_path / "R"
-    r = cli.invoke(app, ["eval", "--config", str(recipe), "--n", "1", "--out", str(out), "--no-progress", "--json"])
+    r = cli.invoke(
+        app, ["eval", "--config", str(recipe), "--n", "1", "--out", str(out), "--no-progress", "--json"]
+    )
     assert r.exit_code == 0, r.output
     m = json.loads(r.stdout)
     assert [(x["strategy"], x["n"]) for x in m["rows"]] == [("majority", 1)]  # --n beat the recipe's ns

@@ -50,7 +50,9 @@ class TwoStyleEngine(ScriptedEngine):
         k = self.done(r)
         checks = ((r.seed or 0) + i) % 3
         if not r.stop:  # a whole response
-            return "".join(self.step(j, checks) for j in range(self.steps)) + "To sum up, the final answer is: 7"
+            return (
+                "".join(self.step(j, checks) for j in range(self.steps)) + "To sum up, the final answer is: 7"
+            )
         if r.prefix.endswith("final answer is:"):
             return " 7\n"
         if k >= self.steps:
@@ -92,16 +94,24 @@ def problems(k: int = 2) -> list[Problem]:
 
 # -- the rendered request -----------------------------------------------------------------------
 
+
 def test_depth_two_request_has_question_and_both_steps_in_the_user_turn():
     eng = Spy(TwoStyleEngine(steps=3))
     solve(problems(1), eng, get_format(ATOMTHINK), "quick")
     req = eng.calls[2][0]  # the third step: two steps done
     assert [m.role for m in req.messages] == ["user"]  # no system prompt, like AtomThink's conversation
     user = req.messages[0].content
-    assert user.startswith("THE GIVEN QUESTION:\nWhat is 0 + 7?\nAnswer the question using a single word or phrase.")
-    history = user.split("HISTORICAL REASONING STEPS:\n")[1].split("\n\nYour task is to predict the next step")[0]
-    assert re.fullmatch(r"Step 1: [^\n]*0 \+ 1 = 1 after \d checks\.\nSo we have 1\.\n\n"
-                        r"Step 2: [^\n]*1 \+ 1 = 2 after \d checks\.\nSo we have 2\.", history)
+    assert user.startswith(
+        "THE GIVEN QUESTION:\nWhat is 0 + 7?\nAnswer the question using a single word or phrase."
+    )
+    history = user.split("HISTORICAL REASONING STEPS:\n")[1].split(
+        "\n\nYour task is to predict the next step"
+    )[0]
+    assert re.fullmatch(
+        r"Step 1: [^\n]*0 \+ 1 = 1 after \d checks\.\nSo we have 1\.\n\n"
+        r"Step 2: [^\n]*1 \+ 1 = 2 after \d checks\.\nSo we have 2\.",
+        history,
+    )
     assert 'simply reply with "To sum up, the final answer is: ...".' in user
     assert req.prefix == ""  # a fresh assistant turn
     assert req.stop == [NEXT_MARKER] and req.max_tokens == 96
@@ -113,12 +123,15 @@ def test_line_style_request_is_unchanged():
     eng = Spy(TwoStyleEngine(steps=3))
     solve(problems(1), eng, get_format("atomic"), "quick")
     req = eng.calls[2][0]
-    assert [m.role for m in req.messages] == ["system", "user"] and req.messages[1].content == "What is 0 + 7?"
+    assert [m.role for m in req.messages] == ["system", "user"] and req.messages[
+        1
+    ].content == "What is 0 + 7?"
     assert req.prefix.count("Step ") == 2 and req.stop == ["\n"] and req.max_tokens == 96
     assert get_format("atomic").spec == get_format("atomic#style=line").spec == "atomic"
 
 
 # -- how a step ends ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("run_on", [False, True], ids=["end-of-turn", "next-marker"])
 def test_multiline_step_kept_whole(run_on):
@@ -127,7 +140,9 @@ def test_multiline_step_kept_whole(run_on):
     texts = [n.text for n in t.steps]
     assert len(texts) == 3 and texts[2] == "To sum up, the final answer is: 7\n\n"
     for k, text in enumerate(texts[:2]):  # both lines, without the next step's marker, one blank line after
-        assert re.fullmatch(rf"Step {k + 1}: [^\n]*{k} \+ 1 = {k + 1} after \d checks\.\nSo we have {k + 1}\.\n\n", text)
+        assert re.fullmatch(
+            rf"Step {k + 1}: [^\n]*{k} \+ 1 = {k + 1} after \d checks\.\nSo we have {k + 1}\.\n\n", text
+        )
     assert t.answer == "7" and t.response == "".join(texts)
     parsed = get_format(ATOMTHINK).parse(t.response)
     assert [s.text for s in parsed.steps][:2] == [x.strip() for x in texts[:2]] and parsed.answer_text == "7"
@@ -146,6 +161,7 @@ def test_finish_step_strips_the_next_marker_and_blank_lines():
 
 
 # -- validity thresholds ------------------------------------------------------------------------
+
 
 def test_thresholds_are_options():
     long_step = "Step 1: " + "x" * 450
@@ -168,8 +184,11 @@ def test_spec_round_trip_and_errors():
     fmt = get_format("atomic#style=atomthink, max_chars=600, near_copy=none")
     assert fmt.spec == "atomic#style=atomthink,max_chars=600,near_copy=None"
     assert get_format(fmt.spec).options == fmt.options
-    with pytest.raises(SlowthinkError, match=r"unknown atomic format option\(s\) colour: valid keys are style, "
-                                             r"step_tokens, min_chars, max_chars, max_markers, repeat_ratio, near_copy"):
+    with pytest.raises(
+        SlowthinkError,
+        match=r"unknown atomic format option\(s\) colour: valid keys are style, "
+        r"step_tokens, min_chars, max_chars, max_markers, repeat_ratio, near_copy",
+    ):
         get_format("atomic#style=atomthink,colour=red")
     with pytest.raises(SlowthinkError, match="style='atom': must be line or atomthink"):
         get_format("atomic#style=atom")
@@ -186,7 +205,11 @@ def test_cli_and_eval_config_take_the_spec():
     from slowthink.evaluate.config import EvalConfig
 
     r = CliRunner().invoke(app, ["solve", "What?", "--format", "atomic#style=atomthink,colour=red"])
-    assert r.exit_code == 2 and "valid keys are style" in " ".join(r.output.split()) and "Traceback" not in r.output
+    assert (
+        r.exit_code == 2
+        and "valid keys are style" in " ".join(r.output.split())
+        and "Traceback" not in r.output
+    )
     cfg = EvalConfig(benchmark="gsm8k", format="atomic#style=atomthink,near_copy=92")
     assert cfg.format == "atomic#style=atomthink"  # canonical: default values dropped
     with pytest.raises(SlowthinkError, match="valid keys"):
@@ -194,6 +217,7 @@ def test_cli_and_eval_config_take_the_spec():
 
 
 # -- strategies end to end ----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("spec", ["atomic", ATOMTHINK])
 @pytest.mark.parametrize("strategy", ["quick", "greedy_step"])
@@ -255,17 +279,31 @@ def test_eval_yaml_recipe_and_flag_take_the_style(tmp_path):
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps({"q": f"What is {i} + {7 - i}?", "a": "7"}) + "\n" for i in range(3)))
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(f"data: {data}\nfields: 'question=q,answer=a'\nstrategies: [quick]\n"
-                      "engine: 'py:tests.formats.test_atomthink_style:TwoStyleEngine'\n"
-                      "format: 'atomic#style=atomthink'\n")
+    recipe.write_text(
+        f"data: {data}\nfields: 'question=q,answer=a'\nstrategies: [quick]\n"
+        "engine: 'py:tests.formats.test_atomthink_style:TwoStyleEngine'\n"
+        "format: 'atomic#style=atomthink'\n"
+    )
     out = tmp_path / "R"
-    r = CliRunner().invoke(app, ["eval", "--config", str(recipe), "--out", str(out), "--no-progress", "--no-plots",
-                                 "--json"])
+    r = CliRunner().invoke(
+        app, ["eval", "--config", str(recipe), "--out", str(out), "--no-progress", "--no-plots", "--json"]
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["rows"][0]["accuracy"] == 1.0
     assert json.loads((out / "config.json").read_text())["identity"]["format"] == ATOMTHINK
     rec = json.loads((out / "records.jsonl").read_text().splitlines()[0])
     assert rec["trace"]["format"] == ATOMTHINK and rec["trace"]["response"].count("\n\n") == 3
-    bad = CliRunner().invoke(app, ["eval", "--config", str(recipe), "--format", "atomic#style=atomthink,colour=red",
-                                   "--out", str(tmp_path / "X"), "--no-progress"])
+    bad = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--config",
+            str(recipe),
+            "--format",
+            "atomic#style=atomthink,colour=red",
+            "--out",
+            str(tmp_path / "X"),
+            "--no-progress",
+        ],
+    )
     assert bad.exit_code == 2 and "valid keys are style" in " ".join(bad.output.split())

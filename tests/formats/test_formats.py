@@ -13,8 +13,10 @@ class TestStagesParse:
     fmt = StagesFormat()
 
     def test_well_formed(self):
-        r = ("<SUMMARY> plan </SUMMARY>\n\n<CAPTION> facts </CAPTION>\n\n"
-             "<REASONING> 3 + 5 = 8 </REASONING>\n\n<CONCLUSION> 8 </CONCLUSION>")
+        r = (
+            "<SUMMARY> plan </SUMMARY>\n\n<CAPTION> facts </CAPTION>\n\n"
+            "<REASONING> 3 + 5 = 8 </REASONING>\n\n<CONCLUSION> 8 </CONCLUSION>"
+        )
         p = self.fmt.parse(r)
         assert [s.kind for s in p.steps] == ["summary", "caption", "reasoning", "conclusion"]
         assert p.answer_text == "8" and p.complete and p.notes == []
@@ -23,9 +25,17 @@ class TestStagesParse:
         "response, answer, note",
         [
             # closing tag missing: content runs to the next tag
-            ("<SUMMARY> plan <CAPTION> x </CAPTION><REASONING> r </REASONING><CONCLUSION> B </CONCLUSION>", "B", "</SUMMARY> missing"),
+            (
+                "<SUMMARY> plan <CAPTION> x </CAPTION><REASONING> r </REASONING><CONCLUSION> B </CONCLUSION>",
+                "B",
+                "</SUMMARY> missing",
+            ),
             # conclusion never closed (runaway text)
-            ("<SUMMARY> a </SUMMARY><CONCLUSION> 42 and then more text", "42 and then more text", "</CONCLUSION> missing"),
+            (
+                "<SUMMARY> a </SUMMARY><CONCLUSION> 42 and then more text",
+                "42 and then more text",
+                "</CONCLUSION> missing",
+            ),
             # duplicated tag: last one kept
             ("<CONCLUSION> 1 </CONCLUSION><CONCLUSION> 2 </CONCLUSION>", "2", "duplicated <CONCLUSION>"),
             # stray closing tag

@@ -39,7 +39,15 @@ def P(answer, **kw):
 
 def test_parse_judgement():
     assert [parse_judgement(t) for t in [" 1", " 0", "1\n", "[0]", " 2", "one", "", "  10"]] == [
-        True, False, True, False, None, None, None, None]
+        True,
+        False,
+        True,
+        False,
+        None,
+        None,
+        None,
+        None,
+    ]
 
 
 @pytest.mark.parametrize(
@@ -61,9 +69,14 @@ def test_which_answers_the_judge_sees(pred, gold, choices, eligible):
 
 def test_grade_all_batches_and_records_the_deciding_path():
     eng = RecordingEngine(JudgeDouble())
-    items = [("two", P("2", id="a")), ("an isosceles triangle", P("isosceles triangle", id="b")),
-             ("3", P("2", id="c")), ("a square", P("isosceles triangle", id="d")),
-             ("GARBLE", P("isosceles triangle", id="e")), ("7", P("7", id="f"))]
+    items = [
+        ("two", P("2", id="a")),
+        ("an isosceles triangle", P("isosceles triangle", id="b")),
+        ("3", P("2", id="c")),
+        ("a square", P("isosceles triangle", id="d")),
+        ("GARBLE", P("isosceles triangle", id="e")),
+        ("7", P("7", id="f")),
+    ]
     grades = grade_all(items, AnswerJudge(eng))
     assert eng.n_calls == 1 and eng.calls[0].n_requests == 4  # c (numeric) and f (right) not sent
     assert [g.correct for g in grades] == [True, True, False, False, False, True]
@@ -95,8 +108,14 @@ def test_eval_with_a_grade_judge_regrades_and_resumes(tmp_path):
     def policy() -> ScriptedEngine:
         return ScriptedEngine(in_words, name="words")
 
-    cfg = dict(data=str(data), fields="question=q,answer=a", strategies=["majority"], ns=[1, 2], format="free",
-               out=str(tmp_path / "run"))
+    cfg = dict(
+        data=str(data),
+        fields="question=q,answer=a",
+        strategies=["majority"],
+        ns=[1, 2],
+        format="free",
+        out=str(tmp_path / "run"),
+    )
     plain = run_eval(EvalConfig(**cfg), engine=policy(), progress=False, plots=False)
     assert [r["accuracy"] for r in plain.rows] == [0.0, 0.0]
     judge = RecordingEngine(JudgeDouble())
@@ -108,9 +127,15 @@ def test_eval_with_a_grade_judge_regrades_and_resumes(tmp_path):
     assert (g["judged"], g["judge_said_same"], g["judge_calls_this_run"]) == (2, 2, 1)
     stored = [json.loads(x) for x in (tmp_path / "run" / "grade_judge.jsonl").read_text().splitlines()]
     assert {s["answer"] for s in stored} == {"two", "an isosceles triangle"}
-    other = run_eval(EvalConfig(**{**cfg, "out": str(tmp_path / "other")},
-                                grade_judge="py:tests.grading.test_grading_judge:JudgeDouble"),
-                     engine=policy(), progress=False, plots=False)  # a judge engine of its own
+    other = run_eval(
+        EvalConfig(
+            **{**cfg, "out": str(tmp_path / "other")},
+            grade_judge="py:tests.grading.test_grading_judge:JudgeDouble",
+        ),
+        engine=policy(),
+        progress=False,
+        plots=False,
+    )  # a judge engine of its own
     assert [r["accuracy"] for r in other.rows] == [1.0, 1.0] and other.metrics["grading"]["judged"] == 2
     again = RecordingEngine(JudgeDouble())
     resumed = run_eval(EvalConfig(**cfg, grade_judge="policy"), engine=again, progress=False, plots=False)

@@ -73,8 +73,18 @@ def test_scorers_and_doubles_play_the_roles_they_have():
 def test_the_cache_asks_each_prefix_once_and_knows_the_problem():
     cache: StepCache[float] = StepCache()
     p, q = Problem("p", "?"), Problem("q", "?")
-    queries = [ScoreQuery(p, ["a", "b"]), ScoreQuery(p, ["a", "b"]), ScoreQuery(q, ["a"]), ScoreQuery(p, ["a", "c"])]
-    assert cache.missing(queries) == {("p", "a"): (0, 0), ("p", "ab"): (0, 1), ("q", "a"): (2, 0), ("p", "ac"): (3, 1)}
+    queries = [
+        ScoreQuery(p, ["a", "b"]),
+        ScoreQuery(p, ["a", "b"]),
+        ScoreQuery(q, ["a"]),
+        ScoreQuery(p, ["a", "c"]),
+    ]
+    assert cache.missing(queries) == {
+        ("p", "a"): (0, 0),
+        ("p", "ab"): (0, 1),
+        ("q", "a"): (2, 0),
+        ("p", "ac"): (3, 1),
+    }
     for key in cache.missing(queries):
         cache.put(key, 0.5)
     assert cache.missing(queries) == {}
@@ -108,9 +118,13 @@ def test_a_step_asked_once_is_charged_once():
 
 def test_charge_call_charges_each_problem_one_call():
     a, b = Compute(), Compute()
-    charge_call([(a, Verdict(0, prompt_tokens=10, generated_tokens=1, calls=1)),
-                 (a, Verdict(1, prompt_tokens=20, generated_tokens=2, calls=1)),
-                 (b, ScoreResult([None], prompt_tokens=0, calls=0))])
+    charge_call(
+        [
+            (a, Verdict(0, prompt_tokens=10, generated_tokens=1, calls=1)),
+            (a, Verdict(1, prompt_tokens=20, generated_tokens=2, calls=1)),
+            (b, ScoreResult([None], prompt_tokens=0, calls=0)),
+        ]
+    )
     assert (a.scorer_prompt_tokens, a.scorer_generated_tokens, a.scorer_calls) == (30, 3, 1)
     assert (b.scorer_prompt_tokens, b.scorer_calls) == (0, 0)
 
@@ -129,8 +143,9 @@ def test_every_judge_token_is_charged_to_exactly_one_problem(strategy, fmt, opti
     cached steps, siblings with the same text and steps shared by paths are never charged twice."""
     judge = LLMJudge(JudgeEngine())
     problems = [Problem(f"q{i}", f"What is {i} + 3?", answer=str(i + 3)) for i in range(3)]
-    traces = solve(problems, eval_doubles.ScriptedEngine(p_right=0.5), get_format(fmt), strategy, scorer=judge,
-                   **options)
+    traces = solve(
+        problems, eval_doubles.ScriptedEngine(p_right=0.5), get_format(fmt), strategy, scorer=judge, **options
+    )
     assert judge.stats.cached_steps > 0 or options.get("select") == "judge"
     assert sum(t.compute.scorer_prompt_tokens for t in traces) == judge.stats.prompt_tokens > 0
     assert sum(t.compute.scorer_generated_tokens for t in traces) == judge.stats.generated_tokens > 0

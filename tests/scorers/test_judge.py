@@ -222,7 +222,9 @@ def test_swap_with_position_bias_falls_back_to_logprobs_then_incumbent() -> None
     (v,) = biased.compare([Comparison(P, "", "x", "y", "answer")])
     assert (v.winner, v.parsed) == (0, False)  # no logprobs: the incumbent
     # With logprobs: P(1) = 0.6 in both orders -> P(a) = mean(0.6, 1 - 0.6) = 0.5 -> tie keeps a.
-    tied = LLMJudge(ScriptedEngine(lambda r, i: _c("1]", {"1": math.log(0.6), "2": math.log(0.4)})), swap=True)
+    tied = LLMJudge(
+        ScriptedEngine(lambda r, i: _c("1]", {"1": math.log(0.6), "2": math.log(0.4)})), swap=True
+    )
     assert tied.compare([Comparison(P, "", "x", "y", "answer")])[0].winner == 0
     # Nothing parses; order (a, b) is sure of 2, order (b, a) mildly of 1: both favour b.
     replies = iter(
@@ -294,21 +296,36 @@ def test_pointwise_falls_back_to_the_reply_text() -> None:
 def test_check_reasoning() -> None:
     """LLaVA-CoT's check: its prompt with the CAPTION as given information, no image, the reply read
     as its code reads it ('incorrect' anywhere -> wrong), all queries in one engine call."""
-    replies = iter([_c("correct"), _c("Incorrect: 3 + 5 is 8"), _c("I cannot tell"),
-                    Completion("", finish_reason="error", error="down")])
+    replies = iter(
+        [
+            _c("correct"),
+            _c("Incorrect: 3 + 5 is 8"),
+            _c("I cannot tell"),
+            Completion("", finish_reason="error", error="down"),
+        ]
+    )
     eng = ScriptedEngine(lambda r, i: next(replies), supports_images=True)
     judge = LLMJudge(eng)
     prefix = "<SUMMARY> add </SUMMARY>\n\n<CAPTION> Tom has 3 apples and buys 5. </CAPTION>"
-    res = judge.check_reasoning([CheckQuery(P, prefix, f"\n\n<REASONING> {r} </REASONING>")
-                                 for r in ("3 + 5 = 8", "3 + 5 = 9", "?", "?")])
+    res = judge.check_reasoning(
+        [
+            CheckQuery(P, prefix, f"\n\n<REASONING> {r} </REASONING>")
+            for r in ("3 + 5 = 8", "3 + 5 = 9", "?", "?")
+        ]
+    )
     assert [c.ok for c in res] == [True, False, None, None]
     assert len(eng.calls) == 1 and all(c.calls == 1 for c in res) and res[0].prompt_tokens == 10
     req = eng.calls[0][0]
     text = req.messages[-1].content
     assert "Given Information: Tom has 3 apples and buys 5.\n\nReasoning Process: 3 + 5 = 8" in text
     assert "add" not in text.split("Given Information:")[1]  # the summary is not given information
-    assert req.messages[-1].images == [] and req.max_tokens == judge.config.check_max_tokens and not req.logprobs
-    assert [m.role for m in req.messages] == ["system", "user"]  # slowthink's prompt set keeps its system turn
+    assert (
+        req.messages[-1].images == [] and req.max_tokens == judge.config.check_max_tokens and not req.logprobs
+    )
+    assert [m.role for m in req.messages] == [
+        "system",
+        "user",
+    ]  # slowthink's prompt set keeps its system turn
 
 
 def test_no_engine_call_for_nothing() -> None:

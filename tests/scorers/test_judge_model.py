@@ -111,7 +111,9 @@ def test_pointwise_scores_and_cache(recorded: RecordingEngine) -> None:
 def test_reasoning_check_on_the_model(recorded: RecordingEngine) -> None:
     judge = LLMJudge(recorded, prompts="llava-cot")
     prefix = "<SUMMARY> I will add. </SUMMARY>\n\n<CAPTION> Tom has 3 apples and buys 5 more. </CAPTION>"
-    checks = judge.check_reasoning([CheckQuery(APPLES, prefix, "\n\n<REASONING> 3 + 5 = 8. </REASONING>")] * 2)
+    checks = judge.check_reasoning(
+        [CheckQuery(APPLES, prefix, "\n\n<REASONING> 3 + 5 = 8. </REASONING>")] * 2
+    )
     assert recorded.n_calls == 1 and len(checks) == 2
     for c in checks:
         assert c.ok == parse_check(c.raw)  # the reading follows the model's reply
@@ -121,8 +123,15 @@ def test_reasoning_check_on_the_model(recorded: RecordingEngine) -> None:
 
 def test_llava_cot_pairwise_on_the_model(recorded: RecordingEngine) -> None:
     judge = LLMJudge(recorded, prompts="llava-cot", reason_max_tokens=64)
-    comps = [Comparison(APPLES, "<SUMMARY> I will add. </SUMMARY>", "\n\n<CAPTION> Tom has 3 apples. </CAPTION>",
-                        "\n\n<CAPTION> Tom has 3 apples and buys 5 more apples. </CAPTION>", "caption")] * 2
+    comps = [
+        Comparison(
+            APPLES,
+            "<SUMMARY> I will add. </SUMMARY>",
+            "\n\n<CAPTION> Tom has 3 apples. </CAPTION>",
+            "\n\n<CAPTION> Tom has 3 apples and buys 5 more apples. </CAPTION>",
+            "caption",
+        )
+    ] * 2
     verdicts = judge.compare(comps)
     assert recorded.n_calls == 1
     for v in verdicts:

@@ -82,27 +82,55 @@ def test_path_wise_and_n_free_are_declared_once():
 @pytest.mark.parametrize(
     "strategy, options, scorer, message",
     [
-        ("step_beam", {}, None,
-         "strategy 'step_beam' needs a scorer with step scores; no scorer was given: "
-         "pass --scorer judge|symbolic|prm:PATH"),
-        ("greedy_step", {}, CompareOnly(),
-         "strategy 'greedy_step' needs a scorer with step scores; scorer 'compare-only' has no score(): "
-         "pass --scorer judge|symbolic|prm:PATH"),
-        ("best_of_n", {"select": "judge"}, StepScorer(),
-         "strategy 'best_of_n' with select=judge needs a scorer with pairwise comparisons; "
-         "scorer 'scripted-scorer' has no compare(): pass --scorer judge"),
-        ("best_of_n", {"select": "weighted"}, Judge(),
-         "strategy 'best_of_n' with select=weighted needs a scorer with step scores; "
-         "scorer 'scripted-judge' has no score(): pass --scorer judge|symbolic|prm:PATH"),
-        ("stage_beam", {}, SymbolicScorer(),
-         "strategy 'stage_beam' with select=judge needs a scorer with pairwise comparisons; "
-         "scorer 'symbolic' has no compare(): pass --scorer judge"),
-        ("stage_beam", {"precheck": True}, CompareOnly(),
-         "strategy 'stage_beam' with precheck needs a scorer with reasoning checks; "
-         "scorer 'compare-only' has no check_reasoning(): pass --scorer judge"),
-        ("sentence_beam", {"select": "score"}, None,
-         "strategy 'sentence_beam' with select=score needs a scorer with step scores; no scorer was given: "
-         "pass --scorer judge|symbolic|prm:PATH"),
+        (
+            "step_beam",
+            {},
+            None,
+            "strategy 'step_beam' needs a scorer with step scores; no scorer was given: "
+            "pass --scorer judge|symbolic|prm:PATH",
+        ),
+        (
+            "greedy_step",
+            {},
+            CompareOnly(),
+            "strategy 'greedy_step' needs a scorer with step scores; scorer 'compare-only' has no score(): "
+            "pass --scorer judge|symbolic|prm:PATH",
+        ),
+        (
+            "best_of_n",
+            {"select": "judge"},
+            StepScorer(),
+            "strategy 'best_of_n' with select=judge needs a scorer with pairwise comparisons; "
+            "scorer 'scripted-scorer' has no compare(): pass --scorer judge",
+        ),
+        (
+            "best_of_n",
+            {"select": "weighted"},
+            Judge(),
+            "strategy 'best_of_n' with select=weighted needs a scorer with step scores; "
+            "scorer 'scripted-judge' has no score(): pass --scorer judge|symbolic|prm:PATH",
+        ),
+        (
+            "stage_beam",
+            {},
+            SymbolicScorer(),
+            "strategy 'stage_beam' with select=judge needs a scorer with pairwise comparisons; "
+            "scorer 'symbolic' has no compare(): pass --scorer judge",
+        ),
+        (
+            "stage_beam",
+            {"precheck": True},
+            CompareOnly(),
+            "strategy 'stage_beam' with precheck needs a scorer with reasoning checks; "
+            "scorer 'compare-only' has no check_reasoning(): pass --scorer judge",
+        ),
+        (
+            "sentence_beam",
+            {"select": "score"},
+            None,
+            "strategy 'sentence_beam' with select=score needs a scorer with step scores; no scorer was given: "
+            "pass --scorer judge|symbolic|prm:PATH",
+        ),
     ],
 )
 def test_a_missing_role_is_one_line_before_any_engine_call(strategy, options, scorer, message):
@@ -118,8 +146,13 @@ def test_a_missing_role_is_one_line_before_any_engine_call(strategy, options, sc
 
 def test_a_scorer_with_every_role_passes():
     judge = Both()
-    for strategy, options in [("best_of_n", {"select": "judge"}), ("best_of_n", {}), ("stage_beam", {}),
-                              ("step_beam", {}), ("direct", {})]:
+    for strategy, options in [
+        ("best_of_n", {"select": "judge"}),
+        ("best_of_n", {}),
+        ("stage_beam", {}),
+        ("step_beam", {}),
+        ("direct", {}),
+    ]:
         require(strategy, make_config(strategy, **options), judge)
     require("direct", make_config("direct"), None)  # nothing needed, nothing given
 
@@ -154,17 +187,35 @@ def test_every_aggregate_option_offers_exactly_the_aggregations():
         if "aggregate" in fields:
             assert set(fields["aggregate"]) == set(AGGREGATIONS), name
     assert [k for k, e in STRATEGIES.items() if "aggregate" in choices(e.config)] == [
-        "best_of_n", "step_beam", "greedy_step", "stage_beam", "sentence_beam"
+        "best_of_n",
+        "step_beam",
+        "greedy_step",
+        "stage_beam",
+        "sentence_beam",
     ]
 
 
 def test_a_bad_aggregate_on_the_command_line_stops_before_the_model_loads(capsys):
     with pytest.raises(SystemExit) as e:
-        main(["solve", "--strategy", "step_beam", "--aggregate", "max", "--engine", "llamacpp",
-              "--model", "/nope/missing.gguf", "What is 1 + 1?"])
+        main(
+            [
+                "solve",
+                "--strategy",
+                "step_beam",
+                "--aggregate",
+                "max",
+                "--engine",
+                "llamacpp",
+                "--model",
+                "/nope/missing.gguf",
+                "What is 1 + 1?",
+            ]
+        )
     err = " ".join(capsys.readouterr().err.split())
     assert e.value.code == 2
-    assert "bad option for strategy 'step_beam': aggregate must be one of ('min', 'last', 'mean', 'prod')" in err
+    assert (
+        "bad option for strategy 'step_beam': aggregate must be one of ('min', 'last', 'mean', 'prod')" in err
+    )
     assert "missing.gguf" not in err
 
 
@@ -180,23 +231,44 @@ def subset_trace(trace: Trace, ids: list[int]) -> Trace:
 
 @pytest.mark.parametrize(
     "strategy, options",
-    [("majority", {}), ("best_of_n", {"select": "score"}), ("best_of_n", {"select": "weighted"}),
-     ("best_of_n", {"select": "weighted", "aggregate": "mean"})],
+    [
+        ("majority", {}),
+        ("best_of_n", {"select": "score"}),
+        ("best_of_n", {"select": "weighted"}),
+        ("best_of_n", {"select": "weighted", "aggregate": "mean"}),
+    ],
 )
 def test_a_derived_subset_answers_as_the_strategy_run_on_those_samples(strategy, options):
     """derive() at k picks, for each k-subset, what the strategy's own run picks when given exactly
     those k samples (taken as reused samples: no engine call)."""
     probs = problems(4)
-    full = solve(probs, ScriptedEngine(p_right=0.5), get_format("atomic"), strategy, scorer=StepScorer(), n=6,
-                 seed=5, **options)
+    full = solve(
+        probs,
+        ScriptedEngine(p_right=0.5),
+        get_format("atomic"),
+        strategy,
+        scorer=StepScorer(),
+        n=6,
+        seed=5,
+        **options,
+    )
     checked = 0
     for trace, p in zip(full, probs):
         by_id = {n.id: n for n in trace.nodes}
         for d in derive(trace, p, 3, seeds=4):
             prior = subset_trace(trace, d.nodes)
             assert [n.id for n in samples(prior)] == d.nodes
-            (again,) = solve([p], NoCalls(), get_format("atomic"), strategy, scorer=StepScorer(), n=3, seed=5,
-                             reuse={p.id: prior}, **options)
+            (again,) = solve(
+                [p],
+                NoCalls(),
+                get_format("atomic"),
+                strategy,
+                scorer=StepScorer(),
+                n=3,
+                seed=5,
+                reuse={p.id: prior},
+                **options,
+            )
             assert again.answer == d.answer
             assert again.nodes[again.path[-1]].text == by_id[d.winner].text
             checked += 1

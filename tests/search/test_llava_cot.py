@@ -97,11 +97,15 @@ class FirstJudge:
 
     def check_reasoning(self, queries):
         self.check_calls.append(list(queries))
-        return [Check("= 8" not in q.candidate, prompt_tokens=7, generated_tokens=1, calls=1) for q in queries]
+        return [
+            Check("= 8" not in q.candidate, prompt_tokens=7, generated_tokens=1, calls=1) for q in queries
+        ]
 
 
 def reasoning_group(texts: list[str], pid: str = "p") -> KnockoutGroup:
-    tree = Tree(Problem(pid, "What is 4 + 3?", answer="7"), "stage_beam", get_format("stages"), StageBeamConfig())
+    tree = Tree(
+        Problem(pid, "What is 4 + 3?", answer="7"), "stage_beam", get_format("stages"), StageBeamConfig()
+    )
     s = tree.add(0, "<SUMMARY> add them </SUMMARY>", kind="summary")
     c = tree.add(s.id, "\n\n<CAPTION> the terms are 4 and 3 </CAPTION>", kind="caption")
     kids = [tree.add(c.id, f"\n\n<REASONING> {t} </REASONING>", kind="reasoning").id for t in texts]
@@ -114,7 +118,7 @@ def first_shown_seed(texts: list[str], first_text: str, pairing: str = "bracket"
 
     for seed in range(100):
         g = reasoning_group(texts)
-        (x, _), = schedule(g.candidates, pairing, random.Random(stable_seed(seed, "p", g.prefix_node, "t")))
+        ((x, _),) = schedule(g.candidates, pairing, random.Random(stable_seed(seed, "p", g.prefix_node, "t")))
         if g.tree.node(x[1]).text.count(first_text):
             return seed
     raise AssertionError("no seed shows it first")
@@ -138,7 +142,9 @@ def test_wrong_reasoning_shown_first_loses_to_right_one_shown_second(pairing):
     assert WRONG in g2.tree.node(g2.winner).text and "check" not in g2.tree.trace.decisions[0]
 
 
-@pytest.mark.parametrize("texts", [[WRONG, WRONG.replace("8", "8 indeed")], [RIGHT, RIGHT.replace("7.", "7 indeed.")]])
+@pytest.mark.parametrize(
+    "texts", [[WRONG, WRONG.replace("8", "8 indeed")], [RIGHT, RIGHT.replace("7.", "7 indeed.")]]
+)
 def test_both_or_neither_wrong_the_pairwise_verdict_decides(texts):
     g, judge = reasoning_group(texts), FirstJudge()
     knockout(judge, [g], 3, "t", check=True)
@@ -153,8 +159,10 @@ def test_all_checks_of_a_round_are_one_engine_call_for_the_whole_batch():
     judge = LLMJudge(eng, prompts="llava-cot")
     groups = [reasoning_group([WRONG, RIGHT, WRONG, RIGHT], pid=f"p{i}") for i in range(3)]
     knockout(judge, groups, 0, "t", pairing="bracket", check=True)
-    kinds = [{"check" if "Reasoning Process:" in r.messages[-1].content else "pair" for r in call}
-             for call in eng.inner.calls]
+    kinds = [
+        {"check" if "Reasoning Process:" in r.messages[-1].content else "pair" for r in call}
+        for call in eng.inner.calls
+    ]
     checks = [c for c, k in zip(eng.inner.calls, kinds) if k == {"check"}]
     assert all(len(k) == 1 for k in kinds)  # no call mixes checks and comparisons
     # round 0: all 12 candidates of the 3 problems checked in ONE call; round 1 needs no new check
@@ -209,24 +217,39 @@ def test_pool_pairing_puts_the_winner_back_in_the_pool():
 
 
 # -- the judge's LLaVA-CoT prompts ----------------------------------------------------------------
-@pytest.mark.parametrize(("reply", "winner"), [
-    ("Since response 2 adds 4 and 3 correctly, I choose response 2.", 1),
-    ("Since [it is right], I choose response [2].", 1),
-    ("Since response 1 adds correctly, I choose response 1.", 0),
-])
+@pytest.mark.parametrize(
+    ("reply", "winner"),
+    [
+        ("Since response 2 adds 4 and 3 correctly, I choose response 2.", 1),
+        ("Since [it is right], I choose response [2].", 1),
+        ("Since response 1 adds correctly, I choose response 1.", 0),
+    ],
+)
 def test_reason_first_reply_parses_with_the_papers_prompt(reply, winner):
-    eng = ScriptedEngine(lambda r, i: Completion(reply, prompt_tokens=40, generated_tokens=14), name="replies")
+    eng = ScriptedEngine(
+        lambda r, i: Completion(reply, prompt_tokens=40, generated_tokens=14), name="replies"
+    )
     judge = LLMJudge(eng, prompts="llava-cot")
     g = reasoning_group([WRONG, RIGHT])
-    (v,) = judge.compare([Comparison(g.tree.problem, g.tree.text(g.prefix_node), g.tree.node(g.candidates[0]).text,
-                                     g.tree.node(g.candidates[1]).text, "reasoning")])
+    (v,) = judge.compare(
+        [
+            Comparison(
+                g.tree.problem,
+                g.tree.text(g.prefix_node),
+                g.tree.node(g.candidates[0]).text,
+                g.tree.node(g.candidates[1]).text,
+                "reasoning",
+            )
+        ]
+    )
     assert (v.winner, v.parsed, v.generated_tokens) == (winner, True, 14)
     [[req]] = eng.calls
     assert [m.role for m in req.messages] == ["user"] and req.prefix == "" and not req.logprobs
     assert req.max_tokens == judge.config.reason_max_tokens
     text = req.messages[0].content
     assert text.startswith("Now you act as a judge") and text.endswith(
-        'Output format: "Since [reason], I choose response [1/2]."')
+        'Output format: "Since [reason], I choose response [1/2]."'
+    )
     assert "Hint about the Question: the terms are 4 and 3" in text  # the CAPTION, as LLaVA-CoT's code
     assert f"Response 1: {WRONG}\nResponse 2: {RIGHT}" in text  # inner texts, no tags
     assert "<REASONING>" not in text and "add them" not in text  # no summary in the reasoning hint
@@ -237,7 +260,9 @@ def test_llava_cot_check_prompt_and_reply():
     judge = LLMJudge(eng, prompts="llava-cot")
     g = reasoning_group([WRONG, RIGHT])
     prefix = g.tree.text(g.prefix_node)
-    checks = judge.check_reasoning([CheckQuery(g.tree.problem, prefix, g.tree.node(k).text) for k in g.candidates])
+    checks = judge.check_reasoning(
+        [CheckQuery(g.tree.problem, prefix, g.tree.node(k).text) for k in g.candidates]
+    )
     assert [c.ok for c in checks] == [False, True] and len(eng.calls) == 1
     req = eng.calls[0][0]
     text = req.messages[-1].content
@@ -246,17 +271,33 @@ def test_llava_cot_check_prompt_and_reply():
     assert req.max_tokens == judge.config.check_max_tokens and not req.messages[-1].images
     assert [m.role for m in req.messages] == ["user"]  # LLaVA-CoT asks it as one user turn
     assert [parse_check(t) for t in ("Incorrect.", "correct", "The reasoning is correct", "unsure")] == [
-        False, True, True, None]
+        False,
+        True,
+        True,
+        None,
+    ]
 
 
 def test_verdict_only_prompt_stays_the_default():
     eng = judge_engine()
     judge = LLMJudge(eng)
     g = reasoning_group([WRONG, RIGHT])
-    judge.compare([Comparison(g.tree.problem, g.tree.text(g.prefix_node), g.tree.node(g.candidates[0]).text,
-                              g.tree.node(g.candidates[1]).text, "reasoning")])
+    judge.compare(
+        [
+            Comparison(
+                g.tree.problem,
+                g.tree.text(g.prefix_node),
+                g.tree.node(g.candidates[0]).text,
+                g.tree.node(g.candidates[1]).text,
+                "reasoning",
+            )
+        ]
+    )
     req = eng.calls[0][0]
-    assert req.prefix == get_template("judge.pair.verdict_prefix") and req.max_tokens == judge.config.verdict_max_tokens
+    assert (
+        req.prefix == get_template("judge.pair.verdict_prefix")
+        and req.max_tokens == judge.config.verdict_max_tokens
+    )
     assert req.messages[0].role == "system"
     with pytest.raises(ValueError, match="prompts"):
         LLMJudge(eng, prompts="gpt")
@@ -266,17 +307,32 @@ def test_verdict_only_prompt_stays_the_default():
 def test_preset_sets_the_whole_procedure():
     a = apply_preset("llava-cot", ["stage_beam"], fmt=None, scorer=None, options={"n": 4})
     cfg = make_config("stage_beam", **a.options)
-    assert (cfg.select, cfg.pairing, cfg.precheck, cfg.temperature, cfg.top_p, cfg.n) == ("judge", "pool", True, 0.6,
-                                                                                         0.9, 4)
+    assert (cfg.select, cfg.pairing, cfg.precheck, cfg.temperature, cfg.top_p, cfg.n) == (
+        "judge",
+        "pool",
+        True,
+        0.6,
+        0.9,
+        4,
+    )
     fmt = get_format(a.format)
     assert fmt.spec == "stages#style=llava-cot"
     system = fmt.messages(problems(1)[0])[0].content
-    assert "detailed description of the image" in system and "facts of the image or the question" not in system
+    assert (
+        "detailed description of the image" in system and "facts of the image or the question" not in system
+    )
     judge = load_scorer(a.scorer, engine=judge_engine())
     assert judge.config.prompts == "llava-cot"
     # explicit choices win
-    b = apply_preset("llava-cot", ["stage_beam"], fmt="stages", scorer="judge", options={"pairing": "bracket"})
-    assert (b.format, b.scorer, b.options["pairing"], b.options["precheck"]) == ("stages", "judge", "bracket", True)
+    b = apply_preset(
+        "llava-cot", ["stage_beam"], fmt="stages", scorer="judge", options={"pairing": "bracket"}
+    )
+    assert (b.format, b.scorer, b.options["pairing"], b.options["precheck"]) == (
+        "stages",
+        "judge",
+        "bracket",
+        True,
+    )
     with pytest.raises(SlowthinkError, match="for --strategy stage_beam"):
         apply_preset("llava-cot", ["majority"], fmt=None, scorer=None, options={})
     with pytest.raises(SlowthinkError, match="unknown preset"):
@@ -297,7 +353,9 @@ def test_preset_end_to_end_right_reasoning_wins_against_a_position_biased_judge(
         assert t.answer == "7" and RIGHT in t.response
         assert len(t.decisions) == 4 * 3  # N-1 comparisons per stage
         reasoning = [d for d in t.decisions if d["stage"] == "reasoning"]
-        assert all("check" in d for d in reasoning) and not any("check" in d for d in t.decisions if d not in reasoning)
+        assert all("check" in d for d in reasoning) and not any(
+            "check" in d for d in t.decisions if d not in reasoning
+        )
     pol = [r for call in eng.policy.calls for r in call]
     assert all(r.temperature == 0.6 and r.top_p == 0.9 for r in pol)
     assert pol[0].messages[0].content == get_template("stages.llava_cot.system")
@@ -317,13 +375,28 @@ def test_preset_reaches_solve_and_eval(monkeypatch):
     from slowthink.evaluate.config import EvalConfig, plan_jobs
 
     monkeypatch.setattr(cli, "load_engine", lambda spec, **kw: Both())
-    res = CliRunner().invoke(app, ["solve", "What is 4 + 3?", "--strategy", "stage_beam", "--preset", "llava-cot",
-                                   "--n", "2", "--json"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "solve",
+            "What is 4 + 3?",
+            "--strategy",
+            "stage_beam",
+            "--preset",
+            "llava-cot",
+            "--n",
+            "2",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
-    trace = json.loads(res.output[res.output.index("{"):])
+    trace = json.loads(res.output[res.output.index("{") :])
     assert trace["format"] == "stages#style=llava-cot"
-    assert (trace["config"]["pairing"], trace["config"]["precheck"], trace["config"]["temperature"]) == ("pool", True,
-                                                                                                       0.6)
+    assert (trace["config"]["pairing"], trace["config"]["precheck"], trace["config"]["temperature"]) == (
+        "pool",
+        True,
+        0.6,
+    )
     cfg = EvalConfig(benchmark="gsm8k", strategies=["majority", "stage_beam"], preset="llava-cot", ns=[4])
     assert (cfg.format, cfg.scorer) == ("stages#style=llava-cot", "judge#prompts=llava-cot")
     jobs = {j.strategy: dict(j.options()) for j in plan_jobs(cfg)}

@@ -17,11 +17,17 @@ from slowthink.types import Completion, Node, Problem, SlowthinkError
 from tests.doubles import AtomicWriter, ScriptedEngine
 
 
-def scripted(steps: int = 2, answer: str = "7", bad_first: bool = False, never_final: bool = False) -> ScriptedEngine:
+def scripted(
+    steps: int = 2, answer: str = "7", bad_first: bool = False, never_final: bool = False
+) -> ScriptedEngine:
     """Writes 'Step k: ...' lines and a final answer after ``steps`` steps; can misbehave on cue:
     ``bad_first`` writes an empty step for every greedy step request (rejected, re-sampled hotter)."""
-    writer = AtomicWriter(lambda r, i, k: f"work {k} for {r.seed}." if r.stop else f"work {k}.",
-                          lambda r, i: answer, steps=steps, never_final=never_final)
+    writer = AtomicWriter(
+        lambda r, i, k: f"work {k} for {r.seed}." if r.stop else f"work {k}.",
+        lambda r, i: answer,
+        steps=steps,
+        never_final=never_final,
+    )
 
     def reply(r, i: int) -> str:
         if bad_first and r.stop and r.temperature == 0 and not r.prefix.endswith("final answer is:"):
@@ -89,8 +95,13 @@ def test_majority_single_call_and_vote():
 
 def test_vote_ties_first_sampled_wins_and_none_skipped():
     p = Problem(id="x", question="q")
-    nodes = [Node(1, 0, answer=None), Node(2, 0, answer="3"), Node(3, 0, answer="5"),
-             Node(4, 0, answer="5.0"), Node(5, 0, answer="3")]
+    nodes = [
+        Node(1, 0, answer=None),
+        Node(2, 0, answer="3"),
+        Node(3, 0, answer="5"),
+        Node(4, 0, answer="5.0"),
+        Node(5, 0, answer="3"),
+    ]
     winner, votes = vote(nodes, p)
     assert winner.id == 2 and votes == {"3": 2.0, "5": 2.0}
     assert vote([Node(1, 0)], p) == (None, {})

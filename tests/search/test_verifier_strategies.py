@@ -64,7 +64,10 @@ class GoodScorer:
 
     def score(self, queries):
         self.calls += 1
-        return [ScoreResult([self._s(s) for s in q.steps], prompt_tokens=2, generated_tokens=1, calls=1) for q in queries]
+        return [
+            ScoreResult([self._s(s) for s in q.steps], prompt_tokens=2, generated_tokens=1, calls=1)
+            for q in queries
+        ]
 
 
 class GoodJudge(GoodScorer):
@@ -72,8 +75,10 @@ class GoodJudge(GoodScorer):
 
     def compare(self, comps):
         self.calls += 1
-        return [Verdict(0 if "good" in c.a or "bad" in c.b else 1, prompt_tokens=3, generated_tokens=1, calls=1)
-                for c in comps]
+        return [
+            Verdict(0 if "good" in c.a or "bad" in c.b else 1, prompt_tokens=3, generated_tokens=1, calls=1)
+            for c in comps
+        ]
 
 
 def problems(k=3):
@@ -117,7 +122,9 @@ def test_step_beam_answers_paths_the_model_ended_without_an_answer():
     """A step that ends the response (EOS, no final-answer line) gets the direct-answer fallback."""
 
     def ends_early(r, i: int) -> str:
-        return " 7\n" if r.prefix.endswith("final answer is:") else f"The good answer is seven ({_seed(r, i)})."
+        return (
+            " 7\n" if r.prefix.endswith("final answer is:") else f"The good answer is seven ({_seed(r, i)})."
+        )
 
     eng = RecordingEngine(ScriptedEngine(ends_early, prompt_tokens=5))
     traces = solve(problems(2), eng, get_format("atomic"), "step_beam", scorer=GoodScorer(), n=2, beam=2)
@@ -128,7 +135,9 @@ def test_step_beam_answers_paths_the_model_ended_without_an_answer():
 
 
 def test_step_beam_needs_a_scorer():
-    with pytest.raises(SlowthinkError, match="strategy 'step_beam' needs a scorer with step scores; no scorer was given"):
+    with pytest.raises(
+        SlowthinkError, match="strategy 'step_beam' needs a scorer with step scores; no scorer was given"
+    ):
         solve(problems(1), scripted(), get_format("atomic"), "step_beam")
 
 
@@ -145,8 +154,9 @@ def test_stage_beam_knockout():
 
 
 def test_stage_beam_score_variant():
-    traces = solve(problems(2), scripted(), get_format("stages"), "stage_beam", scorer=GoodScorer(),
-                   n=3, select="score")
+    traces = solve(
+        problems(2), scripted(), get_format("stages"), "stage_beam", scorer=GoodScorer(), n=3, select="score"
+    )
     assert all(t.answer == "7" for t in traces)
 
 
@@ -161,9 +171,13 @@ def picks() -> ScriptedEngine:
     final line). The answer is 7 only on the path that took sample 2 at both steps."""
     # distinct sentences per step, or the format rejects a near-copy of step 1
     words = ["Read the numbers off the question", "Add them up carefully"]
-    return ScriptedEngine(AtomicWriter(lambda r, i, k: f"{words[k]}, pick{i}.",
-                                       lambda r, i: "7" if r.prefix.count("pick2") == 2 else "5"),
-                          name="pick", prompt_tokens=5)
+    return ScriptedEngine(
+        AtomicWriter(
+            lambda r, i, k: f"{words[k]}, pick{i}.", lambda r, i: "7" if r.prefix.count("pick2") == 2 else "5"
+        ),
+        name="pick",
+        prompt_tokens=5,
+    )
 
 
 class TableScorer:
@@ -188,8 +202,16 @@ class TableScorer:
 @pytest.mark.parametrize("strategy, beam", [("greedy_step", None), ("step_beam", 2)])
 def test_step_search_keeps_the_best_scored_candidate_not_the_first_sampled(strategy, beam, aggregate):
     opts = {k: v for k, v in {"beam": beam, "aggregate": aggregate}.items() if v is not None}
-    traces = solve(problems(2), picks(), get_format("atomic"), strategy, scorer=TableScorer(), n=4,
-                   temperature=0.7, **opts)
+    traces = solve(
+        problems(2),
+        picks(),
+        get_format("atomic"),
+        strategy,
+        scorer=TableScorer(),
+        n=4,
+        temperature=0.7,
+        **opts,
+    )
     for t in traces:
         assert t.config["aggregate"] == (aggregate or "last")  # the default of step search is `last`
         assert [n.text.strip()[-6:] for n in t.steps[:2]] == ["pick2.", "pick2."]

@@ -12,7 +12,10 @@ CONVERSATION = {
     "id": "conv-1",
     "conversations": [
         {"from": "human", "value": "What is 2 + 3?"},
-        {"from": "gpt", "value": "<SUMMARY> I will solve the problem. </SUMMARY> <CONCLUSION> 5 </CONCLUSION>"},
+        {
+            "from": "gpt",
+            "value": "<SUMMARY> I will solve the problem. </SUMMARY> <CONCLUSION> 5 </CONCLUSION>",
+        },
     ],
 }
 IMAGE_CONVERSATION = {
@@ -31,10 +34,18 @@ ATOMIC_STEP = {
 }
 #: Stepwise PRM records: the same question with a good and a bad second step, and a soft label.
 STEPWISE = [
-    {"id": "a", "prompt": "What is 2 + 3?", "completions": ["We add the numbers.", "The answer is 5."],
-     "labels": [True, True]},
-    {"id": "b", "prompt": "What is 2 + 3?", "completions": ["We add the numbers.", "The answer is 42."],
-     "labels": [True, False]},
+    {
+        "id": "a",
+        "prompt": "What is 2 + 3?",
+        "completions": ["We add the numbers.", "The answer is 5."],
+        "labels": [True, True],
+    },
+    {
+        "id": "b",
+        "prompt": "What is 2 + 3?",
+        "completions": ["We add the numbers.", "The answer is 42."],
+        "labels": [True, False],
+    },
     {"id": "c", "prompt": "What is 10 - 4?", "completions": ["The answer is 7."], "labels": [0.2]},
 ]
 

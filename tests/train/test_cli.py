@@ -33,16 +33,48 @@ def run_cli(args: list[str]) -> int:
 def test_sft_and_prm_commands_write_models_summaries_and_curves(tiny_llama_dir, data_dir, tmp_path, capsys):
     sft_data = write_jsonl(data_dir / "sft.jsonl", [CONVERSATION])
     out = tmp_path / "sft"
-    assert run_cli(["sft", "--data", str(sft_data), "--model", str(tiny_llama_dir), "--out", str(out),
-                    "--max-steps", "2", *FAST]) == 0
+    assert (
+        run_cli(
+            [
+                "sft",
+                "--data",
+                str(sft_data),
+                "--model",
+                str(tiny_llama_dir),
+                "--out",
+                str(out),
+                "--max-steps",
+                "2",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["steps"] == 2 and summary["examples"] == 1 and summary["kind"] == "sft"
     assert summary["recipe"]["learning_rate"] == 0.01 and (out / "loss.png").is_file()
     assert "sft" in capsys.readouterr().err
     prm_data = write_jsonl(data_dir / "prm.jsonl", STEPWISE)
     out = tmp_path / "prm"
-    assert run_cli(["prm", "--data", str(prm_data), "--model", str(tiny_llama_dir), "--out", str(out),
-                    "--protocol", "token_cls", "--max-steps", "2", *FAST]) == 0
+    assert (
+        run_cli(
+            [
+                "prm",
+                "--data",
+                str(prm_data),
+                "--model",
+                str(tiny_llama_dir),
+                "--out",
+                str(out),
+                "--protocol",
+                "token_cls",
+                "--max-steps",
+                "2",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     assert f"--scorer prm:{out}" in capsys.readouterr().err
     assert json.loads((out / "slowthink_prm.json").read_text())["config"]["protocol"] == "token_cls"
 
@@ -56,9 +88,13 @@ def test_sft_and_prm_commands_write_models_summaries_and_curves(tiny_llama_dir, 
         ("sft", [{**CONVERSATION, "image": "nope.png"}], "image not found"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(tiny_llama_dir, data_dir, tmp_path, capsys, command, records, needle):
+def test_bad_input_is_one_line_and_exit_2(
+    tiny_llama_dir, data_dir, tmp_path, capsys, command, records, needle
+):
     data = write_jsonl(data_dir / "bad.jsonl", records)
-    code = run_cli([command, "--data", str(data), "--model", str(tiny_llama_dir), "--out", str(tmp_path / "o")])
+    code = run_cli(
+        [command, "--data", str(data), "--model", str(tiny_llama_dir), "--out", str(tmp_path / "o")]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("error:") and needle in err and len(err.splitlines()) == 1
 
@@ -81,8 +117,23 @@ def test_a_run_killed_with_sigkill_resumes_from_its_last_checkpoint(tiny_llama_d
     out = tmp_path / "run"
     recipe = tmp_path / "r.yaml"
     recipe.write_text("save_steps: 2\nsave_total_limit: 3\nlogging_steps: 1\nlr_scheduler: constant\n")
-    cmd = [sys.executable, "-m", "slowthink.train", "sft", "--data", str(data), "--model", str(tiny_llama_dir),
-           "--out", str(out), "--config", str(recipe), "--max-steps", "100000", *FAST]
+    cmd = [
+        sys.executable,
+        "-m",
+        "slowthink.train",
+        "sft",
+        "--data",
+        str(data),
+        "--model",
+        str(tiny_llama_dir),
+        "--out",
+        str(out),
+        "--config",
+        str(recipe),
+        "--max-steps",
+        "100000",
+        *FAST,
+    ]
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -93,10 +144,16 @@ def test_a_run_killed_with_sigkill_resumes_from_its_last_checkpoint(tiny_llama_d
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    done = sorted(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*") if (p / "trainer_state.json").is_file())
+    done = sorted(
+        int(p.name.split("-")[1]) for p in out.glob("checkpoint-*") if (p / "trainer_state.json").is_file()
+    )
     last = done[-1]
-    result = train_sft(data, str(tiny_llama_dir), out, Recipe.load(recipe, max_steps=last + 2, learning_rate=0.01,
-                                                                   device="cpu"))
+    result = train_sft(
+        data,
+        str(tiny_llama_dir),
+        out,
+        Recipe.load(recipe, max_steps=last + 2, learning_rate=0.01, device="cpu"),
+    )
     assert result.resumed_from == str(out / f"checkpoint-{last}")
     assert result.steps == last + 2
 
@@ -109,8 +166,23 @@ def test_exported_gguf_runs_on_llamacpp_with_the_trained_weights(tiny_llama_dir,
 
     data = write_jsonl(data_dir / "sft.jsonl", [CONVERSATION])
     trained = tmp_path / "sft"
-    assert run_cli(["sft", "--data", str(data), "--model", str(tiny_llama_dir), "--out", str(trained),
-                    "--max-steps", "2", *FAST]) == 0
+    assert (
+        run_cli(
+            [
+                "sft",
+                "--data",
+                str(data),
+                "--model",
+                str(tiny_llama_dir),
+                "--out",
+                str(trained),
+                "--max-steps",
+                "2",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     gguf = tmp_path / "policy.gguf"
     assert run_cli(["export", "--model", str(trained), "--out", str(gguf), "--dtype", "f32"]) == 0
     assert f"--model {gguf}" in capsys.readouterr().err

@@ -47,8 +47,16 @@ def test_stepwise_records_with_hard_and_soft_labels(data_dir):
         (load_stepwise, [{**STEPWISE[0], "labels": [True, 1.5]}], "not true/false or a probability"),
         (load_sft, [{**IMAGE_CONVERSATION, "image": "missing.png"}], "image not found"),
         (load_sft, [{**IMAGE_CONVERSATION, "image": None}], "'<image>' marker(s) but only 0 image(s)"),
-        (load_sft, [{"id": "x", "conversations": [{"from": "human", "value": "hi"}]}], "must end with a gpt turn"),
-        (load_sft, [{"id": "x", "conversations": [{"from": "bot", "value": "hi"}]}], "use human, gpt or system"),
+        (
+            load_sft,
+            [{"id": "x", "conversations": [{"from": "human", "value": "hi"}]}],
+            "must end with a gpt turn",
+        ),
+        (
+            load_sft,
+            [{"id": "x", "conversations": [{"from": "bot", "value": "hi"}]}],
+            "use human, gpt or system",
+        ),
     ],
 )
 def test_bad_records_are_one_clear_error(data_dir, loader, records, needle):

@@ -41,11 +41,17 @@ def assert_follows_labels(got):
     ("spec", "protocol", "preset"),
     [("step_tag", "step_tag", "atomthink"), ("token_cls", "token_cls", None)],
 )
-def test_trained_prm_loads_as_a_scorer_and_follows_its_labels(tiny_llama_dir, data_dir, tmp_path, spec, protocol, preset):
+def test_trained_prm_loads_as_a_scorer_and_follows_its_labels(
+    tiny_llama_dir, data_dir, tmp_path, spec, protocol, preset
+):
     data = write_jsonl(data_dir / "prm.jsonl", STEPWISE)
     out = tmp_path / "prm"
-    result = train_prm(data, str(tiny_llama_dir), out, Recipe(max_steps=20, batch_size=3, protocol=protocol,
-                                                              preset=preset, **FAST))
+    result = train_prm(
+        data,
+        str(tiny_llama_dir),
+        out,
+        Recipe(max_steps=20, batch_size=3, protocol=protocol, preset=preset, **FAST),
+    )
     assert result.kind == f"prm:{protocol}" and result.final_loss < result.first_loss
     assert result.trained_tokens == 20 * 5  # five labelled steps per pass
     meta = json.loads((out / "slowthink_prm.json").read_text())
@@ -59,8 +65,12 @@ def test_trained_prm_loads_as_a_scorer_and_follows_its_labels(tiny_llama_dir, da
 
 def test_an_explicit_other_preset_overrides_the_saved_layout(tiny_llama_dir, data_dir, tmp_path):
     out = tmp_path / "prm"
-    train_prm(write_jsonl(data_dir / "prm.jsonl", STEPWISE), str(tiny_llama_dir), out,
-              Recipe(max_steps=1, protocol="step_tag", preset="atomthink", **FAST))
+    train_prm(
+        write_jsonl(data_dir / "prm.jsonl", STEPWISE),
+        str(tiny_llama_dir),
+        out,
+        Recipe(max_steps=1, protocol="step_tag", preset="atomthink", **FAST),
+    )
     assert load_scorer(f"prm:{out}#math-shepherd").config.step_tag == "ки"
     assert load_scorer(f"prm:{out}").config.step_tag == "\n\n\n\n\n"
 
@@ -70,8 +80,9 @@ def test_vlm_step_tag_prm_keeps_images(tiny_llava_dir, data_dir, tmp_path):
     records = [{**r, "images": [image]} for r in STEPWISE[:2]]
     data = write_jsonl(data_dir / "prm.jsonl", records)
     out = tmp_path / "vprm"
-    result = train_prm(data, str(tiny_llava_dir), out, Recipe(max_steps=12, protocol="step_tag",
-                                                              preset="atomthink", **FAST))
+    result = train_prm(
+        data, str(tiny_llava_dir), out, Recipe(max_steps=12, protocol="step_tag", preset="atomthink", **FAST)
+    )
     assert result.final_loss < result.first_loss
     scorer = load_scorer(f"prm:{out}")
     assert scorer.is_vlm

@@ -48,8 +48,13 @@ def test_text_batch_masks_everything_but_the_assistant_turn(tiny_llama_dir, data
         assert got[-2] == im_end or got[-1] == IGNORE  # the closing "\n" after <|im_end|> is not trained
         full = tok.decode(ids[b, :n].tolist())
         assert full.startswith("<|im_start|>user\n")  # the user turn is there, just masked
-        assert "<|im_start|>assistant\n" in full and tok.decode([x for x, lab in zip(ids[b, :n].tolist(), got)
-                                                                 if lab == IGNORE]).count("assistant") == 1
+        assert (
+            "<|im_start|>assistant\n" in full
+            and tok.decode([x for x, lab in zip(ids[b, :n].tolist(), got) if lab == IGNORE]).count(
+                "assistant"
+            )
+            == 1
+        )
 
 
 @pytest.mark.parametrize("vlm", ["tiny_llava_dir", "tiny_qwen2vl_dir", "tiny_mllama_dir"])
@@ -67,8 +72,12 @@ def test_vlm_masks_image_tokens_and_matches_the_processor(vlm, request, data_dir
 
     token = re.escape(proc.image_token)
     text = re.sub(f"(?:{token})+", proc.image_token, tok.decode(e.input_ids))  # one placeholder per image
-    full = proc(text=[text], images=[[Image.open(data_dir / "red.png").convert("RGB")]],
-                add_special_tokens=False, return_tensors="pt")
+    full = proc(
+        text=[text],
+        images=[[Image.open(data_dir / "red.png").convert("RGB")]],
+        add_special_tokens=False,
+        return_tensors="pt",
+    )
     assert full["input_ids"][0].tolist() == e.input_ids
     for k, v in e.per_token.items():
         assert torch.equal(full[k], v), k

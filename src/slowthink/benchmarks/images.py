@@ -27,8 +27,6 @@ _B64_RE = re.compile(r"^[A-Za-z0-9+/=\s_-]+$")
 _MAX_PATH_LEN = 1024
 
 
-
-
 def readable(path: Path) -> bool:
     """True when PIL can open ``path`` and read its header."""
     try:

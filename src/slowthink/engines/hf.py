@@ -130,7 +130,9 @@ class HFEngineConfig:
 
 #: Options a user may set (``hf:PATH#max_batch_size=8``, ``--engine-option dtype=float32``).
 USER_OPTIONS: frozenset[str] = frozenset(
-    ({f.name for f in fields(HFEngineConfig)} - {"model", "gguf_file"}) | set(OPTION_ALIASES) | set(IGNORED_OPTIONS)
+    ({f.name for f in fields(HFEngineConfig)} - {"model", "gguf_file"})
+    | set(OPTION_ALIASES)
+    | set(IGNORED_OPTIONS)
 )
 
 

@@ -57,7 +57,14 @@ LLM_OPTIONS: tuple[str, ...] = (
 
 #: Options a user may set (``vllm:MODEL#max_model_len=4096``, ``--engine-option ...``).
 USER_OPTIONS: frozenset[str] = frozenset(
-    {"seed", "chat_template", "supports_images", "max_images_per_prompt", "enable_prefix_caching", "llm_kwargs"}
+    {
+        "seed",
+        "chat_template",
+        "supports_images",
+        "max_images_per_prompt",
+        "enable_prefix_caching",
+        "llm_kwargs",
+    }
     | set(LLM_OPTIONS)
 )
 

@@ -113,7 +113,11 @@ EVAL_OPTIONS = FieldOptions(
         "benchmark": flag("--benchmark", "-b"),
         "fields": flag("--map"),
         "benchmark_options": flag(
-            "--benchmark-option", "-O", type=list[str] | None, default=None, parse=_benchmark_options,
+            "--benchmark-option",
+            "-O",
+            type=list[str] | None,
+            default=None,
+            parse=_benchmark_options,
             note="Repeatable: -O key=value.",
         ),
         "strategies": flag("--strategy", "-s", note="Repeatable."),
@@ -121,8 +125,10 @@ EVAL_OPTIONS = FieldOptions(
         "stepwise_ns": flag("--stepwise-n", type=str | None),
         "out": flag(default=None, note="Default: runs/<benchmark or data file stem>."),
     },
-    config_only={"engine_options": "the engine flags (--api-key-env, --timeout, --max-concurrency, "
-                 "--max-retries, -E), ',key=value' parts of --engine, or engine_options in a --config recipe"},
+    config_only={
+        "engine_options": "the engine flags (--api-key-env, --timeout, --max-concurrency, "
+        "--max-retries, -E), ',key=value' parts of --engine, or engine_options in a --config recipe"
+    },
 )
 
 
@@ -307,17 +313,23 @@ def read_recipe(path: str, explicit: set[str]) -> dict:
         with open(path, encoding="utf-8") as fh:
             data = yaml.safe_load(fh) or {}
     except OSError as e:
-        raise SlowthinkError(f"recipe {path} cannot be read ({e.strerror}); check the --config path") from None
+        raise SlowthinkError(
+            f"recipe {path} cannot be read ({e.strerror}); check the --config path"
+        ) from None
     except UnicodeDecodeError:
         raise SlowthinkError(f"recipe {path} is not UTF-8 text: pass a YAML file") from None
     except yaml.YAMLError as e:
         raise SlowthinkError(f"recipe {path} is not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict):
-        raise SlowthinkError(f"recipe {path} must be a mapping of EvalConfig fields, got {type(data).__name__}")
+        raise SlowthinkError(
+            f"recipe {path} must be a mapping of EvalConfig fields, got {type(data).__name__}"
+        )
     fields = {f.name for f in dataclasses.fields(EvalConfig)}
     unknown = sorted(set(data) - fields)
     if unknown:
-        raise SlowthinkError(f"recipe {path}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}")
+        raise SlowthinkError(
+            f"recipe {path}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}"
+        )
     return {k: v for k, v in data.items() if k not in explicit}
 
 

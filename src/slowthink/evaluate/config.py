@@ -227,7 +227,9 @@ class EvalConfig:
         self.engine = pool_spec(self.engine)  # a YAML list of openai specs is one pool spec
         self.strategies = parse_strategies(self.strategies)
         if self.preset is not None:
-            applied = apply_preset(self.preset, self.strategies, fmt=self.format, scorer=self.scorer, options={})
+            applied = apply_preset(
+                self.preset, self.strategies, fmt=self.format, scorer=self.scorer, options={}
+            )
             self.format, self.scorer = applied.format, applied.scorer
         self.format = get_format(self.format or "atomic").spec  # canonical: 'atomic#style=line' is 'atomic'
         self.ns = parse_ns(self.ns)

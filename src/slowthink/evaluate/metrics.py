@@ -164,8 +164,15 @@ class Grader:
             self.judge_calls += 1
             lines = []
             for (answer, problem), v in zip(chunk, verdicts):
-                rec = {"id": problem.id, "answer": answer, "gold": problem.answer, "correct": v.correct,
-                       "raw": v.raw, "prompt_tokens": v.prompt_tokens, "generated_tokens": v.generated_tokens}
+                rec = {
+                    "id": problem.id,
+                    "answer": answer,
+                    "gold": problem.answer,
+                    "correct": v.correct,
+                    "raw": v.raw,
+                    "prompt_tokens": v.prompt_tokens,
+                    "generated_tokens": v.generated_tokens,
+                }
                 self.verdicts[(problem.id, answer)] = rec
                 lines.append(json.dumps(rec, ensure_ascii=False))
                 self._cache.pop((problem.id, answer), None)

@@ -52,7 +52,10 @@ X_AXES: dict[str, tuple[str, Callable[[Mapping[str, Any]], float]]] = {
         "total tokens per problem: policy + scorer/judge, prompt + generated (log2)",
         lambda r: token_total(r, "total_tokens"),
     ),
-    "policy": ("policy tokens per problem: prompt + generated (log2)", lambda r: token_total(r, "policy_tokens")),
+    "policy": (
+        "policy tokens per problem: prompt + generated (log2)",
+        lambda r: token_total(r, "policy_tokens"),
+    ),
 }
 
 #: Panels of accuracy_vs_tokens.png, left to right; the first is the default x axis.
@@ -84,8 +87,14 @@ def _plot(ax, data: Mapping[str, Sequence[Mapping[str, Any]]], axis: str) -> Non
             continue
         drawn.add(key)
         xs = [max(float(x_of(r)), 1.0) for r in rows]
-        ax.plot(xs, [r["oracle"] for r in rows], linestyle="--", color="gray", linewidth=1,
-                label=f"{label}: any sample right")
+        ax.plot(
+            xs,
+            [r["oracle"] for r in rows],
+            linestyle="--",
+            color="gray",
+            linewidth=1,
+            label=f"{label}: any sample right",
+        )
     ax.set_xscale("log", base=2)
     ax.set_xlabel(X_AXES[axis][0])
     ax.set_ylabel("accuracy")

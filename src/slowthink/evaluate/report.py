@@ -380,9 +380,7 @@ def write_compare_report(run_dirs: Sequence[Path], path: Path) -> tuple[Path, di
         for n in runs:
             r = cells[k].get(n)
             cells_html.append(
-                f"<td>{acc_cell(r)}</td><td>{fmt_num(token_total(r))}</td>"
-                if r
-                else "<td>–</td><td>–</td>"
+                f"<td>{acc_cell(r)}</td><td>{fmt_num(token_total(r))}</td>" if r else "<td>–</td><td>–</td>"
             )
         body_rows.append(
             f"<tr><td class=l>{esc(k[0])}</td><td>{esc(n_label(label_row))}</td>{''.join(cells_html)}</tr>"

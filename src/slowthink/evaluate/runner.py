@@ -148,7 +148,9 @@ def check_engine_spec(spec: str, what: str = "--model") -> None:
     if s.kind == "llamacpp" or _path_like(s.target):
         path = Path(s.target).expanduser()
         if not (path.is_file() if s.kind == "llamacpp" else path.exists()):
-            raise SlowthinkError(f"model not found: {s.target} (engine '{s.kind}'): pass {what} with an existing path")
+            raise SlowthinkError(
+                f"model not found: {s.target} (engine '{s.kind}'): pass {what} with an existing path"
+            )
 
 
 def preflight(jobs: Sequence[Job], pending: dict[Job, list[Problem]], engine, scorer) -> None:
@@ -200,7 +202,9 @@ def check_out_dir(out: Path) -> None:
                 f"{out / name} is a folder, but the run keeps a file there: move it away or pass another --out"
             )
     if not os.access(out, os.W_OK):
-        raise SlowthinkError(f"the run folder {out} is not writable: fix its permissions or pass another --out")
+        raise SlowthinkError(
+            f"the run folder {out} is not writable: fix its permissions or pass another --out"
+        )
 
 
 def prepare_out(config: EvalConfig, jobs: Sequence[Job], *, force: bool = False) -> Path:
@@ -252,8 +256,12 @@ def _error_text(e: BaseException) -> str:
 
 
 def stale_records(
-    records: dict[tuple[str, str, str], dict[str, Any]], jobs: Sequence[Job], seed: int, out: Path,
-    *, force: bool = False,
+    records: dict[tuple[str, str, str], dict[str, Any]],
+    jobs: Sequence[Job],
+    seed: int,
+    out: Path,
+    *,
+    force: bool = False,
 ) -> set[tuple[str, str, str]]:
     """Keys of records made with other strategy settings than this run's jobs would use now.
 
@@ -274,7 +282,9 @@ def stale_records(
         if key[1:] not in wanted:
             wanted[key[1:]] = make_config(job.strategy, seed=seed, **job.options()).to_dict()
         want, have = wanted[key[1:]], rec["trace"].get("config") or {}
-        diff = [f"{k}={have[k]!r} (now {want[k]!r})" for k in sorted(want) if k in have and have[k] != want[k]]
+        diff = [
+            f"{k}={have[k]!r} (now {want[k]!r})" for k in sorted(want) if k in have and have[k] != want[k]
+        ]
         if diff:
             stale[key] = f"{job.label}: {', '.join(diff)}"
     if stale and not force:
@@ -292,7 +302,9 @@ def solve_batch(
 ) -> list[tuple[Problem, Trace | None, str | None]]:
     """Solve a batch; if the call raises, retry problem by problem to isolate the one(s) that raise."""
     try:
-        traces = solve(batch, engine, fmt, job.strategy, scorer=scorer, seed=seed, reuse=reuse, **job.options())
+        traces = solve(
+            batch, engine, fmt, job.strategy, scorer=scorer, seed=seed, reuse=reuse, **job.options()
+        )
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as e:
@@ -310,7 +322,9 @@ def solve_batch(
     return out
 
 
-def pathwise_index(records: dict[tuple[str, str, str], dict[str, Any]]) -> dict[str, list[tuple[str, str, str]]]:
+def pathwise_index(
+    records: dict[tuple[str, str, str], dict[str, Any]],
+) -> dict[str, list[tuple[str, str, str]]]:
     """Problem id -> keys of its path-wise records (what :func:`reusable_samples` looks through)."""
     index: dict[str, list[tuple[str, str, str]]] = {}
     for key, r in records.items():
@@ -526,10 +540,12 @@ def run_eval(
     state = resume_run(
         config, force=force, retry_errors=retry_errors, max_attempts=max_attempts, check_engine=engine is None
     )
-    ran = run_pending(config, state, engine=engine, scorer=scorer, progress=progress, console=console,
-                      on_batch=on_batch)
-    metrics = summarize_run(config, state, ran, max_attempts=max_attempts, retry_errors=retry_errors,
-                            started=started)
+    ran = run_pending(
+        config, state, engine=engine, scorer=scorer, progress=progress, console=console, on_batch=on_batch
+    )
+    metrics = summarize_run(
+        config, state, ran, max_attempts=max_attempts, retry_errors=retry_errors, started=started
+    )
     files = write_run(config, state, metrics, plots=plots)
     return EvalResult(state.out, metrics, ran.new, state.resumed, ran.errors, files, metrics["errors"])
 
@@ -609,7 +625,9 @@ class SolverFactory:
 
 def solve_task(solver: Solver, task: BatchTask) -> list[dict[str, Any]]:
     """A worker's part: solve the batch and make its graded records (written by the driver)."""
-    results = solve_batch(task.problems, task.job, solver.engine, solver.fmt, solver.scorer, solver.seed, task.reuse)
+    results = solve_batch(
+        task.problems, task.job, solver.engine, solver.fmt, solver.scorer, solver.seed, task.reuse
+    )
     return [make_record(p, task.job, t, e, solver.seed, a) for (p, t, e), a in zip(results, task.attempts)]
 
 
@@ -777,7 +795,9 @@ def summarize_run(
     }
 
 
-def write_run(config: EvalConfig, state: RunState, metrics: dict[str, Any], *, plots: bool = True) -> list[Path]:
+def write_run(
+    config: EvalConfig, state: RunState, metrics: dict[str, Any], *, plots: bool = True
+) -> list[Path]:
     """Step 4: write metrics.json and, with ``plots``, the scaling plots and report.html; returns
     the run's files (records.jsonl and config.json first)."""
     out = state.out
@@ -815,7 +835,9 @@ def make_grader(config: EvalConfig, jobs, records, problems, out: Path, engine=N
         if config.grade_judge == "policy":
             judge_engine = engine if engine is not None else make_engine(config)
         else:  # an engine spec of its own, built like the policy's
-            judge_engine = make_engine(replace(config, engine=config.grade_judge, model=None, engine_options={}))
+            judge_engine = make_engine(
+                replace(config, engine=config.grade_judge, model=None, engine_options={})
+            )
         grader.judge = AnswerJudge(judge_engine)
         grader.run_judge(todo)
     return grader

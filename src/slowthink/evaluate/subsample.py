@@ -80,7 +80,9 @@ def derive(trace: Trace, problem: Problem, k: int, seeds: int) -> list[Derived]:
     """
     rule = get_entry(trace.strategy).path
     if rule is None:
-        raise ValueError(f"strategy '{trace.strategy}' is not path-wise: smaller N cannot be derived from its trace")
+        raise ValueError(
+            f"strategy '{trace.strategy}' is not path-wise: smaller N cannot be derived from its trace"
+        )
     config = make_config(trace.strategy, **trace.config)
     pool = rule.pool(trace)
     c = trace.compute

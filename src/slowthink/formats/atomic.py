@@ -70,14 +70,20 @@ class AtomicOptions:
 
         if self.style not in STYLES:
             raise bad("style", " or ".join(STYLES))
-        for key, low, optional in (("step_tokens", 1, False), ("min_chars", 0, False), ("max_chars", 1, True),
-                                   ("max_markers", 0, True)):
+        for key, low, optional in (
+            ("step_tokens", 1, False),
+            ("min_chars", 0, False),
+            ("max_chars", 1, True),
+            ("max_markers", 0, True),
+        ):
             v = getattr(self, key)
             if (v is None and not optional) or (v is not None and (type(v) is not int or v < low)):
                 raise bad(key, f"a whole number >= {low}" + (" or none" if optional else ""))
         for key, high in (("repeat_ratio", 1.0), ("near_copy", 100.0)):
             v = getattr(self, key)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= high):
+            if v is not None and (
+                isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= high
+            ):
                 raise bad(key, f"a number from 0 to {high:g} or none")
 
 
@@ -134,7 +140,9 @@ class AtomicFormat(Format):
         return f"{self.name}#{opts}" if opts else self.name
 
     # -- requests ------------------------------------------------------------------------------
-    def step_request(self, problem: Problem, history: Sequence[str], spec: StepSpec) -> tuple[list[Message], str]:
+    def step_request(
+        self, problem: Problem, history: Sequence[str], spec: StepSpec
+    ) -> tuple[list[Message], str]:
         if not self.atomthink or spec.kind == "response":
             return super().step_request(problem, history, spec)
         # AtomThink: question + historical steps in the user turn (no system prompt), fresh assistant turn.
@@ -158,7 +166,9 @@ class AtomicFormat(Format):
         if self.atomthink and spec.kind != "response":
             text = completion.text
             if completion.stop_str and text.endswith(completion.stop_str):
-                text = text[: len(text) - len(completion.stop_str)]  # the next step's marker is not this step's
+                text = text[
+                    : len(text) - len(completion.stop_str)
+                ]  # the next step's marker is not this step's
             # One step, one block: blank lines inside it would read as a step boundary.
             body = _BLANK.sub("\n", (spec.opener + text).strip())
             note = "step cut at the token limit" if completion.finish_reason == "length" else None
@@ -225,7 +235,7 @@ class AtomicFormat(Format):
                 steps.append(ParsedStep("final", piece))
                 line = next(ln for ln in piece.splitlines() if _FINAL.search(ln))
                 m = _FINAL_SPAN.search(line)
-                answer_text = line[m.end():].strip() if m else line
+                answer_text = line[m.end() :].strip() if m else line
                 break
             steps.append(ParsedStep("step", piece))
         if len(steps) < len(split):

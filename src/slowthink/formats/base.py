@@ -86,7 +86,9 @@ class Format(ABC):
         """The format spec that rebuilds this format (``name`` or ``name#k=v,...``); recorded in traces."""
         return self.name
 
-    def step_request(self, problem: Problem, history: Sequence[str], spec: StepSpec) -> tuple[list[Message], str]:
+    def step_request(
+        self, problem: Problem, history: Sequence[str], spec: StepSpec
+    ) -> tuple[list[Message], str]:
         """The messages and assistant prefix asking for ``spec`` after the steps ``history`` (node texts).
 
         Default: one assistant turn continued, the prefix is the response so far plus the opener.

@@ -6,9 +6,7 @@ import re
 
 from slowthink.formats.base import Format, Parsed, ParsedStep, StepSpec, repeated_sentences
 
-_ANSWER_CUE = re.compile(
-    r"(?:final answer is|the answer is|answer\s*:|\\boxed\{)", re.IGNORECASE
-)
+_ANSWER_CUE = re.compile(r"(?:final answer is|the answer is|answer\s*:|\\boxed\{)", re.IGNORECASE)
 
 
 class FreeFormat(Format):
@@ -37,7 +35,7 @@ class FreeFormat(Format):
             return Parsed([], None, False, ["empty response"])
         cues = list(_ANSWER_CUE.finditer(text))
         if cues:
-            answer_text = text[cues[-1].start():]
+            answer_text = text[cues[-1].start() :]
         else:
             # No cue: the last line is the best guess (grading extracts a number/letter from it).
             answer_text = text.splitlines()[-1]

@@ -30,7 +30,9 @@ class SentencesFormat(Format):
         if prefix and _FINAL.search(prefix):
             return None
         opener = self.base.full_opener() if not prefix else ""
-        return StepSpec(kind="sentence", opener=opener, stop=list(SENTENCE_STOPS), max_tokens=self.step_max_tokens)
+        return StepSpec(
+            kind="sentence", opener=opener, stop=list(SENTENCE_STOPS), max_tokens=self.step_max_tokens
+        )
 
     def validate_step(self, text: str, history: list[str]) -> str | None:
         if not text.strip():

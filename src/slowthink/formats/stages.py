@@ -144,7 +144,7 @@ class StagesFormat(Format):
                     notes.append(f"{close_tag(stage)} missing")
             else:
                 notes.append(f"{close_tag(stage)} missing")
-            content = response[m.end():end].strip()
+            content = response[m.end() : end].strip()
             if stage in spans:
                 notes.append(f"duplicated {open_tag(stage)}; kept the last")
             else:

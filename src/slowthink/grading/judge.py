@@ -63,11 +63,15 @@ def judge_eligible(g: Grade, pred: str | None, problem: Problem) -> bool:
 class AnswerJudge:
     """Batched answer-equivalence judge on any engine (the policy model, a served larger model ...)."""
 
-    def __init__(self, engine, *, max_question_chars: int = 2000, max_answer_chars: int = 300,
-                 max_tokens: int = 4) -> None:
+    def __init__(
+        self, engine, *, max_question_chars: int = 2000, max_answer_chars: int = 300, max_tokens: int = 4
+    ) -> None:
         self.engine = engine
         self.max_question_chars, self.max_answer_chars, self.max_tokens = (
-            max_question_chars, max_answer_chars, max_tokens)
+            max_question_chars,
+            max_answer_chars,
+            max_tokens,
+        )
         self.calls = 0
 
     def _request(self, pred: str, problem: Problem) -> Request:
@@ -78,8 +82,12 @@ class AnswerJudge:
         )
         return Request(
             messages=[Message("system", get_template("grading.judge.system")), Message("user", user)],
-            prefix=get_template("grading.judge.prefix"), n=1, stop=["\n"], max_tokens=self.max_tokens,
-            temperature=0.0, seed=0,
+            prefix=get_template("grading.judge.prefix"),
+            n=1,
+            stop=["\n"],
+            max_tokens=self.max_tokens,
+            temperature=0.0,
+            seed=0,
         )
 
     def judge(self, items: Sequence[tuple[str, Problem]]) -> list[JudgeVerdict]:
@@ -99,7 +107,9 @@ class AnswerJudge:
             if c is None or c.finish_reason == "error":
                 verdicts.append(JudgeVerdict(None, f"[error] {getattr(c, 'error', None) or 'no completion'}"))
                 continue
-            verdicts.append(JudgeVerdict(parse_judgement(c.text), c.text, c.prompt_tokens, c.generated_tokens))
+            verdicts.append(
+                JudgeVerdict(parse_judgement(c.text), c.text, c.prompt_tokens, c.generated_tokens)
+            )
         return verdicts
 
 
@@ -107,8 +117,13 @@ def apply_verdict(g: Grade, v: JudgeVerdict) -> Grade:
     """The final grade: the judge's verdict when usable, else the rules' with a note."""
     if v.correct is None:
         return replace(g, note=f"judge reply unusable ({v.raw.strip()[:60]!r}); rules' verdict kept")
-    return Grade(v.correct, "llm_judge", g.pred_norm, g.gold_norm,
-                 note=f"rules ({g.method}) said wrong; judge said {'same' if v.correct else 'different'}")
+    return Grade(
+        v.correct,
+        "llm_judge",
+        g.pred_norm,
+        g.gold_norm,
+        note=f"rules ({g.method}) said wrong; judge said {'same' if v.correct else 'different'}",
+    )
 
 
 def grade_all(items: Sequence[tuple[str | None, Problem]], judge: AnswerJudge | None = None) -> list[Grade]:

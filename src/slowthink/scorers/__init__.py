@@ -141,9 +141,7 @@ class ScorerEntry:
 
 
 SCORERS: dict[str, ScorerEntry] = {
-    "judge": ScorerEntry(
-        _judge, lambda: _fields(JudgeConfig), "LLM judge on the engine"
-    ),
+    "judge": ScorerEntry(_judge, lambda: _fields(JudgeConfig), "LLM judge on the engine"),
     "symbolic": ScorerEntry(_symbolic, set, "arithmetic checker, no model"),
     "prm": ScorerEntry(
         _prm,

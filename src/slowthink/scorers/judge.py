@@ -61,7 +61,10 @@ from slowthink.types import Completion, Message, Problem, Request, SlowthinkErro
 #: Prompt sets of the judge: slowthink's own (verdict-only by default) or LLaVA-CoT's (reason first).
 PROMPT_SETS: tuple[str, ...] = ("slowthink", "llava-cot")
 #: LLaVA-CoT's hint per stage: the stages of the response so far its code puts in the prompt.
-LLAVA_COT_HINTS: dict[str, tuple[str, ...]] = {"reasoning": ("caption",), "conclusion": ("caption", "reasoning")}
+LLAVA_COT_HINTS: dict[str, tuple[str, ...]] = {
+    "reasoning": ("caption",),
+    "conclusion": ("caption", "reasoning"),
+}
 _YES = frozenset({"yes", "correct", "true"})
 _NO = frozenset({"no", "incorrect", "false"})
 
@@ -273,7 +276,9 @@ class JudgeConfig:
 
     def __post_init__(self) -> None:
         if self.prompts not in PROMPT_SETS:
-            raise ValueError(f"JudgeConfig.prompts must be one of {', '.join(PROMPT_SETS)}, got {self.prompts!r}")
+            raise ValueError(
+                f"JudgeConfig.prompts must be one of {', '.join(PROMPT_SETS)}, got {self.prompts!r}"
+            )
         for name in ("verdict_max_tokens", "reason_max_tokens", "check_max_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"JudgeConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -343,7 +348,9 @@ class LLMJudge:
     def reasons_first(self) -> bool:
         return self.config.reason_first or self.llava_cot
 
-    def _messages(self, problem: Problem, user: str, *, images: bool = True, system: bool = True) -> list[Message]:
+    def _messages(
+        self, problem: Problem, user: str, *, images: bool = True, system: bool = True
+    ) -> list[Message]:
         """The judge's chat: ``judge.system`` then the user turn (``system=False``: the user turn only,
         as LLaVA-CoT's prompts are asked)."""
         msg = Message("user", user, images=list(problem.images) if images and self._send_images() else [])
@@ -353,7 +360,12 @@ class LLMJudge:
         return clip_head(user_prompt(problem), self.config.max_question_chars)
 
     def _request(
-        self, messages: list[Message], prefix: str, max_tokens: int, stop: Sequence[str] = (), logprobs: bool = True
+        self,
+        messages: list[Message],
+        prefix: str,
+        max_tokens: int,
+        stop: Sequence[str] = (),
+        logprobs: bool = True,
     ) -> Request:
         """``logprobs=False`` for free-text replies (reasons, checks): only a first-token verdict uses them."""
         cfg = self.config
@@ -416,10 +428,16 @@ class LLMJudge:
         else:
             done = stage_contents(c.prefix)
             hint = " ".join(done[s] for s in LLAVA_COT_HINTS.get(stage, ()) if done.get(s))
-        inner = (lambda t: t.strip()) if stage in ("sentence", "answer") else (lambda t: stage_contents(t).get(stage, t.strip()))
+        inner = (
+            (lambda t: t.strip())
+            if stage in ("sentence", "answer")
+            else (lambda t: stage_contents(t).get(stage, t.strip()))
+        )
         return get_template(f"judge.llava_cot.{stage}").format(
             question=self._question(c.problem),
-            hint=get_template("judge.llava_cot.hint").format(hint=clip_tail(hint, cfg.max_prefix_chars)) if hint else "",
+            hint=get_template("judge.llava_cot.hint").format(hint=clip_tail(hint, cfg.max_prefix_chars))
+            if hint
+            else "",
             response_1=clip_head(inner(first), cfg.max_candidate_chars),
             response_2=clip_head(inner(second), cfg.max_candidate_chars),
         )
@@ -450,7 +468,9 @@ class LLMJudge:
         One engine call for all comparisons (both orders with ``swap``)."""
         for c in comparisons:
             if c.stage not in PAIR_STAGES:
-                raise SlowthinkError(f"unknown judge stage '{c.stage}': choose one of {', '.join(PAIR_STAGES)}")
+                raise SlowthinkError(
+                    f"unknown judge stage '{c.stage}': choose one of {', '.join(PAIR_STAGES)}"
+                )
         swaps = (False, True) if self.config.swap else (False,)
         requests = [self._pair_request(c, s) for c in comparisons for s in swaps]
         comps = self._generate(requests)
@@ -513,7 +533,8 @@ class LLMJudge:
         info = done.get("caption") or " ".join(done.values()) or get_template("judge.pair.empty_prefix")
         reasoning = stage_contents(q.candidate).get("reasoning", q.candidate.strip())
         return get_template("judge.llava_cot.check").format(
-            info=clip_tail(info, cfg.max_prefix_chars), reasoning=clip_head(reasoning, cfg.max_candidate_chars)
+            info=clip_tail(info, cfg.max_prefix_chars),
+            reasoning=clip_head(reasoning, cfg.max_candidate_chars),
         )
 
     def check_reasoning(self, queries: Sequence[CheckQuery]) -> list[Check]:
@@ -521,8 +542,13 @@ class LLMJudge:
         LLaVA-CoT's code (the check's chat has no image)."""
         cfg = self.config
         requests = [
-            self._request(self._messages(q.problem, self.check_prompt(q), images=False, system=not self.llava_cot), "",
-                          cfg.check_max_tokens, ["\n\n"], logprobs=False)
+            self._request(
+                self._messages(q.problem, self.check_prompt(q), images=False, system=not self.llava_cot),
+                "",
+                cfg.check_max_tokens,
+                ["\n\n"],
+                logprobs=False,
+            )
             for q in queries
         ]
         checks = []
@@ -544,7 +570,9 @@ class LLMJudge:
         hist = "\n".join(s.strip() for s in history if s.strip())
         return get_template("judge.step").format(
             question=self._question(problem),
-            history=clip_tail(hist, cfg.max_prefix_chars) if hist else get_template("judge.step.empty_history"),
+            history=clip_tail(hist, cfg.max_prefix_chars)
+            if hist
+            else get_template("judge.step.empty_history"),
             step=clip_head(step, cfg.max_candidate_chars),
         )
 

@@ -240,7 +240,9 @@ def saved_config(path: str | Path, overrides: dict[str, Any] | None = None) -> d
     try:
         saved = json.loads(f.read_text(encoding="utf-8"))["config"]
     except (ValueError, KeyError, TypeError) as e:
-        raise SlowthinkError(f"{f} is not a slowthink PRM metadata file ({e}); delete it or train again") from e
+        raise SlowthinkError(
+            f"{f} is not a slowthink PRM metadata file ({e}); delete it or train again"
+        ) from e
     for key in ("protocol", "preset"):
         if overrides and overrides.get(key) is not None and overrides[key] != saved.get(key):
             return {}

@@ -79,13 +79,17 @@ STRATEGIES: dict[str, StrategyEntry] = {
     "quick": StrategyEntry(quick.run, quick.QuickConfig, n_free=True),  # a greedy rollout never reads n
     "majority": StrategyEntry(majority.run, majority.MajorityConfig, path=PathRule(samples, majority.pick)),
     "best_of_n": StrategyEntry(
-        best_of_n.run, best_of_n.BestOfNConfig, needs=best_of_n.needs,
+        best_of_n.run,
+        best_of_n.BestOfNConfig,
+        needs=best_of_n.needs,
         path=PathRule(best_of_n.pool, best_of_n.pick, best_of_n.knockout_picks),
     ),
     "step_beam": StrategyEntry(step_beam.run, step_beam.StepBeamConfig, needs=step_beam.needs),
     "greedy_step": StrategyEntry(step_beam.run, step_beam.GreedyStepConfig, needs=step_beam.needs),
     "stage_beam": StrategyEntry(stage_beam.run, stage_beam.StageBeamConfig, needs=stage_beam.needs),
-    "sentence_beam": StrategyEntry(sentence_beam.run, sentence_beam.SentenceBeamConfig, needs=stage_beam.needs),
+    "sentence_beam": StrategyEntry(
+        sentence_beam.run, sentence_beam.SentenceBeamConfig, needs=stage_beam.needs
+    ),
 }
 
 
@@ -103,7 +107,9 @@ def make_config(name: str, **overrides: Any) -> SearchConfig:
     fields = cls.__dataclass_fields__
     unknown = [k for k in overrides if k not in fields]
     if unknown:
-        raise SlowthinkError(f"strategy '{name}' has no option(s) {', '.join(unknown)}; options: {', '.join(fields)}")
+        raise SlowthinkError(
+            f"strategy '{name}' has no option(s) {', '.join(unknown)}; options: {', '.join(fields)}"
+        )
     return cls(**{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -149,8 +155,13 @@ def check_engine_fits(problems: Sequence[Problem], engine) -> None:
 
 
 def solve(
-    problems: Sequence[Problem], engine, fmt, strategy: str = "quick", scorer: Scorer | None = None,
-    reuse: Mapping[str, Trace] | None = None, **overrides: Any
+    problems: Sequence[Problem],
+    engine,
+    fmt,
+    strategy: str = "quick",
+    scorer: Scorer | None = None,
+    reuse: Mapping[str, Trace] | None = None,
+    **overrides: Any,
 ) -> list[Trace]:
     """Run one strategy on a batch of problems.
 

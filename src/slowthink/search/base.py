@@ -143,7 +143,10 @@ class Job:
     def request(self) -> Request:
         tree = self.tree
         if self.direct:
-            messages, prefix = tree.fmt.messages(tree.problem, direct=True), tree.text(self.node_id) + self.spec.opener
+            messages, prefix = (
+                tree.fmt.messages(tree.problem, direct=True),
+                tree.text(self.node_id) + self.spec.opener,
+            )
         else:  # the format lays out the request (one assistant turn continued, or a fresh turn per step)
             messages, prefix = tree.fmt.step_request(tree.problem, tree.history(self.node_id), self.spec)
         return Request(
@@ -167,7 +170,9 @@ def expand(engine: Engine, jobs: Sequence[Job]) -> None:
     requests = [jobs[i].request() for i in order]
     outputs = engine.generate(requests)
     if len(outputs) != len(requests):
-        raise RuntimeError(f"engine {engine.name} returned {len(outputs)} results for {len(requests)} requests")
+        raise RuntimeError(
+            f"engine {engine.name} returned {len(outputs)} results for {len(requests)} requests"
+        )
     charged: set[int] = set()
     for i, comps in zip(order, outputs):
         job = jobs[i]
@@ -240,8 +245,16 @@ def sample_responses(
         if max_tokens is not None and not direct:
             spec.max_tokens = max_tokens
         jobs.append(
-            Job(tree, 0, spec, n=n, temperature=temperature, top_p=top_p,
-                seed=stable_seed(seed, tree.problem.id, "responses"), direct=direct)
+            Job(
+                tree,
+                0,
+                spec,
+                n=n,
+                temperature=temperature,
+                top_p=top_p,
+                seed=stable_seed(seed, tree.problem.id, "responses"),
+                direct=direct,
+            )
         )
     expand(engine, jobs)
     free = FreeFormat()
@@ -260,8 +273,14 @@ def sample_responses(
             answer = fmt.answer(text, tree.problem)
             parsed_notes = fmt.parse(text).notes
             tree.add(
-                0, text, kind="response", finish_reason=c.finish_reason, generated_tokens=c.generated_tokens,
-                final=answer is not None, answer=answer, note="; ".join(filter(None, [note, *parsed_notes])) or None,
+                0,
+                text,
+                kind="response",
+                finish_reason=c.finish_reason,
+                generated_tokens=c.generated_tokens,
+                final=answer is not None,
+                answer=answer,
+                note="; ".join(filter(None, [note, *parsed_notes])) or None,
             )
 
 
@@ -284,8 +303,16 @@ def reuse_samples(tree: Tree, prior: Trace, n: int) -> bool:
     if any(prior.config.get(k) != tree.trace.config.get(k) for k in SAMPLING_FIELDS):
         return False
     for k in kids[:n]:
-        tree.add(0, k.text, kind=k.kind, finish_reason=k.finish_reason, generated_tokens=k.generated_tokens,
-                 final=k.final, answer=k.answer, note=k.note)
+        tree.add(
+            0,
+            k.text,
+            kind=k.kind,
+            finish_reason=k.finish_reason,
+            generated_tokens=k.generated_tokens,
+            final=k.final,
+            answer=k.answer,
+            note=k.note,
+        )
     c, pc, share = tree.trace.compute, prior.compute, n / len(kids)
     c.generated_tokens += sum(k.generated_tokens for k in kids[:n])
     c.prompt_tokens += round(pc.prompt_tokens * share)
@@ -356,8 +383,17 @@ def grow(
         if spec is None:
             jobs.append(None)
             continue
-        jobs.append(Job(tree, node_id, spec, n=n, temperature=temperature, top_p=top_p,
-                        seed=stable_seed(seed, tree.problem.id, depth, node_id)))
+        jobs.append(
+            Job(
+                tree,
+                node_id,
+                spec,
+                n=n,
+                temperature=temperature,
+                top_p=top_p,
+                seed=stable_seed(seed, tree.problem.id, depth, node_id),
+            )
+        )
     expand(engine, [j for j in jobs if j is not None])
     out: list[list[int]] = []
     for (tree, node_id), job in zip(frontier, jobs):
@@ -374,7 +410,11 @@ def grow(
             text, note = tree.fmt.finish_step(job.spec, c)
             reason = tree.fmt.validate_step(text, history)
             ended = c.finish_reason == "stop" and c.stop_str is None
-            common = {"kind": job.spec.kind, "finish_reason": c.finish_reason, "generated_tokens": c.generated_tokens}
+            common = {
+                "kind": job.spec.kind,
+                "finish_reason": c.finish_reason,
+                "generated_tokens": c.generated_tokens,
+            }
             if reason is not None:
                 tree.add(node_id, text, note=f"rejected: {reason}", **common)
                 continue
@@ -393,8 +433,16 @@ def grow(
 def force_answers(engine: Engine, items: Sequence[tuple[Tree, int, str]], seed: int) -> list[int]:
     """The direct-answer fallback: under each (tree, node, reason) append the format's final-answer
     opener and ask for the answer greedily, in ONE engine call. Returns the new (final) node ids."""
-    jobs = [Job(t, nid, t.fmt.answer_opener(t.text(nid)), temperature=0.0,
-                seed=stable_seed(seed, t.problem.id, "answer")) for t, nid, _ in items]
+    jobs = [
+        Job(
+            t,
+            nid,
+            t.fmt.answer_opener(t.text(nid)),
+            temperature=0.0,
+            seed=stable_seed(seed, t.problem.id, "answer"),
+        )
+        for t, nid, _ in items
+    ]
     expand(engine, jobs)
     out = []
     for job, (_, _, reason) in zip(jobs, items):
@@ -405,8 +453,15 @@ def force_answers(engine: Engine, items: Sequence[tuple[Tree, int, str]], seed: 
             out.append(job.node_id)
             continue
         text, _ = tree.fmt.finish_step(job.spec, c)
-        node = tree.add(job.node_id, text, kind=job.spec.kind, finish_reason=c.finish_reason,
-                        generated_tokens=c.generated_tokens, final=True, note=f"direct-answer fallback: {reason}")
+        node = tree.add(
+            job.node_id,
+            text,
+            kind=job.spec.kind,
+            finish_reason=c.finish_reason,
+            generated_tokens=c.generated_tokens,
+            final=True,
+            note=f"direct-answer fallback: {reason}",
+        )
         node.answer = tree.fmt.answer(tree.text(node.id), tree.problem)
         tree.trace.notes.append(f"direct-answer fallback: {reason}")
         out.append(node.id)
@@ -433,13 +488,22 @@ def path_rank(tree: Tree, node_id: int) -> tuple[float, ...]:
     return (rank_key(tree.node(node_id).score), *own)
 
 
-def one_response(problems: Sequence[Problem], engine: Engine, fmt: Format, config: SearchConfig, name: str,
-                 *, direct: bool) -> list[Trace]:
+def one_response(
+    problems: Sequence[Problem], engine: Engine, fmt: Format, config: SearchConfig, name: str, *, direct: bool
+) -> list[Trace]:
     """One sample per problem (greedy by default), in one engine call: ``direct`` and ``cot``."""
     t0 = time.perf_counter()
     trees = [Tree(p, name, fmt, config) for p in problems]
-    sample_responses(engine, trees, n=1, temperature=config.temperature, top_p=config.top_p, seed=config.seed,
-                     max_tokens=config.max_tokens, direct=direct)
+    sample_responses(
+        engine,
+        trees,
+        n=1,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        seed=config.seed,
+        max_tokens=config.max_tokens,
+        direct=direct,
+    )
     for tree in trees:
         kids = samples(tree.trace)
         if kids:

@@ -64,7 +64,9 @@ def pool(trace: Trace) -> list[Node]:
     return [n for n in samples(trace) if n.finish_reason != "error"]
 
 
-def pick(nodes: Sequence[Node], problem: Problem, config: BestOfNConfig) -> tuple[Node | None, dict[str, float] | None]:
+def pick(
+    nodes: Sequence[Node], problem: Problem, config: BestOfNConfig
+) -> tuple[Node | None, dict[str, float] | None]:
     """The winner among scored samples (``node.score`` = the aggregated step score; sampling
     order) and the votes: for ``weighted`` the score total per answer, else ``None``.
 
@@ -90,15 +92,31 @@ def pick(nodes: Sequence[Node], problem: Problem, config: BestOfNConfig) -> tupl
     return win, dict(sorted(totals.items(), key=lambda kv: -kv[1]))
 
 
-def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: BestOfNConfig, scorer: Scorer,
-        reuse: Mapping[str, Trace] | None = None) -> list[Trace]:
+def run(
+    problems: Sequence[Problem],
+    engine: Engine,
+    fmt: Format,
+    config: BestOfNConfig,
+    scorer: Scorer,
+    reuse: Mapping[str, Trace] | None = None,
+) -> list[Trace]:
     t0 = time.perf_counter()
     trees = [Tree(p, "best_of_n", fmt, config) for p in problems]
-    sample_responses(engine, trees, n=config.n, temperature=config.temperature, top_p=config.top_p,
-                     seed=config.seed, max_tokens=config.max_tokens, reuse=reuse)
+    sample_responses(
+        engine,
+        trees,
+        n=config.n,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        seed=config.seed,
+        max_tokens=config.max_tokens,
+        reuse=reuse,
+    )
     kids = {id(t): pool(t.trace) for t in trees}
     if knockout_picks(config):
-        groups = [KnockoutGroup(t, 0, [k.id for k in kids[id(t)]], "answer") for t in trees if len(kids[id(t)]) > 1]
+        groups = [
+            KnockoutGroup(t, 0, [k.id for k in kids[id(t)]], "answer") for t in trees if len(kids[id(t)]) > 1
+        ]
         knockout(scorer, groups, config.seed, "best_of_n")
         winners = {id(g.tree): g.winner for g in groups}
         for t in trees:
@@ -106,7 +124,9 @@ def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: BestOf
             if win is not None:
                 t.choose(win, t.node(win).answer)
         return finish_traces(trees, t0)
-    score_nodes(scorer, [(t, k.id) for t in trees for k in kids[id(t)]], config.aggregate, split_responses=True)
+    score_nodes(
+        scorer, [(t, k.id) for t in trees for k in kids[id(t)]], config.aggregate, split_responses=True
+    )
     for t in trees:
         win, votes = pick(kids[id(t)], t.problem, config)
         if win is not None:

@@ -17,5 +17,7 @@ class CotConfig(SearchConfig):
     """Greedy by default."""
 
 
-def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: CotConfig, scorer=None) -> list[Trace]:
+def run(
+    problems: Sequence[Problem], engine: Engine, fmt: Format, config: CotConfig, scorer=None
+) -> list[Trace]:
     return one_response(problems, engine, fmt, config, "cot", direct=False)

@@ -148,15 +148,24 @@ def replay(order: Sequence[int], decisions: Sequence[Mapping[str, Any]]) -> int 
     return winners[-1] if winners else (order[0] if order else None)
 
 
-def knockout(judge: PairwiseJudge, groups: Sequence[KnockoutGroup], seed: int, tag: Any = "", *,
-             pairing: str = "bracket", check: bool = False) -> None:
+def knockout(
+    judge: PairwiseJudge,
+    groups: Sequence[KnockoutGroup],
+    seed: int,
+    tag: Any = "",
+    *,
+    pairing: str = "bracket",
+    check: bool = False,
+) -> None:
     """Run the knockouts of all ``groups`` together, one judge call per wave (plus one check call
     per wave of reasoning comparisons with ``check``, where ``judge`` is also a
     :class:`~slowthink.scorers.base.ReasoningChecker`); set each group's ``winner``, count each
     candidate's wins in ``node.score``, record every decision in its trace and charge the judge's
     compute to its problem."""
     plans = [
-        schedule(g.candidates, pairing, random.Random(stable_seed(seed, g.tree.problem.id, g.prefix_node, tag)))
+        schedule(
+            g.candidates, pairing, random.Random(stable_seed(seed, g.tree.problem.id, g.prefix_node, tag))
+        )
         for g in groups
     ]
     won: list[dict[int, int]] = [{} for _ in groups]  # comparison index -> winning node
@@ -177,11 +186,24 @@ def knockout(judge: PairwiseJudge, groups: Sequence[KnockoutGroup], seed: int, t
             break
         by_check: dict[tuple[int, int], int] = {}
         if check:
-            todo = list(dict.fromkeys((gi, n) for gi, _, a, b in ready if groups[gi].stage in CHECKED_STAGES
-                                      for n in (a, b) if (gi, n) not in checked))
+            todo = list(
+                dict.fromkeys(
+                    (gi, n)
+                    for gi, _, a, b in ready
+                    if groups[gi].stage in CHECKED_STAGES
+                    for n in (a, b)
+                    if (gi, n) not in checked
+                )
+            )
             if todo:
-                queries = [CheckQuery(groups[gi].tree.problem, groups[gi].tree.text(groups[gi].prefix_node),
-                                      groups[gi].tree.node(n).text) for gi, n in todo]
+                queries = [
+                    CheckQuery(
+                        groups[gi].tree.problem,
+                        groups[gi].tree.text(groups[gi].prefix_node),
+                        groups[gi].tree.node(n).text,
+                    )
+                    for gi, n in todo
+                ]
                 results = cast(ReasoningChecker, judge).check_reasoning(queries)
                 if len(results) != len(queries):
                     raise RuntimeError(f"judge returned {len(results)} checks for {len(queries)} queries")
@@ -193,9 +215,16 @@ def knockout(judge: PairwiseJudge, groups: Sequence[KnockoutGroup], seed: int, t
                     if wrong_a != wrong_b:
                         by_check[(gi, mi)] = b if wrong_a else a
         rest = [m for m in ready if (m[0], m[1]) not in by_check]
-        comps = [Comparison(groups[gi].tree.problem, groups[gi].tree.text(groups[gi].prefix_node),
-                            groups[gi].tree.node(a).text, groups[gi].tree.node(b).text, groups[gi].stage)
-                 for gi, _, a, b in rest]
+        comps = [
+            Comparison(
+                groups[gi].tree.problem,
+                groups[gi].tree.text(groups[gi].prefix_node),
+                groups[gi].tree.node(a).text,
+                groups[gi].tree.node(b).text,
+                groups[gi].stage,
+            )
+            for gi, _, a, b in rest
+        ]
         verdicts = judge.compare(comps) if comps else []
         if len(verdicts) != len(comps):
             raise RuntimeError(f"judge returned {len(verdicts)} verdicts for {len(comps)} comparisons")
@@ -208,8 +237,14 @@ def knockout(judge: PairwiseJudge, groups: Sequence[KnockoutGroup], seed: int, t
             won[gi][mi] = win
             node = g.tree.node(win)
             node.score = (node.score or 0.0) + 1.0  # comparisons won
-            d = {"stage": g.stage, "round": wave, "a": a, "b": b, "winner": win,
-                 "parsed": True if v is None else v.parsed}
+            d = {
+                "stage": g.stage,
+                "round": wave,
+                "a": a,
+                "b": b,
+                "winner": win,
+                "parsed": True if v is None else v.parsed,
+            }
             if check and g.stage in CHECKED_STAGES:
                 d["check"] = [checked[(gi, a)].ok, checked[(gi, b)].ok]
                 d["by"] = "check" if v is None else "judge"
@@ -218,4 +253,3 @@ def knockout(judge: PairwiseJudge, groups: Sequence[KnockoutGroup], seed: int, t
     for gi, g in enumerate(groups):
         plan = plans[gi]
         g.winner = won[gi][len(plan) - 1] if plan else (g.candidates[0] if g.candidates else None)
-

@@ -37,19 +37,33 @@ def vote(nodes: Sequence[Node], problem: Problem) -> tuple[Node | None, dict[str
     raise AssertionError("unreachable")
 
 
-def pick(nodes: Sequence[Node], problem: Problem, config: MajorityConfig) -> tuple[Node | None, dict[str, float]]:
+def pick(
+    nodes: Sequence[Node], problem: Problem, config: MajorityConfig
+) -> tuple[Node | None, dict[str, float]]:
     """majority's selection rule in the form every path-wise strategy gives it (see
     ``slowthink.search.PathRule``): :func:`vote`; the config changes nothing."""
     return vote(nodes, problem)
 
 
-def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: MajorityConfig, scorer=None,
-        reuse: Mapping[str, Trace] | None = None) -> list[Trace]:
+def run(
+    problems: Sequence[Problem],
+    engine: Engine,
+    fmt: Format,
+    config: MajorityConfig,
+    scorer=None,
+    reuse: Mapping[str, Trace] | None = None,
+) -> list[Trace]:
     t0 = time.perf_counter()
     trees = [Tree(p, "majority", fmt, config) for p in problems]
     sample_responses(
-        engine, trees, n=config.n, temperature=config.temperature, top_p=config.top_p, seed=config.seed,
-        max_tokens=config.max_tokens, reuse=reuse,
+        engine,
+        trees,
+        n=config.n,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        seed=config.seed,
+        max_tokens=config.max_tokens,
+        reuse=reuse,
     )
     for tree in trees:
         kids = samples(tree.trace)

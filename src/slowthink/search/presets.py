@@ -64,8 +64,9 @@ class Applied:
     options: dict[str, Any]
 
 
-def apply_preset(name: str, strategies: Sequence[str], *, fmt: str | None, scorer: str | None,
-                 options: Mapping[str, Any]) -> Applied:
+def apply_preset(
+    name: str, strategies: Sequence[str], *, fmt: str | None, scorer: str | None, options: Mapping[str, Any]
+) -> Applied:
     """Fill the preset's values in where the user gave none (``None``).
 
     Example:

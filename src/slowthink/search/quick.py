@@ -52,7 +52,11 @@ def _step_round(engine: Engine, states: list[_State], config: QuickConfig, depth
     for attempt in range(config.max_retries + 1):
         if not pending:
             return
-        temp = min(1.0, config.temperature + attempt * config.temperature_bump) if attempt else config.temperature
+        temp = (
+            min(1.0, config.temperature + attempt * config.temperature_bump)
+            if attempt
+            else config.temperature
+        )
         jobs = []
         for st in pending:
             spec = st.tree.fmt.next_step(st.tree.text(st.node))
@@ -73,8 +77,14 @@ def _step_round(engine: Engine, states: list[_State], config: QuickConfig, depth
             ended = comp.finish_reason == "stop" and comp.stop_str is None
             reason = tree.fmt.validate_step(text, tree.history(st.node))
             if reason is not None:
-                tree.add(st.node, text, kind=job.spec.kind, finish_reason=comp.finish_reason,
-                         generated_tokens=comp.generated_tokens, note=f"rejected: {reason}")
+                tree.add(
+                    st.node,
+                    text,
+                    kind=job.spec.kind,
+                    finish_reason=comp.finish_reason,
+                    generated_tokens=comp.generated_tokens,
+                    note=f"rejected: {reason}",
+                )
                 if ended and not text.strip():
                     st.fallback = "the model stopped without an answer"
                 elif attempt == config.max_retries:
@@ -83,15 +93,24 @@ def _step_round(engine: Engine, states: list[_State], config: QuickConfig, depth
                     pending.append(st)
                 continue
             final = tree.fmt.is_final(text, job.spec.kind)
-            node = tree.add(st.node, text, kind=job.spec.kind, finish_reason=comp.finish_reason,
-                            generated_tokens=comp.generated_tokens, final=final, note=note)
+            node = tree.add(
+                st.node,
+                text,
+                kind=job.spec.kind,
+                finish_reason=comp.finish_reason,
+                generated_tokens=comp.generated_tokens,
+                final=final,
+                note=note,
+            )
             st.node = node.id
             if final:
                 node.answer = tree.fmt.answer(tree.text(node.id), tree.problem)
                 st.done = True
 
 
-def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: QuickConfig, scorer=None) -> list[Trace]:
+def run(
+    problems: Sequence[Problem], engine: Engine, fmt: Format, config: QuickConfig, scorer=None
+) -> list[Trace]:
     t0 = time.perf_counter()
     states = [_State(Tree(p, "quick", fmt, config)) for p in problems]
     for depth in range(config.max_depth):
@@ -103,9 +122,13 @@ def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: QuickC
         if not s.done and s.fallback is None and s.tree.trace.error is None:
             s.fallback = f"no final answer within {config.max_depth} steps"
     fallback = [s for s in states if s.fallback is not None and s.tree.trace.error is None]
-    for s, nid in zip(fallback, force_answers(engine, [(s.tree, s.node, s.fallback) for s in fallback], config.seed)):
+    for s, nid in zip(
+        fallback, force_answers(engine, [(s.tree, s.node, s.fallback) for s in fallback], config.seed)
+    ):
         s.node = nid
     for s in states:
         node = s.tree.node(s.node)
-        s.tree.choose(s.node, node.answer if node.final else s.tree.fmt.answer(s.tree.text(s.node), s.tree.problem))
+        s.tree.choose(
+            s.node, node.answer if node.final else s.tree.fmt.answer(s.tree.text(s.node), s.tree.problem)
+        )
     return finish_traces([s.tree for s in states], t0)

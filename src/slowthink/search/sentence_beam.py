@@ -21,7 +21,8 @@ class SentenceBeamConfig(stage_beam.StageBeamConfig):
     """Most sentences in the response."""
 
 
-def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: SentenceBeamConfig,
-        scorer: Scorer) -> list[Trace]:
+def run(
+    problems: Sequence[Problem], engine: Engine, fmt: Format, config: SentenceBeamConfig, scorer: Scorer
+) -> list[Trace]:
     sentences = fmt if isinstance(fmt, SentencesFormat) else SentencesFormat(fmt)
     return stage_beam.run(problems, engine, sentences, config, scorer, name="sentence_beam")

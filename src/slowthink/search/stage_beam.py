@@ -73,8 +73,14 @@ def needs(config: StageBeamConfig) -> tuple[Need, ...]:
     return (need_of(config.select), *((Need(REASONING_CHECKS, "precheck"),) if config.precheck else ()))
 
 
-def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: StageBeamConfig, scorer: Scorer,
-        name: str = "stage_beam") -> list[Trace]:
+def run(
+    problems: Sequence[Problem],
+    engine: Engine,
+    fmt: Format,
+    config: StageBeamConfig,
+    scorer: Scorer,
+    name: str = "stage_beam",
+) -> list[Trace]:
     t0 = time.perf_counter()
     trees = [Tree(p, name, fmt, config) for p in problems]
     chosen = {i: 0 for i in range(len(trees))}
@@ -83,28 +89,48 @@ def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: StageB
         live = [i for i in chosen if i not in done and trees[i].trace.error is None]
         if not live:
             break
-        kids = grow(engine, [(trees[i], chosen[i]) for i in live], n=config.n, temperature=config.temperature,
-                    top_p=config.top_p, seed=config.seed, depth=depth)
+        kids = grow(
+            engine,
+            [(trees[i], chosen[i]) for i in live],
+            n=config.n,
+            temperature=config.temperature,
+            top_p=config.top_p,
+            seed=config.seed,
+            depth=depth,
+        )
         pools = {i: ks for i, ks in zip(live, kids) if ks}
         for i in live:
             if trees[i].fmt.next_step(trees[i].text(chosen[i])) is None:
                 done.add(i)  # the format says the path is complete
         if by_knockout(config.select):
-            groups = {i: KnockoutGroup(trees[i], chosen[i], ks, judge_stage(trees[i].node(ks[0]).kind))
-                      for i, ks in pools.items() if len(ks) > 1}
-            knockout(scorer, list(groups.values()), config.seed, depth, pairing=config.pairing,
-                     check=config.precheck)
+            groups = {
+                i: KnockoutGroup(trees[i], chosen[i], ks, judge_stage(trees[i].node(ks[0]).kind))
+                for i, ks in pools.items()
+                if len(ks) > 1
+            }
+            knockout(
+                scorer,
+                list(groups.values()),
+                config.seed,
+                depth,
+                pairing=config.pairing,
+                check=config.precheck,
+            )
             winners = {i: groups[i].winner if i in groups else ks[0] for i, ks in pools.items()}
         else:
             score_nodes(scorer, [(trees[i], k) for i, ks in pools.items() for k in ks], config.aggregate)
-            winners = {i: max(ks, key=lambda k, t=trees[i]: rank_key(t.node(k).score)) for i, ks in pools.items()}
+            winners = {
+                i: max(ks, key=lambda k, t=trees[i]: rank_key(t.node(k).score)) for i, ks in pools.items()
+            }
         for i, win in winners.items():
             chosen[i] = win
             if trees[i].node(win).final:
                 done.add(i)
     todo = [i for i in chosen if i not in done and trees[i].trace.error is None]
     reason = f"no final answer within {config.max_depth} steps"
-    for i, nid in zip(todo, force_answers(engine, [(trees[i], chosen[i], reason) for i in todo], config.seed)):
+    for i, nid in zip(
+        todo, force_answers(engine, [(trees[i], chosen[i], reason) for i in todo], config.seed)
+    ):
         chosen[i] = nid
     for i, tree in enumerate(trees):
         if chosen[i] != 0:
@@ -112,4 +138,3 @@ def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: StageB
             answer = node.answer if node.final else tree.fmt.answer(tree.text(node.id), tree.problem)
             tree.choose(chosen[i], answer)
     return finish_traces(trees, t0)
-

@@ -61,8 +61,9 @@ def needs(config: StepBeamConfig) -> tuple[Need, ...]:
     return (Need(STEP_SCORES),)
 
 
-def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: StepBeamConfig,
-        scorer: StepScorer) -> list[Trace]:
+def run(
+    problems: Sequence[Problem], engine: Engine, fmt: Format, config: StepBeamConfig, scorer: StepScorer
+) -> list[Trace]:
     t0 = time.perf_counter()
     name = "greedy_step" if config.beam == 1 else "step_beam"
     trees = [Tree(p, name, fmt, config) for p in problems]
@@ -72,8 +73,15 @@ def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: StepBe
         frontier = [(i, trees[i], b) for i in beams for b in beams[i] if trees[i].trace.error is None]
         if not frontier:
             break
-        kids = grow(engine, [(t, b) for _, t, b in frontier], n=config.n, temperature=config.temperature,
-                    top_p=config.top_p, seed=config.seed, depth=depth)
+        kids = grow(
+            engine,
+            [(t, b) for _, t, b in frontier],
+            n=config.n,
+            temperature=config.temperature,
+            top_p=config.top_p,
+            seed=config.seed,
+            depth=depth,
+        )
         pools: dict[int, list[int]] = {i: [] for i in beams}
         for (i, _, _), ks in zip(frontier, kids):
             pools[i].extend(ks)
@@ -89,8 +97,12 @@ def run(problems: Sequence[Problem], engine: Engine, fmt: Format, config: StepBe
         beams = {i: b for i, b in beams.items() if b and len(finished[i]) < config.beam}
     # Unfinished beams (depth limit, or every candidate rejected) and paths the model ended without
     # a readable final answer get the direct-answer fallback, all in one engine call.
-    leftovers = [(i, b, f"no final answer within {config.max_depth} steps")
-                 for i, bs in beams.items() for b in bs if trees[i].trace.error is None]
+    leftovers = [
+        (i, b, f"no final answer within {config.max_depth} steps")
+        for i, bs in beams.items()
+        for b in bs
+        if trees[i].trace.error is None
+    ]
     for i, ks in finished.items():
         for k in [k for k in ks if trees[i].node(k).answer is None]:
             ks.remove(k)

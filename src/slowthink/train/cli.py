@@ -17,15 +17,31 @@ from slowthink.train.run import SUMMARY, RunResult
 from slowthink.train.sft import train_sft
 from slowthink.types import SlowthinkError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Train a policy (SFT) or a process reward model, and export a policy to GGUF.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Train a policy (SFT) or a process reward model, and export a policy to GGUF.",
+)
 _out = Console(stderr=True)
 
-DataOpt = Annotated[Path, typer.Option("--data", help="Training data (JSON Lines; layouts in slowthink.train.data).")]
-OutOpt = Annotated[Path, typer.Option("--out", help="Output folder (checkpoints, final model, train_summary.json, "
-                                      "loss.png); a run started again on it resumes from its newest checkpoint.")]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Recipe YAML (recipes/train/*.yaml); flags override it.")]
-LoraOpt = Annotated[bool | None, typer.Option("--lora/--full", help="LoRA adapters (PEFT, merged on save) or all weights.")]
+DataOpt = Annotated[
+    Path, typer.Option("--data", help="Training data (JSON Lines; layouts in slowthink.train.data).")
+]
+OutOpt = Annotated[
+    Path,
+    typer.Option(
+        "--out",
+        help="Output folder (checkpoints, final model, train_summary.json, "
+        "loss.png); a run started again on it resumes from its newest checkpoint.",
+    ),
+]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="Recipe YAML (recipes/train/*.yaml); flags override it.")
+]
+LoraOpt = Annotated[
+    bool | None, typer.Option("--lora/--full", help="LoRA adapters (PEFT, merged on save) or all weights.")
+]
 LrOpt = Annotated[float | None, typer.Option("--lr", help="Learning rate.")]
 EpochsOpt = Annotated[float | None, typer.Option(help="Epochs.")]
 StepsOpt = Annotated[int | None, typer.Option("--max-steps", help="Optimizer steps (overrides --epochs).")]
@@ -39,7 +55,10 @@ def _report(result: RunResult) -> None:
     resumed = f", resumed from {result.resumed_from}" if result.resumed_from else ""
     _out.print(
         f"[bold]{result.kind}[/bold]: {result.examples} examples, {result.steps} steps, {result.tokens} tokens, "
-        f"loss {loss}, {result.wall_s:.1f}s{resumed}", highlight=False, soft_wrap=True)
+        f"loss {loss}, {result.wall_s:.1f}s{resumed}",
+        highlight=False,
+        soft_wrap=True,
+    )
     _out.print(f"saved to {result.out} ({SUMMARY}, loss.png)", highlight=False, soft_wrap=True)
 
 
@@ -51,8 +70,13 @@ def _recipe(config: Path | None, **flags: Any) -> Recipe:
 def sft(
     data: DataOpt,
     out: OutOpt,
-    model: Annotated[str | None, typer.Option(help="Base model: a transformers folder (text LM or VLM) or a "
-                                              ".gguf file; default: the embedded SmolLM2-135M-Instruct GGUF.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Base model: a transformers folder (text LM or VLM) or a "
+            ".gguf file; default: the embedded SmolLM2-135M-Instruct GGUF."
+        ),
+    ] = None,
     config: ConfigOpt = None,
     lora: LoraOpt = None,
     lr: LrOpt = None,
@@ -65,8 +89,16 @@ def sft(
     """Fine-tune a policy on SFT data (LLaVA conversations or AtomThink per-step records); the loss
     is on the assistant's tokens only."""
     try:
-        recipe = _recipe(config, lora=lora, learning_rate=lr, epochs=epochs, max_steps=max_steps,
-                         batch_size=batch_size, max_length=max_length, device=device)
+        recipe = _recipe(
+            config,
+            lora=lora,
+            learning_rate=lr,
+            epochs=epochs,
+            max_steps=max_steps,
+            batch_size=batch_size,
+            max_length=max_length,
+            device=device,
+        )
         _report(train_sft(data, model, out, recipe))
     except SlowthinkError as e:
         fail(str(e))
@@ -76,11 +108,20 @@ def sft(
 def prm(
     data: DataOpt,
     out: OutOpt,
-    model: Annotated[str | None, typer.Option(help="Base model folder (or .gguf; default: the embedded SmolLM2).")] = None,
-    protocol: Annotated[str | None, typer.Option(help="step_tag (a +/- token at each step tag, LM head) | "
-                                                 "token_cls (2-label head at each step separator).")] = None,
-    preset: Annotated[str | None, typer.Option(help="Scorer input layout: math-shepherd | atomthink | trl "
-                                               "(default: the protocol's).")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Base model folder (or .gguf; default: the embedded SmolLM2).")
+    ] = None,
+    protocol: Annotated[
+        str | None,
+        typer.Option(
+            help="step_tag (a +/- token at each step tag, LM head) | "
+            "token_cls (2-label head at each step separator)."
+        ),
+    ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(help="Scorer input layout: math-shepherd | atomthink | trl (default: the protocol's)."),
+    ] = None,
     config: ConfigOpt = None,
     lora: LoraOpt = None,
     lr: LrOpt = None,
@@ -92,9 +133,18 @@ def prm(
 ) -> None:
     """Train a process reward model on stepwise labels; the folder loads as --scorer prm:OUT."""
     try:
-        recipe = _recipe(config, lora=lora, learning_rate=lr, epochs=epochs, max_steps=max_steps,
-                         batch_size=batch_size, max_length=max_length, device=device, protocol=protocol,
-                         preset=preset)
+        recipe = _recipe(
+            config,
+            lora=lora,
+            learning_rate=lr,
+            epochs=epochs,
+            max_steps=max_steps,
+            batch_size=batch_size,
+            max_length=max_length,
+            device=device,
+            protocol=protocol,
+            preset=preset,
+        )
         result = train_prm(data, model, out, recipe)
         _report(result)
         _out.print(f"use it: --scorer prm:{result.out}", highlight=False, soft_wrap=True)
@@ -104,11 +154,18 @@ def prm(
 
 @app.command()
 def export(
-    model: Annotated[Path, typer.Option(help="A trained Llama-architecture folder (slowthink train sft --out).")],
+    model: Annotated[
+        Path, typer.Option(help="A trained Llama-architecture folder (slowthink train sft --out).")
+    ],
     out: Annotated[Path, typer.Option(help="The .gguf file to write.")],
     dtype: Annotated[str, typer.Option(help="Tensor type: f32 | f16 | q8_0.")] = "f16",
-    like: Annotated[Path | None, typer.Option(help="GGUF whose tokenizer to copy (default: the base GGUF recorded "
-                                              "in the folder's train_summary.json, if any).")] = None,
+    like: Annotated[
+        Path | None,
+        typer.Option(
+            help="GGUF whose tokenizer to copy (default: the base GGUF recorded "
+            "in the folder's train_summary.json, if any)."
+        ),
+    ] = None,
 ) -> None:
     """Write a trained policy as GGUF, to run with --engine llamacpp --model OUT."""
     try:
@@ -116,7 +173,10 @@ def export(
             base = json.loads((model / SUMMARY).read_text()).get("base_gguf")
             like = Path(base) if base else None
         path = export_gguf(model, out, dtype=dtype, like=like)
-        _out.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); run it: --engine llamacpp --model {path}",
-                   highlight=False, soft_wrap=True)
+        _out.print(
+            f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); run it: --engine llamacpp --model {path}",
+            highlight=False,
+            soft_wrap=True,
+        )
     except SlowthinkError as e:
         fail(str(e))

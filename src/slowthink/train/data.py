@@ -208,7 +208,9 @@ def atomic_step_example(record: dict[str, Any], where: str, base: Path) -> ChatE
     fmt = get_format(str(record.get("format", ATOMIC_FORMAT)))
     spec = fmt.next_step("".join(history))
     if spec is None:
-        raise SlowthinkError(f"{where}: the history already ends with the final answer; no next step to learn")
+        raise SlowthinkError(
+            f"{where}: the history already ends with the final answer; no next step to learn"
+        )
     messages, prefix = fmt.step_request(problem, history, spec)
     return ChatExample(
         id=problem.id, messages=[*messages, Message("assistant", prefix + step.strip())], prefix=prefix
@@ -272,6 +274,9 @@ def _wrong_layout(where: str, record: dict[str, Any], command: str) -> str:
         else "'prompt' + 'completions' + 'labels' (stepwise PRM layout)"
     )
     found = layout_of(record)
-    hint = f"; this is a {found} record: use 'slowthink train {'prm' if command == 'sft' else 'sft'}'" if found else ""
+    hint = (
+        f"; this is a {found} record: use 'slowthink train {'prm' if command == 'sft' else 'sft'}'"
+        if found
+        else ""
+    )
     return f"{where}: not a '{command}' training record (keys: {keys}); expected {want}{hint}"
-

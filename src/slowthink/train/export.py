@@ -63,8 +63,11 @@ def _build_tokenizer(writer: Any, folder: Path) -> None:
     writer.add_token_list(tokens)
     writer.add_token_types(types)
     writer.add_token_merges(merges)
-    for name, add in (("bos", writer.add_bos_token_id), ("eos", writer.add_eos_token_id),
-                      ("pad", writer.add_pad_token_id)):
+    for name, add in (
+        ("bos", writer.add_bos_token_id),
+        ("eos", writer.add_eos_token_id),
+        ("pad", writer.add_pad_token_id),
+    ):
         tid = getattr(tok, f"{name}_token_id", None)
         if tid is not None:
             add(int(tid))
@@ -73,7 +76,9 @@ def _build_tokenizer(writer: Any, folder: Path) -> None:
         writer.add_chat_template(tok.chat_template)
 
 
-def export_gguf(folder: str | Path, out: str | Path, dtype: str = "f16", like: str | Path | None = None) -> Path:
+def export_gguf(
+    folder: str | Path, out: str | Path, dtype: str = "f16", like: str | Path | None = None
+) -> Path:
     """Write the Llama model of the transformers ``folder`` as the GGUF file ``out``."""
     import gguf
     import numpy as np
@@ -86,7 +91,9 @@ def export_gguf(folder: str | Path, out: str | Path, dtype: str = "f16", like: s
     if not cfg_file.is_file():
         raise SlowthinkError(f"GGUF export: {folder} is not a transformers model folder (no config.json)")
     cfg = json.loads(cfg_file.read_text())
-    if cfg.get("model_type") != "llama" or "LlamaForCausalLM" not in cfg.get("architectures", ["LlamaForCausalLM"]):
+    if cfg.get("model_type") != "llama" or "LlamaForCausalLM" not in cfg.get(
+        "architectures", ["LlamaForCausalLM"]
+    ):
         raise SlowthinkError(
             f"GGUF export supports Llama causal LMs (SmolLM2, Llama); {folder} is "
             f"{cfg.get('architectures') or cfg.get('model_type')}: use llama.cpp's convert_hf_to_gguf.py"
@@ -100,8 +107,11 @@ def export_gguf(folder: str | Path, out: str | Path, dtype: str = "f16", like: s
     rope = cfg.get("rope_parameters") or {}
     theta = rope.get("rope_theta", cfg.get("rope_theta", 10000.0))
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, n_layer)
-    ftype = {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
-             "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[dtype]
+    ftype = {
+        "f32": gguf.LlamaFileType.ALL_F32,
+        "f16": gguf.LlamaFileType.MOSTLY_F16,
+        "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
+    }[dtype]
 
     out.parent.mkdir(parents=True, exist_ok=True)
     writer = gguf.GGUFWriter(str(out), "llama")

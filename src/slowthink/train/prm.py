@@ -42,8 +42,20 @@ from slowthink.types import SlowthinkError
 
 #: The PRMConfig fields that fix how the input is laid out: saved with the model.
 LAYOUT_FIELDS = (
-    "protocol", "preset", "step_tag", "step_tag_prefix", "step_joiner", "good_token", "bad_token",
-    "separator", "good_label", "question_joiner", "number_steps", "chat", "system", "add_bos",
+    "protocol",
+    "preset",
+    "step_tag",
+    "step_tag_prefix",
+    "step_joiner",
+    "good_token",
+    "bad_token",
+    "separator",
+    "good_label",
+    "question_joiner",
+    "number_steps",
+    "chat",
+    "system",
+    "add_bos",
 )
 
 
@@ -125,7 +137,9 @@ def prm_trainer_class() -> type:
     class StepTrainer(Trainer):
         columns: list[int] = []
 
-        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, **kw: Any) -> Any:
+        def compute_loss(
+            self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, **kw: Any
+        ) -> Any:
             positions = inputs.pop("prm_positions")
             targets = inputs.pop("prm_targets")
             outputs = model(**inputs)
@@ -202,4 +216,3 @@ def train_prm(
         recipe=recipe,
         save=save,
     )
-

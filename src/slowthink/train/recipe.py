@@ -77,7 +77,9 @@ class Recipe:
         if not self.learning_rate > 0:
             raise SlowthinkError(f"recipe: learning_rate must be > 0, got {self.learning_rate}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise SlowthinkError(f"recipe: precision must be auto, fp32, bf16 or fp16, got '{self.precision}'")
+            raise SlowthinkError(
+                f"recipe: precision must be auto, fp32, bf16 or fp16, got '{self.precision}'"
+            )
         if self.protocol not in ("step_tag", "token_cls"):
             raise SlowthinkError(f"recipe: protocol must be step_tag or token_cls, got '{self.protocol}'")
 
@@ -86,7 +88,9 @@ class Recipe:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise SlowthinkError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
+            raise SlowthinkError(
+                f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}"
+            )
         kinds = {f.name: f.type for f in dataclasses.fields(cls)}
         values = {}
         for key, value in data.items():

@@ -119,11 +119,15 @@ def training_args(recipe: Recipe, out: Path, *, sft: bool) -> Any:
 
     if recipe.deepspeed is not None:
         if not Path(recipe.deepspeed).is_file():
-            raise SlowthinkError(f"recipe: DeepSpeed config not found: {recipe.deepspeed} (paths are relative to the "
-                                 "folder you run from; recipes/train/ds_zero3.json from the repository root)")
+            raise SlowthinkError(
+                f"recipe: DeepSpeed config not found: {recipe.deepspeed} (paths are relative to the "
+                "folder you run from; recipes/train/ds_zero3.json from the repository root)"
+            )
         if importlib.util.find_spec("deepspeed") is None:
-            raise SlowthinkError("recipe names a DeepSpeed config but deepspeed is not installed: pip install "
-                                 "deepspeed (GPU machines), or set deepspeed: null for a single-device run")
+            raise SlowthinkError(
+                "recipe names a DeepSpeed config but deepspeed is not installed: pip install "
+                "deepspeed (GPU machines), or set deepspeed: null for a single-device run"
+            )
     device = pick_device(recipe.device)
     on_gpu = device.startswith("cuda")
     precision = recipe.precision
@@ -206,7 +210,9 @@ def train_and_save(
     save(model, out)
     history = trainer.state.log_history
     # The logged losses; a run shorter than logging_steps has only the run's mean (train_loss).
-    losses = [h["loss"] for h in history if "loss" in h] or [h["train_loss"] for h in history if "train_loss" in h]
+    losses = [h["loss"] for h in history if "loss" in h] or [
+        h["train_loss"] for h in history if "train_loss" in h
+    ]
     epochs = float(trainer.state.epoch or 0.0)
     result = RunResult(
         kind=kind,

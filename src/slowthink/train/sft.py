@@ -81,7 +81,9 @@ class ChatEncoder:
         try:
             text = owner.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
         except Exception as e:  # jinja2 errors: a template that rejects the roles given
-            raise SlowthinkError(f"example {example.id}: the chat template failed ({type(e).__name__}: {e})") from e
+            raise SlowthinkError(
+                f"example {example.id}: the chat template failed ({type(e).__name__}: {e})"
+            ) from e
         pieces: list[str] = []
         for i, answer in enumerate(answers):
             mark = _MARK.format(i)
@@ -113,7 +115,9 @@ class ChatEncoder:
             n_img = text.count(token) if images and not trained else 0
             if n_img:
                 mine, images = images[:n_img], images[n_img:]
-                enc = self.processor(text=[text], images=[mine], return_tensors="pt", add_special_tokens=False)
+                enc = self.processor(
+                    text=[text], images=[mine], return_tensors="pt", add_special_tokens=False
+                )
                 part = enc["input_ids"][0].tolist()
                 for k, v in enc.items():
                     if k in ("input_ids", "attention_mask"):
@@ -193,7 +197,9 @@ def collate(batch: Sequence[Encoded], pad_id: int) -> dict[str, Any]:
         rows = []
         for e in batch:
             v = e.per_token[k]
-            rows.append(torch.cat([v, torch.zeros((1, width - v.shape[1], *v.shape[2:]), dtype=v.dtype)], dim=1))
+            rows.append(
+                torch.cat([v, torch.zeros((1, width - v.shape[1], *v.shape[2:]), dtype=v.dtype)], dim=1)
+            )
         out[k] = torch.cat(rows, dim=0)
     for k in sorted({k for e in batch for k in e.extra}):
         try:
@@ -232,7 +238,9 @@ def train_sft(data: str | Path, model: str | None, out: str | Path, recipe: Reci
     folder, gguf = model_folder(model)
     policy, tokenizer, processor = load_policy(folder)
     if any(e.images for e in examples) and processor is None:
-        raise SlowthinkError(f"the data has images but {folder} is a text-only model: pass a VLM, or drop the images")
+        raise SlowthinkError(
+            f"the data has images but {folder} is a text-only model: pass a VLM, or drop the images"
+        )
     encoder = ChatEncoder(tokenizer, processor, recipe.max_length)
     encoded = [encoder.encode(e) for e in examples]
     pad = next(i for i in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0) if i is not None)

@@ -438,11 +438,15 @@ class OpenAIEngine:
             if failure is not None:
                 out.append(RequestResult(error_completions(r, failure.message), failure.fault))
             elif r.temperature == 0 and results[i] and len(results[i]) < r.n:
-                out.append(RequestResult([dataclasses.replace(results[i][k % len(results[i])]) for k in range(r.n)]))
+                out.append(
+                    RequestResult([dataclasses.replace(results[i][k % len(results[i])]) for k in range(r.n)])
+                )
             elif len(results[i]) < r.n:
                 missing = r.n - len(results[i])
                 msg = f"openai engine: {self.base_url} returned {len(results[i])} of n={r.n} samples for request {i}"
-                out.append(RequestResult(results[i] + [Completion("", "error", error=msg) for _ in range(missing)]))
+                out.append(
+                    RequestResult(results[i] + [Completion("", "error", error=msg) for _ in range(missing)])
+                )
             else:
                 out.append(RequestResult(results[i][: r.n]))
         return out

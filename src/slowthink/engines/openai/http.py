@@ -175,7 +175,9 @@ class HTTPFailure(Exception):
         itself failed (unreachable, the connection closed, or 5xx after the retries), so another
         replica may answer the request; ``"timeout"`` when it stalled (a hung server or just a slow
         generation); ``None`` when the request was refused for its own sake (a 4xx, a bad reply)."""
-        if self.kind == "connect" or (self.kind == "status" and self.status is not None and self.status >= 500):
+        if self.kind == "connect" or (
+            self.kind == "status" and self.status is not None and self.status >= 500
+        ):
             return "server"
         return "timeout" if self.kind == "timeout" else None
 

@@ -17,6 +17,7 @@ from slowthink.engines import EngineSpec, check_engine_options, load_engine
 from slowthink.evaluate.cli import EVAL_OPTIONS, eval_command, report_command
 from slowthink.formats import get_format
 from slowthink.images import check_image
+from slowthink.inspect.cli import view_command
 from slowthink.scorers import load_scorer
 from slowthink.search import STRATEGIES, make_config
 from slowthink.search import solve as run_strategy
@@ -163,6 +164,7 @@ def demo(
 
 app.command("eval")(eval_command)
 app.command("report")(report_command)
+app.command("view")(view_command)
 app.add_typer(train_app, name="train")
 
 

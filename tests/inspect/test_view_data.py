@@ -49,8 +49,15 @@ def test_stage_beam_judge_decisions_are_attached_to_both_candidates():
     assert v["decisions"] == t.decisions and len(t.decisions) >= 4
     for d in t.decisions:
         loser = d["b"] if d["winner"] == d["a"] else d["a"]
-        assert {"i": t.decisions.index(d), "vs": loser, "won": True, "stage": d["stage"], "round": d["round"],
-                "parsed": True, "by": "judge"} in nodes[d["winner"]]["decisions"]
+        assert {
+            "i": t.decisions.index(d),
+            "vs": loser,
+            "won": True,
+            "stage": d["stage"],
+            "round": d["round"],
+            "parsed": True,
+            "by": "judge",
+        } in nodes[d["winner"]]["decisions"]
         assert any(x["vs"] == d["winner"] and not x["won"] for x in nodes[loser]["decisions"])
     # the chosen path runs through a winner of every stage
     chosen = [nodes[i] for i in t.path[1:]]
@@ -60,7 +67,10 @@ def test_stage_beam_judge_decisions_are_attached_to_both_candidates():
 
 def test_rejection_splits_reason_from_other_notes():
     assert rejection(Node(1, 0, note="rejected: empty step")) == ("empty step", None)
-    assert rejection(Node(1, 0, note="cut at max_tokens; rejected: too long")) == ("too long", "cut at max_tokens")
+    assert rejection(Node(1, 0, note="cut at max_tokens; rejected: too long")) == (
+        "too long",
+        "cut at max_tokens",
+    )
     assert rejection(Node(1, 0, note="duplicate of a sibling")) == (None, "duplicate of a sibling")
     assert rejection(Node(1, 0)) == (None, None)
 
@@ -86,7 +96,11 @@ def test_load_a_run_folder_skips_a_cut_line_and_filters_a_problem(tmp_path):
     ps, traces = step_beam_traces()
     run = write_run(tmp_path / "run", ps, traces, [True, False, True])
     views = load_views(run)
-    assert [(v["id"], v["correct"], v["key"]) for v in views] == [("a0", True, "n=4"), ("a1", False, "n=4"), ("a2", True, "n=4")]
+    assert [(v["id"], v["correct"], v["key"]) for v in views] == [
+        ("a0", True, "n=4"),
+        ("a1", False, "n=4"),
+        ("a2", True, "n=4"),
+    ]
     assert [v["id"] for v in load_views(run, "a1")] == ["a1"]
     with pytest.raises(SlowthinkError, match="problem 'zz' is not in"):
         load_views(run, "zz")

@@ -43,8 +43,18 @@ def write_run(run: Path, ps: list[Problem], traces: list[Trace], correct: list[b
     run.mkdir(parents=True, exist_ok=True)
     with (run / "records.jsonl").open("w") as f:
         for p, t, ok in zip(ps, traces, correct):
-            rec = {"v": 1, "id": p.id, "strategy": t.strategy, "key": "n=4", "n": 4, "problem": p.to_dict(),
-                   "trace": t.to_dict(), "answer": t.answer, "grade": {"correct": ok}, "error": None}
+            rec = {
+                "v": 1,
+                "id": p.id,
+                "strategy": t.strategy,
+                "key": "n=4",
+                "n": 4,
+                "problem": p.to_dict(),
+                "trace": t.to_dict(),
+                "answer": t.answer,
+                "grade": {"correct": ok},
+                "error": None,
+            }
             f.write(json.dumps(rec) + "\n")
         f.write('{"id": "cut-by-a-kil')  # a line cut short by a kill is skipped
     return run
@@ -59,9 +69,18 @@ def synthetic_views(problems_n: int, nodes_n: int) -> list[dict]:
         nodes = [Node(0, None, chosen=True)]
         for i in range(1, nodes_n):
             parent = (i - 1) // 4
-            nodes.append(Node(i, parent, f"Step {i}: some reasoning text of node {i} of problem {p}. " * 2,
-                              depth=nodes[parent].depth + 1, kind="step", score=0.5, step_score=0.5,
-                              generated_tokens=20))
+            nodes.append(
+                Node(
+                    i,
+                    parent,
+                    f"Step {i}: some reasoning text of node {i} of problem {p}. " * 2,
+                    depth=nodes[parent].depth + 1,
+                    kind="step",
+                    score=0.5,
+                    step_score=0.5,
+                    generated_tokens=20,
+                )
+            )
         path = [0]
         while True:
             kids = [n.id for n in nodes if n.parent == path[-1]]
@@ -70,7 +89,16 @@ def synthetic_views(problems_n: int, nodes_n: int) -> list[dict]:
             path.append(kids[0])
         for i in path:
             nodes[i].chosen = True
-        t = Trace(f"p{p}", "step_beam", "atomic", nodes=nodes, path=path, answer="1",
-                  compute=Compute(generated_tokens=20 * nodes_n, samples=nodes_n))
-        out.append(problem_view(t, {"question": f"question {p}", "answer": "1"}, {"correct": p % 3 != 0}, "n=4"))
+        t = Trace(
+            f"p{p}",
+            "step_beam",
+            "atomic",
+            nodes=nodes,
+            path=path,
+            answer="1",
+            compute=Compute(generated_tokens=20 * nodes_n, samples=nodes_n),
+        )
+        out.append(
+            problem_view(t, {"question": f"question {p}", "answer": "1"}, {"correct": p % 3 != 0}, "n=4")
+        )
     return out

@@ -15,9 +15,14 @@ from slowthink.types import SlowthinkError
 
 def view_command(
     source: Annotated[
-        Path, typer.Argument(help="A run folder made by slowthink eval --out, or a trace .json (slowthink solve --json).")
+        Path,
+        typer.Argument(
+            help="A run folder made by slowthink eval --out, or a trace .json (slowthink solve --json)."
+        ),
     ],
-    problem: Annotated[str | None, typer.Option(help="Show only this problem id (all its strategies and N).")] = None,
+    problem: Annotated[
+        str | None, typer.Option(help="Show only this problem id (all its strategies and N).")
+    ] = None,
     out: Annotated[Path, typer.Option("-o", "--out", help="The HTML file to write.")] = Path("view.html"),
 ) -> None:
     """Write one self-contained HTML page showing the search tree of each problem: every node with

@@ -64,14 +64,18 @@ def load_views(source: Path, problem: str | None = None) -> list[dict[str, Any]]
         try:
             data = json.loads(source.read_text(encoding="utf-8"))
         except ValueError as e:
-            raise SlowthinkError(f"{source} is not valid JSON ({e}); pass a trace file or a run folder") from None
+            raise SlowthinkError(
+                f"{source} is not valid JSON ({e}); pass a trace file or a run folder"
+            ) from None
         views = views_of(data if isinstance(data, list) else [data], source)
     else:
         raise SlowthinkError(f"not found: {source} (pass a run folder or a trace .json file)")
     if problem is not None:
         views = [v for v in views if str(v["id"]) == problem]
         if not views:
-            raise SlowthinkError(f"problem '{problem}' is not in {source}; leave out --problem to see the list")
+            raise SlowthinkError(
+                f"problem '{problem}' is not in {source}; leave out --problem to see the list"
+            )
     if not views:
         raise SlowthinkError(f"{source} holds no trace to show")
     return views

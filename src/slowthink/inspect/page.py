@@ -281,10 +281,10 @@ def render_page(problems: Sequence[dict[str, Any]], title: str = "slowthink view
         "<!doctype html><html><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width,initial-scale=1">'
         f'<link rel=icon href="data:,"><title>{html.escape(title)}</title><style>{CSS}</style></head><body>'
-        '<div id=side><div class=bar><b>problems</b> <span id=count class=meta></span><br>'
-        '<label><input type=radio name=f value=all checked> all</label>'
-        '<label><input type=radio name=f value=correct> correct</label>'
-        '<label><input type=radio name=f value=wrong> wrong</label><br>'
+        "<div id=side><div class=bar><b>problems</b> <span id=count class=meta></span><br>"
+        "<label><input type=radio name=f value=all checked> all</label>"
+        "<label><input type=radio name=f value=correct> correct</label>"
+        "<label><input type=radio name=f value=wrong> wrong</label><br>"
         '<select id=strat><option value="">every strategy</option></select> '
         '<input id=q placeholder="problem id" size=12>'
         f"<div id=total class=meta>{html.escape(totals(problems))}</div></div><div id=list></div></div>"

@@ -69,7 +69,9 @@ def subtree_tokens(trace: Trace) -> dict[int, int]:
     return total
 
 
-def node_view(node: Node, chosen: set[int], decisions: Mapping[int, list], sub: Mapping[int, int]) -> dict[str, Any]:
+def node_view(
+    node: Node, chosen: set[int], decisions: Mapping[int, list], sub: Mapping[int, int]
+) -> dict[str, Any]:
     reason, note = rejection(node)
     out: dict[str, Any] = {
         "id": node.id,

@@ -349,6 +349,7 @@ ALLOWED: dict[str, frozenset[str]] = {
         "clikit",
         "records",
         "distributed",
+        "inspect",
     },
     "records": BASE,
     "distributed": BASE,

@@ -122,3 +122,31 @@ def test_view_command_on_a_run_folder_and_on_a_trace_file(tmp_path):
     bad.write_text('{"x": 1}')
     r = CliRunner().invoke(app, ["view", str(bad), "-o", str(tmp_path / "b.html")])
     assert r.exit_code == 2 and "not a slowthink trace" in r.output
+
+
+def test_an_eval_run_writes_view_html_linked_from_its_report(tmp_path):
+    from slowthink.evaluate import EvalConfig, run_eval
+    from tests.evaluate.eval_doubles import ScriptedEngine, StepScorer
+
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"q": f"What is {i} + 3?", "a": str(i + 3)}) + "\n" for i in range(3)))
+    out = tmp_path / "run"
+    cfg = EvalConfig(
+        data=str(data),
+        fields="question=q,answer=a",
+        strategies=["step_beam"],
+        ns=[2],
+        engine="py:tests.evaluate.eval_doubles:ScriptedEngine",
+        scorer="py:tests.evaluate.eval_doubles:StepScorer",
+        out=str(out),
+    )
+    r = run_eval(cfg, progress=False, plots=True, engine=ScriptedEngine(p_right=0.5), scorer=StepScorer())
+    assert out / "view.html" in r.files
+    assert '<a href="view.html">' in (out / "report.html").read_text()
+    views = load_views(out)
+    assert sorted(v["id"] for v in views) == sorted(
+        json.loads(x)["id"] for x in (out / "records.jsonl").open()
+    )
+    assert all(v["correct"] is not None and any(n["chosen"] for n in v["nodes"]) for v in views)
+    page = (out / "view.html").read_text()
+    assert page == render_page(views, title="slowthink view · run")

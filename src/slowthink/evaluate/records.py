@@ -28,6 +28,7 @@ RECORDS = "records.jsonl"
 CONFIG = "config.json"
 METRICS = "metrics.json"
 REPORT = "report.html"
+VIEW = "view.html"
 RECORD_VERSION = 1
 
 RecordKey = tuple[str, str, str]

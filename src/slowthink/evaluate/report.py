@@ -280,8 +280,10 @@ def write_run_report(
     path: Path,
     pngs: Sequence[Path] = (),
     examples_per_job: int = 2,
+    view: str | None = None,
 ) -> Path:
-    """The report of one run: summary table, per-group tables, plots, example traces."""
+    """The report of one run: summary table, per-group tables, plots, example traces; ``view``: the
+    search-tree viewer page next to it, linked."""
     rows = metrics["rows"]
     cfg = metrics.get("config", {})
     body = [
@@ -296,6 +298,8 @@ def write_run_report(
             + ", ".join(f"{esc(k)}: {v}" for k, v in metrics["load"]["skipped"].items())
             + "</p>"
         )
+    if view:
+        body.append(f'<p><a href="{esc(view)}">search trees of every problem ({esc(view)})</a></p>')
     body.append("<h2>accuracy and compute</h2>" + rows_table(rows))
     body.append(
         "<p class=meta>N* = derived by subsampling the samples of the largest N (mean over seeds); "

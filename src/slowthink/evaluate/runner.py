@@ -59,6 +59,7 @@ from slowthink.evaluate.records import (
     RECORD_VERSION,
     RECORDS,
     REPORT,
+    VIEW,
     RecordWriter,
     read_json,
     read_records,
@@ -67,6 +68,7 @@ from slowthink.evaluate.records import (
 from slowthink.evaluate.report import write_run_report
 from slowthink.formats import get_format
 from slowthink.grading import AnswerJudge, number_rules_summary
+from slowthink.inspect import record_views, write_page
 from slowthink.options import parse_kv
 from slowthink.scorers import load_scorer
 from slowthink.search import STRATEGIES, check_engine_fits, make_config, require, solve
@@ -196,7 +198,7 @@ def check_out_dir(out: Path) -> None:
         raise SlowthinkError(
             f"cannot create the run folder {out} ({e.strerror or e}): pass a writable --out folder"
         ) from None
-    for name in (RECORDS, CONFIG, METRICS, REPORT):
+    for name in (RECORDS, CONFIG, METRICS, REPORT, VIEW):
         if (out / name).is_dir():
             raise SlowthinkError(
                 f"{out / name} is a folder, but the run keeps a file there: move it away or pass another --out"
@@ -798,7 +800,8 @@ def summarize_run(
 def write_run(
     config: EvalConfig, state: RunState, metrics: dict[str, Any], *, plots: bool = True
 ) -> list[Path]:
-    """Step 4: write metrics.json and, with ``plots``, the scaling plots and report.html; returns
+    """Step 4: write metrics.json and, with ``plots``, the scaling plots, view.html (the search-tree
+    viewer of every record) and report.html, which links to it; returns
     the run's files (records.jsonl and config.json first)."""
     out = state.out
     write_json(out / METRICS, metrics)
@@ -808,7 +811,9 @@ def write_run(
             series(metrics["rows"]), out, title=f"{state.load.name} · {config.format} · {config.engine_spec}"
         )
         files += pngs
-        files.append(write_run_report(metrics, state.records, state.problem_ids, out / REPORT, pngs))
+        views = record_views(state.records.values(), out / RECORDS)
+        files.append(write_page(views, out / VIEW, title=f"slowthink view · {metrics.get('run')}"))
+        files.append(write_run_report(metrics, state.records, state.problem_ids, out / REPORT, pngs, view=VIEW))
     return files
 
 

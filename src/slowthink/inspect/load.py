@@ -33,7 +33,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return list(out.values())
 
 
-def views_of(items: Iterable[Mapping[str, Any]], source: Path) -> list[dict[str, Any]]:
+def record_views(items: Iterable[Mapping[str, Any]], source: Path) -> list[dict[str, Any]]:
     """Viewer data of records (``{"trace": ...}``) or bare trace dicts."""
     out = []
     for item in items:
@@ -59,7 +59,7 @@ def load_views(source: Path, problem: str | None = None) -> list[dict[str, Any]]
         path = source / RECORDS
         if not path.is_file():
             raise SlowthinkError(f"no {RECORDS} in {source}: pass a folder made by slowthink eval --out")
-        views = views_of(read_jsonl(path), path)
+        views = record_views(read_jsonl(path), path)
     elif source.is_file():
         try:
             data = json.loads(source.read_text(encoding="utf-8"))
@@ -67,7 +67,7 @@ def load_views(source: Path, problem: str | None = None) -> list[dict[str, Any]]
             raise SlowthinkError(
                 f"{source} is not valid JSON ({e}); pass a trace file or a run folder"
             ) from None
-        views = views_of(data if isinstance(data, list) else [data], source)
+        views = record_views(data if isinstance(data, list) else [data], source)
     else:
         raise SlowthinkError(f"not found: {source} (pass a run folder or a trace .json file)")
     if problem is not None:

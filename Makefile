@@ -11,9 +11,21 @@ STAMP := $(VENV)/.slowthink-installed
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 TORCH_VERSION := 2.13.0
 
-.PHONY: install demo test lint bench clean
+.PHONY: install chromium demo test lint bench clean
 
-install: $(STAMP)
+install: $(STAMP) chromium
+
+# The viewer's browser tests drive Debian's chromium and chromedriver (browser builds that tools
+# download on their own are not reachable here): installed when missing and apt-get runs as root;
+# otherwise those tests skip, saying why.
+chromium:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  apt-get install -y -q chromium chromium-driver \
+	  || (apt-get update -q && apt-get install -y -q chromium chromium-driver) \
+	  || echo "apt-get could not install chromium: the browser tests will skip"; \
+	else echo "chromium is missing and apt-get as root is not available: the browser tests will skip" \
+	  "(install chromium and chromium-driver to run them)"; fi
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -65,6 +65,23 @@ def test_stage_beam_judge_decisions_are_attached_to_both_candidates():
     assert v["correct"] is None  # no grade given
 
 
+def test_reasoning_checks_show_on_each_candidate():
+    _, traces = stage_beam_traces(precheck=True)
+    t = traces[0]
+    v = problem_view(t)
+    nodes = by_id(v)
+    checked = [d for d in t.decisions if "check" in d]
+    assert checked and all(d["stage"] == "reasoning" for d in checked)
+    for d in checked:
+        a, b = (nodes[d["a"]], nodes[d["b"]])
+        mine = [x for x in a["decisions"] if x["i"] == t.decisions.index(d)][0]
+        theirs = [x for x in b["decisions"] if x["i"] == t.decisions.index(d)][0]
+        assert (mine["checked"], theirs["checked"]) == tuple(d["check"]) and mine["by"] == d["by"]
+        assert mine["checked"] == ("= 8" not in a["text"])
+    # the check fails every '= 8' reasoning it met: the chosen reasoning says 4 + 3 = 7
+    assert "= 7" in next(n["text"] for n in v["nodes"] if n["chosen"] and n["kind"] == "reasoning")
+
+
 def test_rejection_splits_reason_from_other_notes():
     assert rejection(Node(1, 0, note="rejected: empty step")) == ("empty step", None)
     assert rejection(Node(1, 0, note="cut at max_tokens; rejected: too long")) == (

@@ -33,9 +33,13 @@ def step_beam_traces() -> tuple[list[Problem], list[Trace]]:
     return ps, solve(ps, engine, get_format("atomic"), "step_beam", scorer=StepScorer(), n=3, beam=2, seed=0)
 
 
-def stage_beam_traces() -> tuple[list[Problem], list[Trace]]:
+def stage_beam_traces(precheck: bool = False) -> tuple[list[Problem], list[Trace]]:
+    """LLaVA-CoT's stage search; the judge prefers the first shown candidate, and with ``precheck``
+    its reasoning check fails a reasoning that says 4 + 3 = 8."""
     ps = problems(2)
-    return ps, solve(ps, Both(), get_format("stages"), "stage_beam", scorer=FirstJudge(), n=4, seed=0)
+    return ps, solve(
+        ps, Both(), get_format("stages"), "stage_beam", scorer=FirstJudge(), n=4, seed=0, precheck=precheck
+    )
 
 
 def write_run(run: Path, ps: list[Problem], traces: list[Trace], correct: list[bool]) -> Path:

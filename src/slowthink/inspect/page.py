@@ -149,6 +149,7 @@ function nodeBody(p, n) {
     for (const d of n.decisions) {
       ul.appendChild(el("li", null, (d.won ? "won against #" : "lost to #") + d.vs + (d.stage ? " · stage " + d.stage : "")
         + (d.round !== null && d.round !== undefined ? " · round " + d.round : "") + " · by " + d.by
+        + (d.checked === undefined ? "" : " · reasoning check: " + (d.checked ? "correct" : "incorrect"))
         + (d.parsed === false ? " · judge reply unparsed" : "")));
     }
     b.appendChild(ul);
@@ -223,7 +224,7 @@ function show(i) {
   btn("expand all", () => openWhere(p, () => true));
   btn("collapse all", () => rebuild(p));
   const lvl = el("select"); lvl.id = "level";
-  for (let d = 1; d <= Math.min(12, Math.max(1, ...p.nodes.map((n) => n.depth))); d++) { const o = el("option", null, "open to depth " + d); o.value = d; lvl.appendChild(o); }
+  for (let d = 1; d <= Math.min(12, p.nodes.reduce((m, n) => Math.max(m, n.depth), 1)); d++) { const o = el("option", null, "open to depth " + d); o.value = d; lvl.appendChild(o); }
   lvl.addEventListener("change", () => { rebuild(p); openWhere(p, (n) => n.depth < +lvl.value); });
   tools.appendChild(lvl);
   m.appendChild(tools);

@@ -38,24 +38,27 @@ def chosen_ids(trace: Trace) -> set[int]:
 
 def node_decisions(trace: Trace) -> dict[int, list[dict[str, Any]]]:
     """Each judge decision, seen from each of its two candidates: who it met, in which stage and
-    round, whether it won, and how the winner was picked (judge or reasoning check)."""
+    round, whether it won, how the winner was picked (judge or reasoning check) and, with the
+    reasoning check, whether its own reasoning passed it (``checked``)."""
     out: dict[int, list[dict[str, Any]]] = {}
     for i, d in enumerate(trace.decisions):
         a, b, win = d.get("a"), d.get("b"), d.get("winner")
-        for me, other in ((a, b), (b, a)):
+        check = d.get("check")
+        for side, (me, other) in enumerate(((a, b), (b, a))):
             if me is None:
                 continue
-            out.setdefault(int(me), []).append(
-                {
-                    "i": i,
-                    "vs": other,
-                    "won": win == me,
-                    "stage": d.get("stage"),
-                    "round": d.get("round"),
-                    "parsed": d.get("parsed"),
-                    "by": d.get("by", "judge"),
-                }
-            )
+            seen = {
+                "i": i,
+                "vs": other,
+                "won": win == me,
+                "stage": d.get("stage"),
+                "round": d.get("round"),
+                "parsed": d.get("parsed"),
+                "by": d.get("by", "judge"),
+            }
+            if check is not None:
+                seen["checked"] = bool(check[side])
+            out.setdefault(int(me), []).append(seen)
     return out
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from slowthink.inspect import problem_view, write_page
+from slowthink.types import Trace
 from tests.inspect.traces import HOSTILE, stage_beam_traces, step_beam_traces, synthetic_views
 
 pytestmark = pytest.mark.browser
@@ -71,6 +72,9 @@ def test_page_loads_highlights_the_chosen_path_and_expands_a_node(browser, tmp_p
         for p, t in zip(ps1 + ps2, t1 + t2)
     ]
     assert {v["correct"] for v in views} == {True, False}
+    views.append(
+        problem_view(Trace("boom", "step_beam", "", error="RuntimeError: boom"), grade={"correct": False})
+    )
     page = write_page(views, tmp_path / "view.html")
     open_page(browser, page)
     assert errors(browser) == []
@@ -104,6 +108,8 @@ def test_page_loads_highlights_the_chosen_path_and_expands_a_node(browser, tmp_p
     texts = [e.get_attribute("textContent") for e in browser.find_elements(By.CSS_SELECTOR, "#tree pre.text")]
     assert any(HOSTILE in t for t in texts)
     assert "rejected: near-copy of the previous step" in browser.find_element(By.ID, "tree").text
+    browser.find_elements(By.CSS_SELECTOR, "#list > div")[-1].click()  # a failed problem: its error, no tree
+    assert "error: RuntimeError: boom" in browser.find_element(By.ID, "main").text
     assert browser.execute_script("return window.PWNED") is None and errors(browser) == []
     shot = tmp_path / "viewer.png"
     browser.find_elements(By.CSS_SELECTOR, "#list > div")[0].click()

@@ -109,7 +109,7 @@ def test_page_holds_model_text_only_inside_the_json_block():
     assert "innerHTML" not in page  # the script writes text with textContent only
 
 
-def test_load_a_run_folder_skips_a_cut_line_and_filters_a_problem(tmp_path):
+def test_load_a_run_folder_lists_a_failed_problem_skips_a_cut_line_and_filters(tmp_path):
     ps, traces = step_beam_traces()
     run = write_run(tmp_path / "run", ps, traces, [True, False, True])
     views = load_views(run)
@@ -117,7 +117,9 @@ def test_load_a_run_folder_skips_a_cut_line_and_filters_a_problem(tmp_path):
         ("a0", True, "n=4"),
         ("a1", False, "n=4"),
         ("a2", True, "n=4"),
+        ("boom", False, "n=4"),
     ]
+    assert (views[3]["error"], views[3]["nodes"]) == ("RuntimeError: boom", [])  # failed: listed, no tree
     assert [v["id"] for v in load_views(run, "a1")] == ["a1"]
     with pytest.raises(SlowthinkError, match="problem 'zz' is not in"):
         load_views(run, "zz")

@@ -60,6 +60,14 @@ def write_run(run: Path, ps: list[Problem], traces: list[Trace], correct: list[b
                 "error": None,
             }
             f.write(json.dumps(rec) + "\n")
+        err = {
+            "id": "boom",
+            "strategy": "step_beam",
+            "key": "n=4",
+            "trace": None,
+            "error": "RuntimeError: boom",
+        }
+        f.write(json.dumps({**err, "grade": {"correct": False}}) + "\n")
         f.write('{"id": "cut-by-a-kil')  # a line cut short by a kill is skipped
     return run
 

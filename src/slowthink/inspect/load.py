@@ -34,16 +34,22 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def record_views(items: Iterable[Mapping[str, Any]], source: Path) -> list[dict[str, Any]]:
-    """Viewer data of records (``{"trace": ...}``) or bare trace dicts."""
+    """Viewer data of records (``{"trace": ...}``) or bare trace dicts; a record without a trace
+    (its problem failed) is listed with its error and no tree."""
     out = []
     for item in items:
         if not isinstance(item, Mapping):
             raise SlowthinkError(f"{source}: expected trace or record objects, found {type(item).__name__}")
         rec = item if "trace" in item else {"trace": item}
-        if not rec["trace"]:  # a record whose problem failed before any trace was made
-            continue
         try:
-            trace = Trace.from_dict(rec["trace"])
+            trace = (
+                Trace.from_dict(rec["trace"])
+                if rec["trace"]
+                # a problem that failed before any trace was made: listed with its error
+                else Trace(
+                    str(rec.get("id")), str(rec.get("strategy", "")), "", error=rec.get("error") or "no trace"
+                )
+            )
         except TypeError as e:
             raise SlowthinkError(
                 f"{source}: not a slowthink trace ({e}); pass a run folder or the output of slowthink solve --json"

@@ -78,7 +78,7 @@ function filterList() {
   let shown = 0;
   for (let i = 0; i < DATA.problems.length; i++) {
     const p = DATA.problems[i];
-    const ok = (want === "all" || (want === "correct" ? p.correct === true : p.correct !== true))
+    const ok = (want === "all" || (want === "correct" ? p.correct === true : p.correct === false))
       && (!strat || p.strategy === strat) && (!q || String(p.id).toLowerCase().includes(q));
     rows[i].style.display = ok ? "" : "none";
     if (ok) shown++;

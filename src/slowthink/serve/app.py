@@ -1,0 +1,250 @@
+"""The server: a :class:`Service` (engine, scorers, batcher, limits) and its Starlette app.
+
+Limits: a body larger than ``max_body_bytes`` is a 413; more than ``max_concurrent`` requests in
+flight (waiting or searching) a 429; a request whose search takes longer than ``timeout_s`` a 504
+(its search still finishes on the worker, the answer is dropped). Every refusal is an OpenAI error
+body ``{"error": {"message", "type", "param", "code"}}``; an unexpected failure is a 500 of the same
+shape and never stops the server. The API key is compared in constant time and never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from slowthink.engines import load_engine
+from slowthink.formats import get_format
+from slowthink.options import PY_PREFIX, load_py_object
+from slowthink.scorers import load_scorer
+from slowthink.scorers.base import Scorer
+from slowthink.search import check_engine_fits, require, solve
+from slowthink.serve.batcher import Batcher
+from slowthink.serve.messages import (
+    ChatRequest,
+    RequestError,
+    completion_body,
+    parse_chat,
+    stream_chunks,
+)
+from slowthink.serve.models import DEFAULT_MODELS, ModelChoice, parse_model
+from slowthink.types import Problem, SlowthinkError, Trace
+
+
+@dataclass
+class ServeConfig:
+    """Settings of ``slowthink serve`` (its flags)."""
+
+    engine: str = "llamacpp"
+    engine_options: dict[str, Any] = field(default_factory=dict)
+    format: str = "atomic"
+    models: tuple[str, ...] = DEFAULT_MODELS
+    api_key: str | None = None
+    batch_window_ms: float = 20.0
+    max_batch: int = 64
+    max_concurrent: int = 64
+    max_body_bytes: int = 20 * 1024 * 1024
+    timeout_s: float = 600.0
+    allow_local_images: bool = False
+    coalesce: bool = True
+    """False: every request is its own ``solve`` call (still one at a time on the worker)."""
+
+
+def make_engine(spec: str, options: dict[str, Any]):
+    """The engine of ``spec``: a registered engine, or ``py:module:Class#k=v`` (scripted doubles)."""
+    if spec.startswith(PY_PREFIX):
+        return load_py_object(spec, **options)
+    return load_engine(spec, **options)
+
+
+class Service:
+    """The engine, the scorers (loaded once per spec), the batcher and the request limits."""
+
+    def __init__(self, config: ServeConfig, engine: Any = None) -> None:
+        self.config = config
+        self.engine = engine if engine is not None else make_engine(config.engine, config.engine_options)
+        self._scorers: dict[str, Scorer] = {}
+        self.batcher: Batcher[Problem, Trace] = Batcher(
+            self._solve,
+            window_s=config.batch_window_ms / 1000 if config.coalesce else 0.0,
+            max_batch=config.max_batch if config.coalesce else 1,
+        )
+        self.in_flight = 0
+        self._ids = 0
+        self.models = [self.model(name) for name in config.models]  # a bad listed model fails at start
+
+    def scorer(self, spec: str | None) -> Scorer | None:
+        if spec is None:
+            return None
+        if spec not in self._scorers:
+            self._scorers[spec] = (
+                load_py_object(spec) if spec.startswith(PY_PREFIX) else load_scorer(spec, engine=self.engine)
+            )
+        return self._scorers[spec]
+
+    def model(self, name: str, **overrides: Any) -> ModelChoice:
+        """The checked model of a name (with request overrides); a bad one is a 404."""
+        try:
+            choice = parse_model(name)
+            if overrides:
+                choice = choice.with_options(**overrides)
+            get_format(choice.format or self.config.format)
+            require(choice.strategy, choice.config, self.scorer(choice.scorer_spec()))
+        except SlowthinkError as e:
+            raise RequestError(404, f"model '{name}' cannot be served: {e}", "invalid_request_error",
+                               "model_not_found") from None
+        return choice
+
+    def _solve(self, choice: ModelChoice, problems: Sequence[Problem]) -> list[Trace]:
+        """One batched search (on the worker thread)."""
+        fmt = get_format(choice.format or self.config.format)
+        scorer = self.scorer(choice.scorer_spec())
+        return solve(problems, self.engine, fmt, choice.strategy, scorer=scorer, **dict(choice.options))
+
+    async def answer(self, chat: ChatRequest) -> tuple[ModelChoice, Trace]:
+        choice = self.model(chat.model, **(chat.overrides or {}))
+        try:
+            check_engine_fits([chat.problem], self.engine)
+        except SlowthinkError as e:
+            raise RequestError(400, str(e)) from None
+        self._ids += 1
+        chat.problem.id = f"r{self._ids}"
+        try:
+            trace = await asyncio.wait_for(self.batcher.submit(choice, chat.problem), self.config.timeout_s)
+        except asyncio.TimeoutError:
+            raise RequestError(504, f"the search took longer than {self.config.timeout_s:g} s; "
+                               "pick a cheaper model (smaller n) or raise --request-timeout",
+                               "timeout", "timeout") from None
+        if trace.error:
+            raise RequestError(500, f"the search failed: {trace.error}", "server_error", "search_failed")
+        return choice, trace
+
+    def check_key(self, header: str | None) -> None:
+        if self.config.api_key is None:
+            return
+        given = (header or "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), self.config.api_key.encode()):
+            raise RequestError(401, "invalid API key: send 'Authorization: Bearer <key>'",
+                               "invalid_request_error", "invalid_api_key")
+
+    def models_body(self) -> dict[str, Any]:
+        created = int(time.time())
+        return {
+            "object": "list",
+            "data": [{"id": m.name, "object": "model", "created": created, "owned_by": "slowthink"}
+                     for m in self.models],
+        }
+
+
+def build_app(service: Service):
+    """The Starlette app of ``service``: ``POST /v1/chat/completions``, ``GET /v1/models``."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, StreamingResponse
+    from starlette.routing import Route
+
+    def error(e: RequestError) -> JSONResponse:
+        return JSONResponse(e.body(), status_code=e.status)
+
+    async def read_body(request: Request) -> Any:
+        limit = service.config.max_body_bytes
+        declared = request.headers.get("content-length")
+        too_big = RequestError(413, f"the request body is larger than {limit} bytes", code="request_too_large")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise too_big
+        data = bytearray()
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > limit:
+                raise too_big
+        try:
+            return json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise RequestError(400, f"the request body is not valid JSON ({e})") from None
+
+    async def models(request: Request):
+        try:
+            service.check_key(request.headers.get("authorization"))
+        except RequestError as e:
+            return error(e)
+        return JSONResponse(service.models_body())
+
+    async def chat(request: Request):
+        try:
+            service.check_key(request.headers.get("authorization"))
+        except RequestError as e:
+            return error(e)
+        if service.in_flight >= service.config.max_concurrent:
+            return error(RequestError(429, f"the server is busy ({service.config.max_concurrent} requests in "
+                                      "flight); retry later", "rate_limit_exceeded", "too_many_requests"))
+        service.in_flight += 1
+        folder = Path(tempfile.mkdtemp(prefix="slowthink-serve-"))
+        try:
+            body = await read_body(request)
+            chat_request = parse_chat(body, folder, service.config.allow_local_images)
+            choice, trace = await service.answer(chat_request)
+        except RequestError as e:
+            return error(e)
+        except Exception as e:  # a failure of one request never stops the server
+            return error(RequestError(500, f"internal error: {type(e).__name__}: {e}", "server_error"))
+        finally:
+            service.in_flight -= 1
+            shutil.rmtree(folder, ignore_errors=True)
+        rid = f"chatcmpl-{uuid.uuid4().hex}"
+        if not chat_request.stream:
+            return JSONResponse(completion_body(trace, chat_request.model, rid))
+        chunks = stream_chunks(trace, chat_request.model, rid, chat_request.include_usage)
+
+        async def events():
+            for c in chunks:
+                yield f"data: {json.dumps(c, ensure_ascii=False)}\n\n"
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
+
+    async def not_found(request: Request, exc: Exception):
+        return error(RequestError(404, f"no route {request.method} {request.url.path}: use POST "
+                                  "/v1/chat/completions or GET /v1/models", code="not_found"))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        service.batcher.close()
+
+    return Starlette(
+        routes=[Route("/v1/chat/completions", chat, methods=["POST"]), Route("/v1/models", models, methods=["GET"])],
+        exception_handlers={404: not_found, 405: not_found},
+        lifespan=lifespan,
+    )
+
+
+def api_key_from_env(name: str | None) -> str | None:
+    """The key in environment variable ``name`` (``None``: no key asked)."""
+    if name is None:
+        return None
+    key = os.environ.get(name, "")
+    if not key:
+        raise SlowthinkError(f"environment variable {name} (--api-key-env) is empty or not set; export the key in it")
+    return key
+
+
+def run_server(config: ServeConfig, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
+    """Load the engine, check the listed models and serve until interrupted."""
+    import uvicorn
+
+    app = build_app(Service(config))
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=True)
+
+
+__all__ = ["ServeConfig", "Service", "api_key_from_env", "build_app", "make_engine", "run_server"]

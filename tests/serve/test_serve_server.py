@@ -198,3 +198,21 @@ def test_a_bad_start_is_one_error_line(tmp_path) -> None:
         out = subprocess.run([sys.executable, "-m", "slowthink.cli", "serve", "--engine", SCRIPTED, *args],
                              capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
         assert out.returncode == 2 and says in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def test_steps_are_streamed_as_the_search_commits_to_them(tmp_path) -> None:
+    # quick commits each accepted step; each engine call takes 0.4 s (3 calls: 2 steps and the answer)
+    with serve(tmp_path, f"{SCRIPTED}#delay=0.4,p_right=1.0") as server:
+        t0, arrivals = time.monotonic(), []
+        with httpx.stream("POST", server.base + "/chat/completions", timeout=20,
+                          json=chat_body("quick", "What is 5 + 6?", stream=True)) as r:
+            for line in r.iter_lines():
+                if line.startswith("data: {"):
+                    delta = json.loads(line[6:])["choices"][0]["delta"]
+                    kind = "reasoning" if "reasoning_content" in delta else "content" if delta.get("content") else None
+                    if kind:
+                        arrivals.append((kind, time.monotonic() - t0))
+    kinds = [k for k, _ in arrivals]
+    assert kinds == ["reasoning"] * 3 + ["content"]
+    first_step, answer = arrivals[0][1], arrivals[-1][1]
+    assert answer - first_step > 0.5  # step 1 came while the search still had two engine calls to make

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,10 +35,12 @@ from slowthink.serve.messages import (
     RequestError,
     completion_body,
     parse_chat,
-    stream_chunks,
+    sse,
+    stream_chunk,
+    stream_end,
 )
 from slowthink.serve.models import DEFAULT_MODELS, ModelChoice, parse_model
-from slowthink.types import Problem, SlowthinkError, Trace
+from slowthink.types import Node, Problem, SlowthinkError, Trace
 
 
 @dataclass
@@ -67,6 +69,16 @@ def make_engine(spec: str, options: dict[str, Any]):
     return load_engine(spec, **options)
 
 
+@dataclass
+class Submission:
+    """A request's problem as the batcher carries it: ``folder`` holds its saved images (removed
+    after the search), ``listener`` hears its committed nodes (streaming), on the worker thread."""
+
+    problem: Problem
+    folder: Path | None = None
+    listener: Callable[[Node], None] | None = None
+
+
 class Service:
     """The engine, the scorers (loaded once per spec), the batcher and the request limits."""
 
@@ -74,7 +86,7 @@ class Service:
         self.config = config
         self.engine = engine if engine is not None else make_engine(config.engine, config.engine_options)
         self._scorers: dict[str, Scorer] = {}
-        self.batcher: Batcher[Problem, Trace] = Batcher(
+        self.batcher: Batcher[Submission, Trace] = Batcher(
             self._solve,
             window_s=config.batch_window_ms / 1000 if config.coalesce else 0.0,
             max_batch=config.max_batch if config.coalesce else 1,
@@ -105,13 +117,9 @@ class Service:
                                "model_not_found") from None
         return choice
 
-    def _solve(self, choice: ModelChoice, problems: Sequence[Problem]) -> list[Trace]:
-        """One batched search (on the worker thread)."""
-        fmt = get_format(choice.format or self.config.format)
-        scorer = self.scorer(choice.scorer_spec())
-        return solve(problems, self.engine, fmt, choice.strategy, scorer=scorer, **dict(choice.options))
-
-    async def answer(self, chat: ChatRequest) -> tuple[ModelChoice, Trace]:
+    def prepare(self, chat: ChatRequest) -> ModelChoice:
+        """The checked model of a request (404) and a check that the engine takes its images (400);
+        gives the problem its id in this server."""
         choice = self.model(chat.model, **(chat.overrides or {}))
         try:
             check_engine_fits([chat.problem], self.engine)
@@ -119,15 +127,37 @@ class Service:
             raise RequestError(400, str(e)) from None
         self._ids += 1
         chat.problem.id = f"r{self._ids}"
+        return choice
+
+    def _solve(self, choice: ModelChoice, jobs: Sequence[Submission]) -> list[Trace]:
+        """One batched search (on the worker thread); removes the requests' image folders after it."""
+        listeners = {job.problem.id: job.listener for job in jobs if job.listener is not None}
+
+        def heard(problem_id: str, node: Node) -> None:
+            if problem_id in listeners:
+                listeners[problem_id](node)
+
         try:
-            trace = await asyncio.wait_for(self.batcher.submit(choice, chat.problem), self.config.timeout_s)
+            fmt = get_format(choice.format or self.config.format)
+            scorer = self.scorer(choice.scorer_spec())
+            return solve([job.problem for job in jobs], self.engine, fmt, choice.strategy, scorer=scorer,
+                         on_commit=heard if listeners else None, **dict(choice.options))
+        finally:
+            for job in jobs:
+                if job.folder is not None:
+                    shutil.rmtree(job.folder, ignore_errors=True)
+
+    async def answer(self, choice: ModelChoice, job: Submission) -> Trace:
+        """The trace of one prepared request, from the batch it joins (504 past the timeout)."""
+        try:
+            trace = await asyncio.wait_for(self.batcher.submit(choice, job), self.config.timeout_s)
         except asyncio.TimeoutError:
             raise RequestError(504, f"the search took longer than {self.config.timeout_s:g} s; "
                                "pick a cheaper model (smaller n) or raise --request-timeout",
                                "timeout", "timeout") from None
         if trace.error:
             raise RequestError(500, f"the search failed: {trace.error}", "server_error", "search_failed")
-        return choice, trace
+        return trace
 
     def check_key(self, header: str | None) -> None:
         if self.config.api_key is None:
@@ -155,6 +185,9 @@ def build_app(service: Service):
 
     def error(e: RequestError) -> JSONResponse:
         return JSONResponse(e.body(), status_code=e.status)
+
+    def internal(e: Exception) -> RequestError:  # a failure of one request never stops the server
+        return RequestError(500, f"internal error: {type(e).__name__}: {e}", "server_error")
 
     async def read_body(request: Request) -> Any:
         limit = service.config.max_body_bytes
@@ -187,31 +220,63 @@ def build_app(service: Service):
         if service.in_flight >= service.config.max_concurrent:
             return error(RequestError(429, f"the server is busy ({service.config.max_concurrent} requests in "
                                       "flight); retry later", "rate_limit_exceeded", "too_many_requests"))
-        service.in_flight += 1
+        service.in_flight += 1  # until the request's search is over (or it is refused)
         folder = Path(tempfile.mkdtemp(prefix="slowthink-serve-"))
         try:
             body = await read_body(request)
             chat_request = parse_chat(body, folder, service.config.allow_local_images)
-            choice, trace = await service.answer(chat_request)
-        except RequestError as e:
-            return error(e)
-        except Exception as e:  # a failure of one request never stops the server
-            return error(RequestError(500, f"internal error: {type(e).__name__}: {e}", "server_error"))
-        finally:
+            choice = service.prepare(chat_request)
+        except Exception as e:
             service.in_flight -= 1
             shutil.rmtree(folder, ignore_errors=True)
+            return error(e if isinstance(e, RequestError) else internal(e))
+        loop = asyncio.get_running_loop()
+        committed: asyncio.Queue[Node] = asyncio.Queue()
+        listener = (lambda node: loop.call_soon_threadsafe(committed.put_nowait, node)) if chat_request.stream else None
+        search = asyncio.ensure_future(service.answer(choice, Submission(chat_request.problem, folder, listener)))
+        search.add_done_callback(lambda _: release())
         rid = f"chatcmpl-{uuid.uuid4().hex}"
-        if not chat_request.stream:
-            return JSONResponse(completion_body(trace, chat_request.model, rid))
-        chunks = stream_chunks(trace, chat_request.model, rid, chat_request.include_usage)
+        if chat_request.stream:
+            return StreamingResponse(stream(search, committed, chat_request, rid), media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache"})
+        try:
+            trace = await search
+        except Exception as e:
+            return error(e if isinstance(e, RequestError) else internal(e))
+        return JSONResponse(completion_body(trace, chat_request.model, rid))
 
-        async def events():
-            for c in chunks:
-                yield f"data: {json.dumps(c, ensure_ascii=False)}\n\n"
+    def release() -> None:
+        service.in_flight -= 1
+
+    async def stream(search: asyncio.Future, committed: asyncio.Queue, chat_request: ChatRequest,
+                     rid: str) -> AsyncIterator[str]:
+        """SSE events: the role, each committed stage / step as ``reasoning_content`` the moment the
+        search commits to it, then the answer, the finish reason, ``usage`` and ``[DONE]``; a
+        failure after the stream began is an ``error`` event."""
+        model, sent = chat_request.model, 0
+        try:
+            yield sse(stream_chunk(rid, model, {"role": "assistant", "content": ""}))
+            while not (search.done() and committed.empty()):
+                getter = asyncio.ensure_future(committed.get())
+                await asyncio.wait({getter, search}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    continue
+                sent += 1
+                yield sse(stream_chunk(rid, model, {"reasoning_content": getter.result().text}))
+            try:
+                trace = search.result()
+            except Exception as e:
+                yield sse((e if isinstance(e, RequestError) else internal(e)).body())
+            else:
+                for node in trace.steps[sent:]:  # a path the listener did not hear (none expected)
+                    yield sse(stream_chunk(rid, model, {"reasoning_content": node.text}))
+                for chunk in stream_end(trace, rid, model, chat_request.include_usage):
+                    yield sse(chunk)
             yield "data: [DONE]\n\n"
-
-        return StreamingResponse(events(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache"})
+        finally:
+            if not search.done():  # the client left: its search still runs, its answer is dropped
+                search.cancel()
 
     async def not_found(request: Request, exc: Exception):
         return error(RequestError(404, f"no route {request.method} {request.url.path}: use POST "

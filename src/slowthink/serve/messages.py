@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -192,37 +193,31 @@ def completion_body(trace: Trace, model: str, rid: str) -> dict[str, Any]:
     }
 
 
-def stream_chunks(trace: Trace, model: str, rid: str, include_usage: bool) -> list[dict[str, Any]]:
-    """The chunks of a streamed completion: the role, one ``reasoning_content`` delta per stage /
-    step of the chosen path, the answer as ``content``, the finish reason (and ``usage``)."""
-    created = int(time.time())
+def stream_chunk(rid: str, model: str, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    """One ``chat.completion.chunk`` with one choice."""
+    return {
+        "id": rid,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
 
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return {
-            "id": rid,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        }
 
-    out = [chunk({"role": "assistant", "content": ""})]
-    out += [chunk({"reasoning_content": step.text}) for step in trace.steps]
-    out.append(chunk({"content": trace.answer or ""}))
-    out.append(chunk({}, "stop"))
+def stream_end(trace: Trace, rid: str, model: str, include_usage: bool) -> list[dict[str, Any]]:
+    """The chunks after the reasoning: the answer as ``content``, the finish reason, and (when the
+    client asked with ``stream_options.include_usage``) a chunk with no choices holding ``usage``."""
+    out = [stream_chunk(rid, model, {"content": trace.answer or ""}), stream_chunk(rid, model, {}, "stop")]
     if include_usage:
-        out.append(
-            {
-                "id": rid,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": model,
-                "choices": [],
-                "usage": usage(trace),
-                "slowthink": extension(trace),
-            }
-        )
+        last = stream_chunk(rid, model, {})
+        last.update(choices=[], usage=usage(trace), slowthink=extension(trace))
+        out.append(last)
     return out
+
+
+def sse(payload: dict[str, Any]) -> str:
+    """One server-sent event holding ``payload`` as JSON."""
+    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
 
 __all__ = [
@@ -232,6 +227,8 @@ __all__ = [
     "completion_body",
     "parse_chat",
     "save_image",
-    "stream_chunks",
+    "sse",
+    "stream_chunk",
+    "stream_end",
     "usage",
 ]

@@ -92,7 +92,6 @@ class Service:
             max_batch=config.max_batch if config.coalesce else 1,
         )
         self.in_flight = 0
-        self._ids = 0
         self.models = [self.model(name) for name in config.models]  # a bad listed model fails at start
 
     def scorer(self, spec: str | None) -> Scorer | None:
@@ -118,19 +117,25 @@ class Service:
         return choice
 
     def prepare(self, chat: ChatRequest) -> ModelChoice:
-        """The checked model of a request (404) and a check that the engine takes its images (400);
-        gives the problem its id in this server."""
+        """The checked model of a request (404) and a check that the engine takes its images (400)."""
         choice = self.model(chat.model, **(chat.overrides or {}))
         try:
             check_engine_fits([chat.problem], self.engine)
         except SlowthinkError as e:
             raise RequestError(400, str(e)) from None
-        self._ids += 1
-        chat.problem.id = f"r{self._ids}"
         return choice
 
     def _solve(self, choice: ModelChoice, jobs: Sequence[Submission]) -> list[Trace]:
-        """One batched search (on the worker thread); removes the requests' image folders after it."""
+        """One batched search (on the worker thread); removes the requests' image folders after it.
+
+        A problem's id is its content's (seeds derive from it: the same question and seed get the
+        same answer alone or batched); a repeat within the batch gets ``-2``, ``-3``, ... (new samples)."""
+        seen: dict[str, int] = {}
+        for job in jobs:
+            base = job.problem.id
+            seen[base] = seen.get(base, 0) + 1
+            if seen[base] > 1:
+                job.problem.id = f"{base}-{seen[base]}"
         listeners = {job.problem.id: job.listener for job in jobs if job.listener is not None}
 
         def heard(problem_id: str, node: Node) -> None:

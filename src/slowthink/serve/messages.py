@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -102,6 +103,18 @@ def save_image(url: str, folder: Path, index: int, allow_local: bool) -> str:
         raise bad_request(str(e)) from None
 
 
+def content_id(question: str, images: list[str]) -> str:
+    """A problem id from the question and the images' bytes.
+
+    >>> content_id("What is 2 + 3?", [])
+    'q-1ea26256ebae'
+    """
+    h = hashlib.sha256(question.encode())
+    for path in images:
+        h.update(b"\0" + Path(path).read_bytes())
+    return "q-" + h.hexdigest()[:12]
+
+
 def parse_chat(body: Any, folder: Path, allow_local_images: bool) -> ChatRequest:
     """A chat completion body as a :class:`ChatRequest` (images saved under ``folder``); bad bodies are 400s."""
     if not isinstance(body, dict):
@@ -142,7 +155,7 @@ def parse_chat(body: Any, folder: Path, allow_local_images: bool) -> ChatRequest
     if not isinstance(stream_options, dict):
         raise bad_request("'stream_options' must be an object")
     images = [save_image(u, folder, i, allow_local_images) for i, u in enumerate(urls)]
-    problem = Problem(id="request", question=question, images=images)
+    problem = Problem(id=content_id(question, images), question=question, images=images)
     return ChatRequest(model.strip(), problem, stream, bool(stream_options.get("include_usage")), overrides)
 
 

@@ -3,7 +3,7 @@
 Starts ``slowthink serve`` twice on the same engine (default: the embedded SmolLM2-135M on llama.cpp,
 one thread): with its batching window (``coalesced``) and with ``--no-coalesce``. Each time N
 clients post a different "What is A + B?" question at the same moment; the figures are the wall
-time until the last answer, the searches the server ran (distinct batches, from each response's
+time until the last answer (after one warm-up request per server), the searches the server ran (distinct batches, from each response's
 ``slowthink.compute.batch_size``) and the engine calls they made. Prints one JSON object.
 
     .venv/bin/python bench/bench_serve.py --clients 10 --model 'majority?n=2' --max-tokens 24 --threads 1
@@ -36,9 +36,9 @@ def run(args: argparse.Namespace, coalesce: bool) -> dict:
     port = _port()
     base = f"http://127.0.0.1:{port}/v1"
     cmd = [sys.executable, "-m", "slowthink.cli", "serve", "--engine", args.engine, "--port", str(port),
-           "--threads", str(args.threads), "--model-name", args.model,
+           *([] if args.engine.startswith("py:") else ["--threads", str(args.threads)]), "--model-name", args.model,
            *(["--batch-window-ms", str(args.window_ms)] if coalesce else ["--no-coalesce"])]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}  # py: specs from tests/
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
@@ -51,6 +51,8 @@ def run(args: argparse.Namespace, coalesce: bool) -> dict:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"the server did not start: {' '.join(cmd)}")
             time.sleep(0.2)
+        warm = {"model": args.model, "max_tokens": args.max_tokens, "messages": [{"role": "user", "content": "Hi"}]}
+        httpx.post(base + "/chat/completions", json=warm, timeout=600)  # llama.cpp's first call is slow
         bodies: list[dict] = [{}] * args.clients
         gate = threading.Barrier(args.clients + 1)
 

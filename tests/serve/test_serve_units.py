@@ -139,3 +139,29 @@ def test_a_failing_batch_fails_each_of_its_requests() -> None:
         return out
 
     assert [str(e) for e in asyncio.run(main())] == ["engine down", "engine down"]
+
+
+def test_requests_arriving_during_a_search_join_the_next_batch() -> None:
+    import time
+
+    sizes: list[int] = []
+
+    def run(key, items):
+        sizes.append(len(items))
+        time.sleep(0.2)
+        return list(items)
+
+    async def main():
+        batcher = Batcher(run, window_s=0.01)
+        first = asyncio.ensure_future(batcher.submit("k", 0))
+        await asyncio.sleep(0.05)  # the first batch is running: five more arrive, spread out
+        later = []
+        for i in range(1, 6):
+            later.append(asyncio.ensure_future(batcher.submit("k", i)))
+            await asyncio.sleep(0.02)
+        out = await asyncio.gather(first, *later)
+        batcher.close()
+        return out
+
+    assert asyncio.run(main()) == [0, 1, 2, 3, 4, 5]
+    assert sizes == [1, 5]

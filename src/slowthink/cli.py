@@ -166,6 +166,8 @@ def demo(
 @app.command()
 def serve(
     engine: Annotated[str, typer.Option(help="Engine spec: llamacpp | llamacpp:GGUF | hf:PATH | openai:URL#MODEL | vllm:MODEL.")] = "llamacpp",
+    model: Annotated[str | None, typer.Option(help="Model path for the engine (e.g. a GGUF file), or the upstream server's model name.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="Upstream OpenAI-compatible server URL (with --engine openai).")] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     api_key_env: Annotated[str | None, typer.Option(help="Environment variable holding the key clients must send "
@@ -191,7 +193,7 @@ def serve(
         if threads is not None:
             options["n_threads"] = threads
         config = ServeConfig(
-            engine=engine, engine_options=options, format=fmt, models=tuple(model_name or DEFAULT_MODELS),
+            engine=engine_spec_of(engine, model, base_url), engine_options=options, format=fmt, models=tuple(model_name or DEFAULT_MODELS),
             api_key=api_key_from_env(api_key_env), batch_window_ms=batch_window_ms, max_batch=max_batch,
             max_concurrent=max_concurrent, max_body_bytes=int(max_body_mb * 1024 * 1024),
             timeout_s=request_timeout, allow_local_images=allow_local_images, coalesce=not no_coalesce,

@@ -216,3 +216,21 @@ def test_steps_are_streamed_as_the_search_commits_to_them(tmp_path) -> None:
     assert kinds == ["reasoning"] * 3 + ["content"]
     first_step, answer = arrivals[0][1], arrivals[-1][1]
     assert answer - first_step > 0.5  # step 1 came while the search still had two engine calls to make
+
+
+def test_a_failing_search_is_a_500_body_and_the_server_lives_on(scripted) -> None:
+    r = post(scripted, chat_body("quick", "BOOM What is 1 + 1?"))
+    assert r.status_code == 500 and r.json()["error"]["type"] == "server_error"
+    assert "scripted failure" in r.json()["error"]["message"]
+    assert post(scripted, chat_body("quick")).json()["choices"][0]["message"]["content"] == "5"
+
+
+def test_a_streamed_search_past_the_timeout_ends_with_an_error_event(tmp_path) -> None:
+    with (
+        serve(tmp_path, f"{SCRIPTED}#delay=1.0", "--request-timeout", "0.3") as server,
+        httpx.stream("POST", server.base + "/chat/completions", timeout=20,
+                     json=chat_body("majority?n=2", stream=True)) as r,
+    ):
+        assert r.status_code == 200
+        events = [line[6:] for line in r.iter_lines() if line.startswith("data: ")]
+    assert json.loads(events[-2])["error"]["code"] == "timeout" and events[-1] == "[DONE]"

@@ -33,10 +33,21 @@ class ModelChoice:
     format: str | None = None
     config: SearchConfig = field(default=None, compare=False, hash=False)  # type: ignore[assignment]
 
+    @classmethod
+    def build(
+        cls, name: str, strategy: str, options: dict[str, Any], scorer: str | None = None, fmt: str | None = None
+    ) -> ModelChoice:
+        """The choice with its config built (``make_config`` checks the options)."""
+        try:
+            config = make_config(strategy, **options)
+        except (TypeError, ValueError) as e:
+            raise SlowthinkError(f"bad option in model '{name}': {e}") from None
+        return cls(name, strategy, tuple(sorted(options.items())), scorer, fmt, config)
+
     def with_options(self, **overrides: Any) -> ModelChoice:
         """The same model with request-level overrides (``seed``, ``temperature``, ``max_tokens``)."""
         merged = dict(self.options) | {k: v for k, v in overrides.items() if v is not None}
-        return parse_model(self.name, _options=merged, _format=self.format, _scorer=self.scorer)
+        return ModelChoice.build(self.name, self.strategy, merged, self.scorer, self.format)
 
     def scorer_spec(self) -> str | None:
         """The scorer to load: the named one, ``judge`` when the strategy needs one, else ``None``."""
@@ -45,13 +56,7 @@ class ModelChoice:
         return "judge" if get_entry(self.strategy).needs(self.config) else None
 
 
-def parse_model(
-    name: str,
-    *,
-    _options: dict[str, Any] | None = None,
-    _format: str | None = None,
-    _scorer: str | None = None,
-) -> ModelChoice:
+def parse_model(name: str) -> ModelChoice:
     """The strategy and settings a model name selects; a bad name is one SlowthinkError line.
 
     >>> m = parse_model("majority?n=8&temperature=0.5")
@@ -65,32 +70,22 @@ def parse_model(
     slowthink.types.SlowthinkError: strategy 'majority' has no option(s) m; options: n, temperature, top_p, seed, max_depth, max_tokens
     """
     strategy, _, query = name.partition("?")
-    strategy = strategy.strip()
-    options: dict[str, Any] = {}
-    scorer, fmt = _scorer, _format
-    if _options is None:
-        try:
-            pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
-        except ValueError:
-            raise SlowthinkError(
-                f"bad model name '{name}': write STRATEGY?key=value&key=value (e.g. majority?n=8)"
-            ) from None
-        for key, value in pairs:
-            if key in options or (key == "scorer" and scorer) or (key == "format" and fmt):
-                raise SlowthinkError(f"model name '{name}' gives '{key}' twice; keep one")
-            if key == "scorer":
-                scorer = value
-            elif key == "format":
-                fmt = value
-            else:
-                options[key] = scalar(value)
-    else:
-        options = dict(_options)
     try:
-        config = make_config(strategy, **options)
-    except (TypeError, ValueError) as e:
-        raise SlowthinkError(f"bad option in model '{name}': {e}") from None
-    return ModelChoice(name, strategy, tuple(sorted(options.items())), scorer, fmt, config)
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError:
+        raise SlowthinkError(
+            f"bad model name '{name}': write STRATEGY?key=value&key=value (e.g. majority?n=8)"
+        ) from None
+    options: dict[str, Any] = {}
+    named: dict[str, str] = {}  # scorer, format
+    for key, value in pairs:
+        if key in options or key in named:
+            raise SlowthinkError(f"model name '{name}' gives '{key}' twice; keep one")
+        if key in ("scorer", "format"):
+            named[key] = value
+        else:
+            options[key] = scalar(value)
+    return ModelChoice.build(name, strategy.strip(), options, named.get("scorer"), named.get("format"))
 
 
 __all__ = ["DEFAULT_MODELS", "ModelChoice", "parse_model"]

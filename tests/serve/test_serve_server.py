@@ -86,6 +86,8 @@ def test_bad_requests_are_openai_errors_and_the_server_lives_on(scripted) -> Non
     assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
     r = post(scripted, chat_body("majority?n=0"))
     assert r.status_code == 404 and "n must be >= 1" in r.json()["error"]["message"]
+    r = post(scripted, chat_body("majority?n=2", temperature=-1))
+    assert r.status_code == 400 and "temperature must be >= 0" in r.json()["error"]["message"]
     r = httpx.get(scripted.url + "/v2/anything", timeout=5)
     assert r.status_code == 404 and "error" in r.json()
     r = post(scripted, b"x" * (21 * 1024 * 1024))

@@ -104,17 +104,20 @@ class Service:
         return self._scorers[spec]
 
     def model(self, name: str, **overrides: Any) -> ModelChoice:
-        """The checked model of a name (with request overrides); a bad one is a 404."""
+        """The checked model of a name (a bad one is a 404) with the request's overrides (a bad one is a 400)."""
         try:
             choice = parse_model(name)
-            if overrides:
-                choice = choice.with_options(**overrides)
             get_format(choice.format or self.config.format)
             require(choice.strategy, choice.config, self.scorer(choice.scorer_spec()))
         except SlowthinkError as e:
             raise RequestError(404, f"model '{name}' cannot be served: {e}", "invalid_request_error",
                                "model_not_found") from None
-        return choice
+        if not overrides:
+            return choice
+        try:
+            return choice.with_options(**overrides)
+        except SlowthinkError as e:  # a request field (seed, temperature, ...) out of range
+            raise RequestError(400, str(e)) from None
 
     def prepare(self, chat: ChatRequest) -> ModelChoice:
         """The checked model of a request (404) and a check that the engine takes its images (400)."""

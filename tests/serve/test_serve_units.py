@@ -6,11 +6,13 @@ import asyncio
 import base64
 import io
 import threading
+import time
 
 import pytest
 from PIL import Image
 
 from slowthink.serve import Batcher, ServeConfig, Service, parse_model
+from slowthink.serve.app import Submission
 from slowthink.serve.messages import RequestError, completion_body, parse_chat, usage
 from slowthink.types import Compute, Node, SlowthinkError, Trace
 from tests.evaluate.eval_doubles import ScriptedEngine
@@ -142,8 +144,6 @@ def test_a_failing_batch_fails_each_of_its_requests() -> None:
 
 
 def test_requests_arriving_during_a_search_join_the_next_batch() -> None:
-    import time
-
     sizes: list[int] = []
 
     def run(key, items):
@@ -165,3 +165,19 @@ def test_requests_arriving_during_a_search_join_the_next_batch() -> None:
 
     assert asyncio.run(main()) == [0, 1, 2, 3, 4, 5]
     assert sizes == [1, 5]
+
+
+def test_the_same_question_twice_in_one_batch_gets_two_searches(tmp_path) -> None:
+    service = Service(ServeConfig(models=("majority?n=2",), batch_window_ms=50), engine=ScriptedEngine(p_right=1.0))
+
+    async def main():
+        chats = [parse_chat({"model": "majority?n=2", "messages": [{"role": "user", "content": "What is 2 + 2?"}]},
+                            tmp_path, False) for _ in range(2)]
+        choices = [service.prepare(c) for c in chats]
+        out = await asyncio.gather(*(service.answer(ch, Submission(c.problem)) for ch, c in zip(choices, chats)))
+        service.batcher.close()
+        return out
+
+    a, b = asyncio.run(main())
+    assert a.answer == b.answer == "4" and a.compute.batch_size == 2
+    assert a.problem_id != b.problem_id and b.problem_id == a.problem_id + "-2"

@@ -35,10 +35,24 @@ def _port() -> int:
 def run(args: argparse.Namespace, coalesce: bool) -> dict:
     port = _port()
     base = f"http://127.0.0.1:{port}/v1"
-    cmd = [sys.executable, "-m", "slowthink.cli", "serve", "--engine", args.engine, "--port", str(port),
-           *([] if args.engine.startswith("py:") else ["--threads", str(args.threads)]), "--model-name", args.model,
-           *(["--batch-window-ms", str(args.window_ms)] if coalesce else ["--no-coalesce"])]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}  # py: specs from tests/
+    cmd = [
+        sys.executable,
+        "-m",
+        "slowthink.cli",
+        "serve",
+        "--engine",
+        args.engine,
+        "--port",
+        str(port),
+        *([] if args.engine.startswith("py:") else ["--threads", str(args.threads)]),
+        "--model-name",
+        args.model,
+        *(["--batch-window-ms", str(args.window_ms)] if coalesce else ["--no-coalesce"]),
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
+    }  # py: specs from tests/
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
@@ -51,15 +65,23 @@ def run(args: argparse.Namespace, coalesce: bool) -> dict:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"the server did not start: {' '.join(cmd)}")
             time.sleep(0.2)
-        warm = {"model": args.model, "max_tokens": args.max_tokens, "messages": [{"role": "user", "content": "Hi"}]}
+        warm = {
+            "model": args.model,
+            "max_tokens": args.max_tokens,
+            "messages": [{"role": "user", "content": "Hi"}],
+        }
         httpx.post(base + "/chat/completions", json=warm, timeout=600)  # llama.cpp's first call is slow
         bodies: list[dict] = [{}] * args.clients
         gate = threading.Barrier(args.clients + 1)
 
         def client(i: int) -> None:
             gate.wait()
-            body = {"model": args.model, "max_tokens": args.max_tokens, "seed": 0,
-                    "messages": [{"role": "user", "content": f"What is {i + 2} + {i % 7 + 1}?"}]}
+            body = {
+                "model": args.model,
+                "max_tokens": args.max_tokens,
+                "seed": 0,
+                "messages": [{"role": "user", "content": f"What is {i + 2} + {i % 7 + 1}?"}],
+            }
             bodies[i] = httpx.post(base + "/chat/completions", json=body, timeout=600).json()
 
         threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
@@ -97,9 +119,14 @@ def main() -> None:
     coalesced = run(args, coalesce=True)
     separate = run(args, coalesce=False)
     result = {
-        "engine": args.engine, "model": args.model, "clients": args.clients, "max_tokens": args.max_tokens,
-        "threads": args.threads, "window_ms": args.window_ms,
-        "coalesced": coalesced, "not_coalesced": separate,
+        "engine": args.engine,
+        "model": args.model,
+        "clients": args.clients,
+        "max_tokens": args.max_tokens,
+        "threads": args.threads,
+        "window_ms": args.window_ms,
+        "coalesced": coalesced,
+        "not_coalesced": separate,
         "speedup": round(separate["wall_s"] / coalesced["wall_s"], 2),
         "same_answers": coalesced["answers"] == separate["answers"],
     }

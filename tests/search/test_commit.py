@@ -24,7 +24,9 @@ def test_committed_nodes_are_heard_in_path_order(strategy: str, options: dict, e
         heard.append((problem_id, node.id, len(engine.calls)))
 
     scorer = Judge() if strategy == "stage_beam" else None
-    traces = solve(problems, engine, get_format("atomic"), strategy, scorer=scorer, on_commit=listener, **options)
+    traces = solve(
+        problems, engine, get_format("atomic"), strategy, scorer=scorer, on_commit=listener, **options
+    )
     for trace in traces:
         assert [nid for pid, nid, _ in heard if pid == trace.problem_id] == trace.path[1:]
     first_heard_after = min(calls for *_, calls in heard)

@@ -43,8 +43,9 @@ class Server:
 
 
 @contextmanager
-def serve(tmp: Path, engine: str, *args: str, env: dict[str, str] | None = None,
-          wait_s: float = 30.0) -> Iterator[Server]:
+def serve(
+    tmp: Path, engine: str, *args: str, env: dict[str, str] | None = None, wait_s: float = 30.0
+) -> Iterator[Server]:
     """``slowthink serve --engine ENGINE ARGS`` on a free port, up once /v1/models answers."""
     port = free_port()
     log = tmp / f"server-{port}.log"
@@ -59,7 +60,9 @@ def serve(tmp: Path, engine: str, *args: str, env: dict[str, str] | None = None,
             if proc.poll() is not None:
                 raise AssertionError(f"the server exited ({proc.returncode}):\n{server.output()}")
             try:
-                headers = {"Authorization": f"Bearer {env['SERVE_KEY']}"} if env and "SERVE_KEY" in env else {}
+                headers = (
+                    {"Authorization": f"Bearer {env['SERVE_KEY']}"} if env and "SERVE_KEY" in env else {}
+                )
                 if httpx.get(server.base + "/models", headers=headers, timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
@@ -89,7 +92,14 @@ def scripted(tmp_path_factory) -> Iterator[Server]:
         yield server
 
 
-def post(server: Server, body, headers: Sequence[tuple[str, str]] = (), timeout: float = 20) -> httpx.Response:
+def post(
+    server: Server, body, headers: Sequence[tuple[str, str]] = (), timeout: float = 20
+) -> httpx.Response:
     content = body if isinstance(body, (bytes, str)) else None
-    return httpx.post(server.base + "/chat/completions", json=None if content is not None else body,
-                      content=content, headers=dict(headers), timeout=timeout)
+    return httpx.post(
+        server.base + "/chat/completions",
+        json=None if content is not None else body,
+        content=content,
+        headers=dict(headers),
+        timeout=timeout,
+    )

@@ -21,7 +21,9 @@ def test_the_embedded_model_answers_and_streams_through_the_openai_client(tmp_pa
         assert out.usage.completion_tokens > 0 and out.usage.prompt_tokens > 0
         assert out.model_extra["slowthink"]["compute"]["samples"] == 2
         steps, finish = [], None
-        for chunk in client.chat.completions.create(model="quick", messages=question, max_tokens=48, stream=True):
+        for chunk in client.chat.completions.create(
+            model="quick", messages=question, max_tokens=48, stream=True
+        ):
             for choice in chunk.choices:
                 if (choice.delta.model_extra or {}).get("reasoning_content"):
                     steps.append(choice.delta.model_extra["reasoning_content"])

@@ -22,14 +22,19 @@ openai = pytest.importorskip("openai", reason="the openai client is in the dev e
 
 def test_models_are_listed(scripted) -> None:
     client = openai.OpenAI(base_url=scripted.base, api_key="unused", max_retries=0)
-    assert [m.id for m in client.models.list()] == ["quick", "majority?n=8", "stage_beam?n=4&scorer=judge",
-                                                    "step_beam?n=4&beam=2"]
+    assert [m.id for m in client.models.list()] == [
+        "quick",
+        "majority?n=8",
+        "stage_beam?n=4&scorer=judge",
+        "step_beam?n=4&beam=2",
+    ]
 
 
 def test_the_openai_client_gets_the_answer_the_reasoning_and_all_compute(scripted) -> None:
     client = openai.OpenAI(base_url=scripted.base, api_key="unused", max_retries=0, timeout=20)
-    out = client.chat.completions.create(model="stage_beam?n=2",
-                                         messages=[{"role": "user", "content": "What is 12 + 30?"}])
+    out = client.chat.completions.create(
+        model="stage_beam?n=2", messages=[{"role": "user", "content": "What is 12 + 30?"}]
+    )
     message = out.choices[0].message
     assert message.content == "42"
     reasoning = message.model_extra["reasoning_content"]
@@ -43,8 +48,12 @@ def test_the_openai_client_gets_the_answer_the_reasoning_and_all_compute(scripte
 
 def test_the_openai_client_streams_each_step_then_the_answer(scripted) -> None:
     client = openai.OpenAI(base_url=scripted.base, api_key="unused", max_retries=0, timeout=20)
-    stream = client.chat.completions.create(model="stage_beam?n=2", stream=True, stream_options={"include_usage": True},
-                                            messages=[{"role": "user", "content": "What is 1 + 2?"}])
+    stream = client.chat.completions.create(
+        model="stage_beam?n=2",
+        stream=True,
+        stream_options={"include_usage": True},
+        messages=[{"role": "user", "content": "What is 1 + 2?"}],
+    )
     steps, content, usage, finish = [], "", None, None
     for chunk in stream:
         if chunk.usage is not None:
@@ -63,13 +72,21 @@ def test_the_openai_client_streams_each_step_then_the_answer(scripted) -> None:
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_curl_raw_requests(scripted) -> None:
     def curl(*args: str) -> str:
-        return subprocess.run(["curl", "-sS", "--max-time", "20", *args], capture_output=True, text=True,
-                              check=True).stdout
+        return subprocess.run(
+            ["curl", "-sS", "--max-time", "20", *args], capture_output=True, text=True, check=True
+        ).stdout
 
     models = json.loads(curl(scripted.base + "/models"))
     assert models["object"] == "list"
-    out = json.loads(curl(scripted.base + "/chat/completions", "-H", "Content-Type: application/json",
-                          "-d", json.dumps(chat_body("quick", "What is 4 + 4?"))))
+    out = json.loads(
+        curl(
+            scripted.base + "/chat/completions",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            json.dumps(chat_body("quick", "What is 4 + 4?")),
+        )
+    )
     assert out["object"] == "chat.completion" and out["choices"][0]["message"]["content"] == "8"
     sse = curl("-N", scripted.base + "/chat/completions", "-d", json.dumps(chat_body("quick", stream=True)))
     events = [line.removeprefix("data: ") for line in sse.splitlines() if line.startswith("data: ")]
@@ -101,7 +118,9 @@ def test_bad_requests_are_openai_errors_and_the_server_lives_on(scripted) -> Non
 def test_a_wrong_key_is_401_and_never_logged(tmp_path) -> None:
     with serve(tmp_path, SCRIPTED, "--api-key-env", "SERVE_KEY", env={"SERVE_KEY": KEY}) as server:
         ok = openai.OpenAI(base_url=server.base, api_key=KEY, max_retries=0, timeout=20)
-        assert ok.chat.completions.create(model="quick", messages=[{"role": "user", "content": "What is 1 + 1?"}])
+        assert ok.chat.completions.create(
+            model="quick", messages=[{"role": "user", "content": "What is 1 + 1?"}]
+        )
         bad = openai.OpenAI(base_url=server.base, api_key="sk-wrong", max_retries=0, timeout=20)
         with pytest.raises(openai.AuthenticationError):
             bad.chat.completions.create(model="quick", messages=[{"role": "user", "content": "hi"}])
@@ -167,9 +186,21 @@ def test_images_reach_a_vision_engine(tmp_path) -> None:
     Image.new("RGB", (23, 5)).save(local)
 
     def ask(server, url: str):
-        return post(server, {"model": "quick", "messages": [{"role": "user", "content": [
-            {"type": "text", "text": "How wide is the picture?"},
-            {"type": "image_url", "image_url": {"url": url}}]}]})
+        return post(
+            server,
+            {
+                "model": "quick",
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "text", "text": "How wide is the picture?"},
+                            {"type": "image_url", "image_url": {"url": url}},
+                        ],
+                    }
+                ],
+            },
+        )
 
     with serve(tmp_path, VISION) as server:
         r = ask(server, png_data_url(31, 4))
@@ -197,8 +228,14 @@ def test_a_bad_start_is_one_error_line(tmp_path) -> None:
         (["--api-key-env", "NO_SUCH_KEY_VAR"], "NO_SUCH_KEY_VAR"),
         (["--model-name", "majority?n=0"], "n must be >= 1"),
     ):
-        out = subprocess.run([sys.executable, "-m", "slowthink.cli", "serve", "--engine", SCRIPTED, *args],
-                             capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-m", "slowthink.cli", "serve", "--engine", SCRIPTED, *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=REPO,
+            timeout=60,
+        )
         assert out.returncode == 2 and says in out.stderr and "Traceback" not in out.stderr, out.stderr
 
 
@@ -206,12 +243,22 @@ def test_steps_are_streamed_as_the_search_commits_to_them(tmp_path) -> None:
     # quick commits each accepted step; each engine call takes 0.4 s (3 calls: 2 steps and the answer)
     with serve(tmp_path, f"{SCRIPTED}#delay=0.4,p_right=1.0") as server:
         t0, arrivals = time.monotonic(), []
-        with httpx.stream("POST", server.base + "/chat/completions", timeout=20,
-                          json=chat_body("quick", "What is 5 + 6?", stream=True)) as r:
+        with httpx.stream(
+            "POST",
+            server.base + "/chat/completions",
+            timeout=20,
+            json=chat_body("quick", "What is 5 + 6?", stream=True),
+        ) as r:
             for line in r.iter_lines():
                 if line.startswith("data: {"):
                     delta = json.loads(line[6:])["choices"][0]["delta"]
-                    kind = "reasoning" if "reasoning_content" in delta else "content" if delta.get("content") else None
+                    kind = (
+                        "reasoning"
+                        if "reasoning_content" in delta
+                        else "content"
+                        if delta.get("content")
+                        else None
+                    )
                     if kind:
                         arrivals.append((kind, time.monotonic() - t0))
     kinds = [k for k, _ in arrivals]
@@ -230,8 +277,9 @@ def test_a_failing_search_is_a_500_body_and_the_server_lives_on(scripted) -> Non
 def test_a_streamed_search_past_the_timeout_ends_with_an_error_event(tmp_path) -> None:
     with (
         serve(tmp_path, f"{SCRIPTED}#delay=1.0", "--request-timeout", "0.3") as server,
-        httpx.stream("POST", server.base + "/chat/completions", timeout=20,
-                     json=chat_body("majority?n=2", stream=True)) as r,
+        httpx.stream(
+            "POST", server.base + "/chat/completions", timeout=20, json=chat_body("majority?n=2", stream=True)
+        ) as r,
     ):
         assert r.status_code == 200
         events = [line[6:] for line in r.iter_lines() if line.startswith("data: ")]

@@ -26,7 +26,12 @@ def png_data_url(width: int = 7, height: int = 3) -> str:
 
 def test_a_model_name_selects_a_strategy_and_its_settings() -> None:
     m = parse_model("step_beam?n=4&beam=2&scorer=prm:/models/prm&format=atomic")
-    assert (m.strategy, dict(m.options), m.scorer, m.format) == ("step_beam", {"n": 4, "beam": 2}, "prm:/models/prm", "atomic")
+    assert (m.strategy, dict(m.options), m.scorer, m.format) == (
+        "step_beam",
+        {"n": 4, "beam": 2},
+        "prm:/models/prm",
+        "atomic",
+    )
     assert (m.config.n, m.config.beam) == (4, 2)
     assert parse_model("quick").scorer_spec() is None
     assert parse_model("step_beam?n=4").scorer_spec() == "judge"  # a strategy needing a scorer gets the judge
@@ -64,8 +69,14 @@ def test_a_chat_body_becomes_a_problem_with_its_images(tmp_path) -> None:
         "seed": 5,
         "messages": [
             {"role": "system", "content": "be brief"},
-            {"role": "user", "content": [{"type": "text", "text": "What is"}, {"type": "text", "text": "in the picture?"},
-                                         {"type": "image_url", "image_url": {"url": png_data_url()}}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is"},
+                    {"type": "text", "text": "in the picture?"},
+                    {"type": "image_url", "image_url": {"url": png_data_url()}},
+                ],
+            },
         ],
     }
     chat = parse_chat(body, tmp_path, allow_local_images=False)
@@ -84,15 +95,51 @@ def test_a_chat_body_becomes_a_problem_with_its_images(tmp_path) -> None:
         ({"model": "quick", "messages": [{"role": "assistant", "content": "x"}]}, "no user message"),
         ({"model": "quick", "messages": [{"role": "user", "content": "x"}], "n": 2}, "'n' must be 1"),
         ({"model": "quick", "messages": [{"role": "user", "content": "x"}], "seed": "a"}, "'seed'"),
-        ({"model": "quick", "messages": [{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}, {"type": "text", "text": "q"}]}]},
-         "does not hold an image"),
-        ({"model": "quick", "messages": [{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": "/etc/hostname"}}, {"type": "text", "text": "q"}]}]},
-         "--allow-local-images"),
-        ({"model": "quick", "messages": [{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}, {"type": "text", "text": "q"}]}]},
-         "not fetched"),
+        (
+            {
+                "model": "quick",
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                            {"type": "text", "text": "q"},
+                        ],
+                    }
+                ],
+            },
+            "does not hold an image",
+        ),
+        (
+            {
+                "model": "quick",
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "image_url", "image_url": {"url": "/etc/hostname"}},
+                            {"type": "text", "text": "q"},
+                        ],
+                    }
+                ],
+            },
+            "--allow-local-images",
+        ),
+        (
+            {
+                "model": "quick",
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+                            {"type": "text", "text": "q"},
+                        ],
+                    }
+                ],
+            },
+            "not fetched",
+        ),
     ],
 )
 def test_a_malformed_chat_body_is_a_400_naming_the_field(tmp_path, body, says: str) -> None:
@@ -102,12 +149,24 @@ def test_a_malformed_chat_body_is_a_400_naming_the_field(tmp_path, body, says: s
 
 
 def test_usage_counts_policy_and_scorer_tokens() -> None:
-    trace = Trace("p", "stage_beam", "stages", nodes=[Node(0, None), Node(1, 0, "Step 1: x\n", 1, "step")],
-                  path=[0, 1], answer="4",
-                  compute=Compute(prompt_tokens=100, generated_tokens=20, scorer_prompt_tokens=50, scorer_generated_tokens=5))
+    trace = Trace(
+        "p",
+        "stage_beam",
+        "stages",
+        nodes=[Node(0, None), Node(1, 0, "Step 1: x\n", 1, "step")],
+        path=[0, 1],
+        answer="4",
+        compute=Compute(
+            prompt_tokens=100, generated_tokens=20, scorer_prompt_tokens=50, scorer_generated_tokens=5
+        ),
+    )
     assert usage(trace)["prompt_tokens"] == 150 and usage(trace)["completion_tokens"] == 25
     body = completion_body(trace, "stage_beam?n=2", "id1")
-    assert body["choices"][0]["message"] == {"role": "assistant", "content": "4", "reasoning_content": "Step 1: x\n"}
+    assert body["choices"][0]["message"] == {
+        "role": "assistant",
+        "content": "4",
+        "reasoning_content": "Step 1: x\n",
+    }
 
 
 def test_the_batcher_coalesces_a_window_into_one_call_on_one_thread() -> None:
@@ -168,13 +227,23 @@ def test_requests_arriving_during_a_search_join_the_next_batch() -> None:
 
 
 def test_the_same_question_twice_in_one_batch_gets_two_searches(tmp_path) -> None:
-    service = Service(ServeConfig(models=("majority?n=2",), batch_window_ms=50), engine=ScriptedEngine(p_right=1.0))
+    service = Service(
+        ServeConfig(models=("majority?n=2",), batch_window_ms=50), engine=ScriptedEngine(p_right=1.0)
+    )
 
     async def main():
-        chats = [parse_chat({"model": "majority?n=2", "messages": [{"role": "user", "content": "What is 2 + 2?"}]},
-                            tmp_path, False) for _ in range(2)]
+        chats = [
+            parse_chat(
+                {"model": "majority?n=2", "messages": [{"role": "user", "content": "What is 2 + 2?"}]},
+                tmp_path,
+                False,
+            )
+            for _ in range(2)
+        ]
         choices = [service.prepare(c) for c in chats]
-        out = await asyncio.gather(*(service.answer(ch, Submission(c.problem)) for ch, c in zip(choices, chats)))
+        out = await asyncio.gather(
+            *(service.answer(ch, Submission(c.problem)) for ch, c in zip(choices, chats))
+        )
         service.batcher.close()
         return out
 

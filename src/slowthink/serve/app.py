@@ -110,8 +110,9 @@ class Service:
             get_format(choice.format or self.config.format)
             require(choice.strategy, choice.config, self.scorer(choice.scorer_spec()))
         except SlowthinkError as e:
-            raise RequestError(404, f"model '{name}' cannot be served: {e}", "invalid_request_error",
-                               "model_not_found") from None
+            raise RequestError(
+                404, f"model '{name}' cannot be served: {e}", "invalid_request_error", "model_not_found"
+            ) from None
         if not overrides:
             return choice
         try:
@@ -148,8 +149,15 @@ class Service:
         try:
             fmt = get_format(choice.format or self.config.format)
             scorer = self.scorer(choice.scorer_spec())
-            return solve([job.problem for job in jobs], self.engine, fmt, choice.strategy, scorer=scorer,
-                         on_commit=heard if listeners else None, **dict(choice.options))
+            return solve(
+                [job.problem for job in jobs],
+                self.engine,
+                fmt,
+                choice.strategy,
+                scorer=scorer,
+                on_commit=heard if listeners else None,
+                **dict(choice.options),
+            )
         finally:
             for job in jobs:
                 if job.folder is not None:
@@ -160,9 +168,13 @@ class Service:
         try:
             trace = await asyncio.wait_for(self.batcher.submit(choice, job), self.config.timeout_s)
         except asyncio.TimeoutError:
-            raise RequestError(504, f"the search took longer than {self.config.timeout_s:g} s; "
-                               "pick a cheaper model (smaller n) or raise --request-timeout",
-                               "timeout", "timeout") from None
+            raise RequestError(
+                504,
+                f"the search took longer than {self.config.timeout_s:g} s; "
+                "pick a cheaper model (smaller n) or raise --request-timeout",
+                "timeout",
+                "timeout",
+            ) from None
         if trace.error:
             raise RequestError(500, f"the search failed: {trace.error}", "server_error", "search_failed")
         return trace
@@ -172,15 +184,21 @@ class Service:
             return
         given = (header or "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(given.encode(), self.config.api_key.encode()):
-            raise RequestError(401, "invalid API key: send 'Authorization: Bearer <key>'",
-                               "invalid_request_error", "invalid_api_key")
+            raise RequestError(
+                401,
+                "invalid API key: send 'Authorization: Bearer <key>'",
+                "invalid_request_error",
+                "invalid_api_key",
+            )
 
     def models_body(self) -> dict[str, Any]:
         created = int(time.time())
         return {
             "object": "list",
-            "data": [{"id": m.name, "object": "model", "created": created, "owned_by": "slowthink"}
-                     for m in self.models],
+            "data": [
+                {"id": m.name, "object": "model", "created": created, "owned_by": "slowthink"}
+                for m in self.models
+            ],
         }
 
 
@@ -200,7 +218,9 @@ def build_app(service: Service):
     async def read_body(request: Request) -> Any:
         limit = service.config.max_body_bytes
         declared = request.headers.get("content-length")
-        too_big = RequestError(413, f"the request body is larger than {limit} bytes", code="request_too_large")
+        too_big = RequestError(
+            413, f"the request body is larger than {limit} bytes", code="request_too_large"
+        )
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise too_big
         data = bytearray()
@@ -226,8 +246,14 @@ def build_app(service: Service):
         except RequestError as e:
             return error(e)
         if service.in_flight >= service.config.max_concurrent:
-            return error(RequestError(429, f"the server is busy ({service.config.max_concurrent} requests in "
-                                      "flight); retry later", "rate_limit_exceeded", "too_many_requests"))
+            return error(
+                RequestError(
+                    429,
+                    f"the server is busy ({service.config.max_concurrent} requests in flight); retry later",
+                    "rate_limit_exceeded",
+                    "too_many_requests",
+                )
+            )
         service.in_flight += 1  # until the request's search is over (or it is refused)
         folder = Path(tempfile.mkdtemp(prefix="slowthink-serve-"))
         try:
@@ -240,13 +266,22 @@ def build_app(service: Service):
             return error(e if isinstance(e, RequestError) else internal(e))
         loop = asyncio.get_running_loop()
         committed: asyncio.Queue[Node] = asyncio.Queue()
-        listener = (lambda node: loop.call_soon_threadsafe(committed.put_nowait, node)) if chat_request.stream else None
-        search = asyncio.ensure_future(service.answer(choice, Submission(chat_request.problem, folder, listener)))
+        listener = (
+            (lambda node: loop.call_soon_threadsafe(committed.put_nowait, node))
+            if chat_request.stream
+            else None
+        )
+        search = asyncio.ensure_future(
+            service.answer(choice, Submission(chat_request.problem, folder, listener))
+        )
         search.add_done_callback(lambda _: release())
         rid = f"chatcmpl-{uuid.uuid4().hex}"
         if chat_request.stream:
-            return StreamingResponse(stream(search, committed, chat_request, rid), media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache"})
+            return StreamingResponse(
+                stream(search, committed, chat_request, rid),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache"},
+            )
         try:
             trace = await search
         except Exception as e:
@@ -256,8 +291,9 @@ def build_app(service: Service):
     def release() -> None:
         service.in_flight -= 1
 
-    async def stream(search: asyncio.Future, committed: asyncio.Queue, chat_request: ChatRequest,
-                     rid: str) -> AsyncIterator[str]:
+    async def stream(
+        search: asyncio.Future, committed: asyncio.Queue, chat_request: ChatRequest, rid: str
+    ) -> AsyncIterator[str]:
         """SSE events: the role, each committed stage / step as ``reasoning_content`` the moment the
         search commits to it, then the answer, the finish reason, ``usage`` and ``[DONE]``; a
         failure after the stream began is an ``error`` event."""
@@ -287,8 +323,14 @@ def build_app(service: Service):
                 search.cancel()
 
     async def not_found(request: Request, exc: Exception):
-        return error(RequestError(404, f"no route {request.method} {request.url.path}: use POST "
-                                  "/v1/chat/completions or GET /v1/models", code="not_found"))
+        return error(
+            RequestError(
+                404,
+                f"no route {request.method} {request.url.path}: use POST "
+                "/v1/chat/completions or GET /v1/models",
+                code="not_found",
+            )
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -296,7 +338,10 @@ def build_app(service: Service):
         service.batcher.close()
 
     return Starlette(
-        routes=[Route("/v1/chat/completions", chat, methods=["POST"]), Route("/v1/models", models, methods=["GET"])],
+        routes=[
+            Route("/v1/chat/completions", chat, methods=["POST"]),
+            Route("/v1/models", models, methods=["GET"]),
+        ],
         exception_handlers={404: not_found, 405: not_found},
         lifespan=lifespan,
     )
@@ -308,11 +353,15 @@ def api_key_from_env(name: str | None) -> str | None:
         return None
     key = os.environ.get(name, "")
     if not key:
-        raise SlowthinkError(f"environment variable {name} (--api-key-env) is empty or not set; export the key in it")
+        raise SlowthinkError(
+            f"environment variable {name} (--api-key-env) is empty or not set; export the key in it"
+        )
     return key
 
 
-def run_server(config: ServeConfig, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
+def run_server(
+    config: ServeConfig, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info"
+) -> None:
     """Load the engine, check the listed models and serve until interrupted."""
     import uvicorn
 
@@ -320,4 +369,12 @@ def run_server(config: ServeConfig, host: str = "127.0.0.1", port: int = 8000, l
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=True)
 
 
-__all__ = ["ServeConfig", "Service", "api_key_from_env", "build_app", "make_engine", "run_server"]
+__all__ = [
+    "ServeConfig",
+    "Service",
+    "Submission",
+    "api_key_from_env",
+    "build_app",
+    "make_engine",
+    "run_server",
+]

@@ -90,7 +90,11 @@ class Batcher(Generic[T, R]):
 
 
 def _settle(task: asyncio.Future, futures: list[asyncio.Future]) -> None:
-    error = RuntimeError("the search was cancelled (server shutting down)") if task.cancelled() else task.exception()
+    error = (
+        RuntimeError("the search was cancelled (server shutting down)")
+        if task.cancelled()
+        else task.exception()
+    )
     results = None if error is not None else list(task.result())
     if results is not None and len(results) != len(futures):
         error = RuntimeError(f"a batch of {len(futures)} request(s) returned {len(results)} result(s)")

@@ -26,7 +26,9 @@ from slowthink.types import Problem, SlowthinkError, Trace
 class RequestError(SlowthinkError):
     """A request the server refuses: ``status`` (400, 401, 404, 413, 429, 504) and an OpenAI error ``type``."""
 
-    def __init__(self, status: int, message: str, type_: str = "invalid_request_error", code: str | None = None):
+    def __init__(
+        self, status: int, message: str, type_: str = "invalid_request_error", code: str | None = None
+    ):
         super().__init__(message)
         self.status, self.type, self.code = status, type_, code
 
@@ -127,7 +129,13 @@ def parse_chat(body: Any, folder: Path, allow_local_images: bool) -> ChatRequest
         raise bad_request("'messages' must be a non-empty list of {role, content} objects")
     question, urls = None, []
     for i, m in enumerate(messages):
-        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "developer", "tool"):
+        if not isinstance(m, dict) or m.get("role") not in (
+            "system",
+            "user",
+            "assistant",
+            "developer",
+            "tool",
+        ):
             raise bad_request(f"messages[{i}] must be an object with a role (system, user, assistant)")
         if m["role"] != "user":
             continue
@@ -139,7 +147,12 @@ def parse_chat(body: Any, folder: Path, allow_local_images: bool) -> ChatRequest
     if body.get("n", 1) != 1:
         raise bad_request("'n' must be 1: pick the number of samples with the model name (e.g. majority?n=8)")
     overrides: dict[str, Any] = {}
-    for key, kind in (("seed", int), ("temperature", (int, float)), ("top_p", (int, float)), ("max_tokens", int)):
+    for key, kind in (
+        ("seed", int),
+        ("temperature", (int, float)),
+        ("top_p", (int, float)),
+        ("max_tokens", int),
+    ):
         value = body.get(key)
         if key == "max_tokens" and value is None:
             value = body.get("max_completion_tokens")

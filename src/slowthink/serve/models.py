@@ -18,8 +18,12 @@ from slowthink.search.base import SearchConfig
 from slowthink.types import SlowthinkError
 
 #: What ``/v1/models`` lists unless the server is given its own list (``--model-name``).
-DEFAULT_MODELS: tuple[str, ...] = ("quick", "majority?n=8", "stage_beam?n=4&scorer=judge", "step_beam?n=4&beam=2")
-
+DEFAULT_MODELS: tuple[str, ...] = (
+    "quick",
+    "majority?n=8",
+    "stage_beam?n=4&scorer=judge",
+    "step_beam?n=4&beam=2",
+)
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,12 @@ class ModelChoice:
 
     @classmethod
     def build(
-        cls, name: str, strategy: str, options: dict[str, Any], scorer: str | None = None, fmt: str | None = None
+        cls,
+        name: str,
+        strategy: str,
+        options: dict[str, Any],
+        scorer: str | None = None,
+        fmt: str | None = None,
     ) -> ModelChoice:
         """The choice with its config built (``make_config`` checks the options)."""
         try:

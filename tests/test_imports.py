@@ -46,6 +46,8 @@ OPTIONAL = frozenset(
         "accelerate",
         "safetensors",
         "gguf",
+        "starlette",
+        "uvicorn",
     }
 )
 #: Run as a subprocess script, never imported: it caps its memory before importing math-verify and
@@ -62,6 +64,7 @@ ENTRY_POINTS = frozenset(
         "slowthink.scorers",
         "slowthink.search",
         "slowthink.evaluate",
+        "slowthink.serve",
     }
 )
 

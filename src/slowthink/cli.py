@@ -1,4 +1,4 @@
-"""Command line: ``slowthink solve | demo | eval | report | train`` (``annotate`` grows here)."""
+"""Command line: ``slowthink solve | demo | eval | report | train | serve`` (``annotate`` grows here)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from slowthink.clifields import with_options
-from slowthink.clikit import ENGINE_FLAGS, fail, run_app
+from slowthink.clikit import ENGINE_FLAGS, EngineFlags, fail, run_app
 from slowthink.display import render_trace
 from slowthink.engines import EngineSpec, check_engine_options, load_engine
 from slowthink.evaluate.cli import EVAL_OPTIONS, eval_command, report_command
@@ -22,6 +22,8 @@ from slowthink.scorers import load_scorer
 from slowthink.search import STRATEGIES, make_config
 from slowthink.search import solve as run_strategy
 from slowthink.search.presets import apply_preset
+from slowthink.serve import DEFAULT_MODELS, ServeConfig, run_server
+from slowthink.serve.app import api_key_from_env
 from slowthink.train.cli import app as train_app
 from slowthink.types import Problem, SlowthinkError
 
@@ -158,6 +160,47 @@ def demo(
             judge = build_scorer(strategy, None, engine)
             trace = run_strategy([problem], engine, get_format(fmt), strategy, scorer=judge, seed=0, **opts)[0]
             _show(trace, problem, as_json)
+    except SlowthinkError as e:
+        _fail(str(e))
+
+
+@app.command()
+def serve(
+    engine: Annotated[str, typer.Option(help="Engine spec: llamacpp | llamacpp:GGUF | hf:PATH | openai:URL#MODEL | vllm:MODEL.")] = "llamacpp",
+    model: Annotated[str | None, typer.Option(help="Model path for the engine (e.g. a GGUF file), or the upstream server's model name.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="Upstream OpenAI-compatible server URL (with --engine openai).")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    api_key_env: Annotated[str | None, typer.Option(help="Environment variable holding the key clients must send "
+                                                    "(Authorization: Bearer KEY); none: no key.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="Format of models that name none (model?format=...).")] = "atomic",
+    model_name: Annotated[list[str] | None, typer.Option("--model-name", help="A model /v1/models lists, e.g. "
+                                                         "'majority?n=8' (repeatable; default: "
+                                                         + ", ".join(DEFAULT_MODELS) + ").")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads of an in-process engine.")] = None,
+    engine_option: Annotated[list[str] | None, typer.Option("--engine-option", "-E", help="Engine option key=value (repeatable).")] = None,
+    batch_window_ms: Annotated[float, typer.Option(help="Requests for the same model arriving within this window share one search batch.")] = 20.0,
+    max_batch: Annotated[int, typer.Option(help="Most requests in one search batch.")] = 64,
+    max_concurrent: Annotated[int, typer.Option(help="Most requests in flight; more get 429.")] = 64,
+    max_body_mb: Annotated[float, typer.Option(help="Largest request body in MiB; larger get 413.")] = 20.0,
+    request_timeout: Annotated[float, typer.Option(help="Seconds a request may wait for its search; then 504.")] = 600.0,
+    allow_local_images: Annotated[bool, typer.Option("--allow-local-images", help="Accept local file paths as image URLs.")] = False,
+    no_coalesce: Annotated[bool, typer.Option("--no-coalesce", help="One search per request (no batching window).")] = False,
+) -> None:
+    """Serve search strategies behind an OpenAI-compatible API (/v1/chat/completions, /v1/models);
+    the model name picks the strategy and its settings (quick, majority?n=8, step_beam?n=4&beam=2&scorer=prm:DIR)."""
+    try:
+        options = EngineFlags(engine_option=engine_option).options()
+        if threads is not None:
+            options["n_threads"] = threads
+        config = ServeConfig(
+            engine=engine_spec_of(engine, model, base_url), engine_options=options, format=fmt, models=tuple(model_name or DEFAULT_MODELS),
+            api_key=api_key_from_env(api_key_env), batch_window_ms=batch_window_ms, max_batch=max_batch,
+            max_concurrent=max_concurrent, max_body_bytes=int(max_body_mb * 1024 * 1024),
+            timeout_s=request_timeout, allow_local_images=allow_local_images, coalesce=not no_coalesce,
+        )
+        get_format(fmt)
+        run_server(config, host=host, port=port)
     except SlowthinkError as e:
         _fail(str(e))
 

@@ -8,6 +8,7 @@ Format specs (``atomic#style=atomthink``), engine and scorer spec fragments, ben
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from slowthink.types import SlowthinkError
@@ -59,3 +60,23 @@ def parse_kv(spec: str, *, typed: bool = True, what: str = "option") -> dict[str
             raise SlowthinkError(f"{what} '{key}' given twice in '{spec}'")
         out[key] = scalar(value) if typed else value.strip()
     return out
+
+
+PY_PREFIX = "py:"
+"""Spec prefix of an engine or scorer given as an importable class: ``py:module.path:Class#k=v,k=v``
+(the fragment's options go to the constructor). Used by tests to plug in scripted doubles."""
+
+
+def load_py_object(spec: str, **kwargs: Any) -> Any:
+    """Build ``Class(**options, **kwargs)`` from ``py:module.path:Class#k=v,k=v``."""
+    body, _, frag = spec[len(PY_PREFIX) :].partition("#")
+    module_name, _, cls_name = body.rpartition(":")
+    if not module_name or not cls_name:
+        raise SlowthinkError(f"bad spec '{spec}': write py:module.path:Class")
+    try:
+        cls = getattr(importlib.import_module(module_name), cls_name)
+    except (ImportError, AttributeError) as e:
+        raise SlowthinkError(
+            f"cannot import {cls_name} from {module_name} ({e}); check the spec '{spec}'"
+        ) from None
+    return cls(**(parse_kv(frag) if frag else {}), **kwargs)

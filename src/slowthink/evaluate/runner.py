@@ -26,7 +26,6 @@ once instead of as a folder of error records.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import shutil
@@ -69,7 +68,7 @@ from slowthink.evaluate.report import write_run_report
 from slowthink.formats import get_format
 from slowthink.grading import AnswerJudge, number_rules_summary
 from slowthink.inspect import record_views, write_page
-from slowthink.options import parse_kv
+from slowthink.options import PY_PREFIX, load_py_object
 from slowthink.scorers import load_scorer
 from slowthink.search import STRATEGIES, check_engine_fits, make_config, require, solve
 from slowthink.types import Problem, SlowthinkError, Trace
@@ -77,11 +76,6 @@ from slowthink.types import Problem, SlowthinkError, Trace
 if TYPE_CHECKING:
     from slowthink.benchmarks import LoadResult
     from slowthink.formats import Format
-
-PY_PREFIX = "py:"
-"""Spec prefix of an engine or scorer given as an importable class: ``py:module.path:Class#k=v,k=v``
-(the fragment's options go to the constructor). Used by tests to plug in scripted doubles."""
-
 
 @dataclass
 class EvalResult:
@@ -99,21 +93,6 @@ class EvalResult:
     @property
     def rows(self) -> list[dict[str, Any]]:
         return self.metrics["rows"]
-
-
-def load_py_object(spec: str, **kwargs: Any) -> Any:
-    """Build ``Class(**options, **kwargs)`` from ``py:module.path:Class#k=v,k=v``."""
-    body, _, frag = spec[len(PY_PREFIX) :].partition("#")
-    module_name, _, cls_name = body.rpartition(":")
-    if not module_name or not cls_name:
-        raise SlowthinkError(f"bad spec '{spec}': write py:module.path:Class")
-    try:
-        cls = getattr(importlib.import_module(module_name), cls_name)
-    except (ImportError, AttributeError) as e:
-        raise SlowthinkError(
-            f"cannot import {cls_name} from {module_name} ({e}); check the spec '{spec}'"
-        ) from None
-    return cls(**(parse_kv(frag) if frag else {}), **kwargs)
 
 
 def make_engine(config: EvalConfig):

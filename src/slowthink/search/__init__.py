@@ -24,7 +24,7 @@ from slowthink.search import (
     stage_beam,
     step_beam,
 )
-from slowthink.search.base import SearchConfig, samples
+from slowthink.search.base import CommitListener, SearchConfig, commit_listener, samples
 from slowthink.types import Node, Problem, SlowthinkError, Trace
 
 
@@ -161,26 +161,32 @@ def solve(
     strategy: str = "quick",
     scorer: Scorer | None = None,
     reuse: Mapping[str, Trace] | None = None,
+    on_commit: CommitListener | None = None,
     **overrides: Any,
 ) -> list[Trace]:
     """Run one strategy on a batch of problems.
 
     ``reuse`` (path-wise strategies only): problem id -> a path-wise trace of the same format,
     sampling settings and seed whose samples are taken instead of generated again.
+    ``on_commit(problem_id, node)`` hears each node of a problem's chosen path once, as soon as the
+    search commits to it (``quick``: each accepted step; ``stage_beam``: each stage's winner; the
+    other strategies: the whole path when they choose it), on the thread running the search.
     """
     config = make_config(strategy, **overrides)
     require(strategy, config, scorer)
     check_engine_fits(problems, engine)
     entry = STRATEGIES[strategy]
-    if reuse:
-        if not entry.pathwise:
-            raise ValueError(f"reuse: strategy '{strategy}' does not sample whole responses")
-        return entry.run(list(problems), engine, fmt, config, scorer=scorer, reuse=reuse)
-    return entry.run(list(problems), engine, fmt, config, scorer=scorer)
+    if reuse and not entry.pathwise:
+        raise ValueError(f"reuse: strategy '{strategy}' does not sample whole responses")
+    with commit_listener(on_commit):
+        if reuse:
+            return entry.run(list(problems), engine, fmt, config, scorer=scorer, reuse=reuse)
+        return entry.run(list(problems), engine, fmt, config, scorer=scorer)
 
 
 __all__ = [
     "STRATEGIES",
+    "CommitListener",
     "PathRule",
     "SearchConfig",
     "StrategyEntry",

@@ -3,6 +3,11 @@
 A strategy advances every live node of every problem together: it collects :class:`Job` s and
 calls :func:`expand` once per search depth, which sends *one* ``Engine.generate`` call for the
 whole batch and charges each problem's :class:`~slowthink.types.Compute` for its own samples.
+
+Committed steps: a strategy that settles on a step before the search ends (``quick`` after each
+accepted step, ``stage_beam`` after each stage's winner) calls :meth:`Tree.commit`; every strategy
+commits the rest of its chosen path in :meth:`Tree.choose`. A listener set with :func:`commit_listener`
+(``solve(..., on_commit=...)``) hears each committed node once, in path order, as it happens.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ import functools
 import hashlib
 import time
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -82,6 +89,22 @@ def choices(cls: type[SearchConfig]) -> dict[str, tuple[Any, ...]]:
     }
 
 
+#: ``listener(problem_id, node)``: told of each node a search commits to (see :func:`commit_listener`).
+CommitListener = Callable[[str, Node], None]
+_LISTENER: ContextVar[CommitListener | None] = ContextVar("slowthink_commit_listener", default=None)
+
+
+@contextmanager
+def commit_listener(listener: CommitListener | None) -> Iterator[None]:
+    """Trees made inside the block report their committed nodes to ``listener`` (on the thread
+    that runs the search)."""
+    token = _LISTENER.set(listener)
+    try:
+        yield
+    finally:
+        _LISTENER.reset(token)
+
+
 class Tree:
     """The search tree of one problem, recorded in its :class:`Trace`."""
 
@@ -93,6 +116,8 @@ class Tree:
         self._text: dict[int, str] = {0: ""}
         self.reused_wall_s = 0.0
         """Per-problem wall time of reused samples' generation (see :func:`reuse_samples`)."""
+        self._listener = _LISTENER.get()
+        self._committed = 0  # nodes of the path (root excluded) already reported
 
     def node(self, node_id: int) -> Node:
         return self.trace.nodes[node_id]
@@ -119,7 +144,17 @@ class Tree:
     def history(self, node_id: int) -> list[str]:
         return [self.trace.nodes[i].text for i in self.path_to(node_id)[1:]]
 
+    def commit(self, node_id: int) -> None:
+        """The search will keep the path to ``node_id``: report its nodes not reported yet. Every
+        commit of a search extends the path of the previous one."""
+        path = self.path_to(node_id)[1:]
+        if self._listener is not None:
+            for i in path[self._committed :]:
+                self._listener(self.problem.id, self.trace.nodes[i])
+        self._committed = len(path)
+
     def choose(self, node_id: int, answer: str | None) -> None:
+        self.commit(node_id)
         self.trace.path = self.path_to(node_id)
         for i in self.trace.path:
             self.trace.nodes[i].chosen = True

@@ -103,6 +103,7 @@ def _step_round(engine: Engine, states: list[_State], config: QuickConfig, depth
                 note=note,
             )
             st.node = node.id
+            tree.commit(node.id)
             if final:
                 node.answer = tree.fmt.answer(tree.text(node.id), tree.problem)
                 st.done = True

@@ -124,6 +124,7 @@ def run(
             }
         for i, win in winners.items():
             chosen[i] = win
+            trees[i].commit(win)
             if trees[i].node(win).final:
                 done.add(i)
     todo = [i for i in chosen if i not in done and trees[i].trace.error is None]

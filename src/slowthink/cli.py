@@ -1,4 +1,4 @@
-"""Command line: ``slowthink solve | demo | eval | report | train | serve`` (``annotate`` grows here)."""
+"""Command line: ``slowthink solve | demo | eval | report | experiment | train | serve`` (``annotate`` grows here)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from slowthink.clifields import with_options
 from slowthink.clikit import ENGINE_FLAGS, EngineFlags, fail, run_app
 from slowthink.display import render_trace
 from slowthink.engines import EngineSpec, check_engine_options, load_engine
-from slowthink.evaluate.cli import EVAL_OPTIONS, eval_command, report_command
+from slowthink.evaluate.cli import EVAL_OPTIONS, eval_command, experiment_command, report_command
 from slowthink.formats import get_format
 from slowthink.images import check_image
 from slowthink.inspect.cli import view_command
@@ -207,6 +207,7 @@ def serve(
 
 app.command("eval")(eval_command)
 app.command("report")(report_command)
+app.command("experiment")(experiment_command)
 app.command("view")(view_command)
 app.add_typer(train_app, name="train")
 

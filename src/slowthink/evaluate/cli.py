@@ -24,6 +24,7 @@ from slowthink.benchmarks import parse_options
 from slowthink.clifields import FieldOptions, flag, with_options
 from slowthink.clikit import ENGINE_FLAGS, fail, run_app
 from slowthink.evaluate.config import DEFAULT_NS, EvalConfig
+from slowthink.evaluate.experiment import dry_run_lines, load_experiment, run_experiment
 from slowthink.evaluate.metrics import token_total
 from slowthink.evaluate.report import compare_rows, pivot, write_compare_report
 from slowthink.evaluate.runner import run_eval
@@ -297,6 +298,49 @@ def report_command(
     console.print(f"[bold]wrote[/bold] {path}")
 
 
+def experiment_command(
+    recipe: Annotated[
+        str, typer.Argument(help="A recipe name in recipes/experiments (llava-cot-search, atomthink, ...) or a YAML file.")
+    ],
+    size: Annotated[
+        str | None, typer.Option(help="A size of the recipe (its sizes: key), e.g. cpu: the embedded model.")
+    ] = None,
+    benchmark: Annotated[str | None, typer.Option("--benchmark", "-b", help="Benchmark of every arm.")] = None,
+    engine: Annotated[str | None, typer.Option(help="Engine spec of every arm.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model path of every arm's engine.")] = None,
+    scorer: Annotated[
+        str | None, typer.Option(help="Scorer (verifier) of every arm: symbolic | judge | prm:PATH | py:module:Class.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Problems per arm, from the first.")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads of an in-process engine.")] = None,
+    out: Annotated[str | None, typer.Option(help="Experiment folder (one run folder per arm). Default: runs/experiments/<recipe>[-size].")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the planned runs and compute; load no model.")
+    ] = False,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write PNG plots and report.html per arm.")] = True,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")] = True,
+) -> None:
+    """Run a paper's comparison: every arm of a recipe as a resumable eval run, then one report."""
+    try:
+        name = Path(recipe).stem
+        folder = out or f"runs/experiments/{name}{'' if size is None else '-' + size}"
+        overrides = {
+            "benchmark": benchmark, "engine": engine, "model": model, "scorer": scorer, "limit": limit, "threads": threads,
+        }
+        exp = load_experiment(recipe, size=size, overrides=overrides, out=folder)
+        if dry_run:
+            for line in dry_run_lines(exp):
+                sys.stdout.write(line + "\n")
+            return
+        _, files = run_experiment(exp, folder, progress=progress, plots=plots)
+    except SlowthinkError as e:
+        _fail(str(e))
+        return
+    console = Console()
+    console.print(files[0].read_text(encoding="utf-8"), markup=False, highlight=False)
+    console.print(f"[bold]wrote[/bold] {', '.join(str(p) for p in files)}", soft_wrap=True)
+
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -305,6 +349,7 @@ app = typer.Typer(
 )
 app.command("eval")(eval_command)
 app.command("report")(report_command)
+app.command("experiment")(experiment_command)
 
 
 def read_recipe(path: str, explicit: set[str]) -> dict:

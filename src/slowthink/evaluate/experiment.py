@@ -74,7 +74,7 @@ class Experiment:
     tables: list[TableSpec] = field(default_factory=list)
 
 
-def _fail(path: str, what: str) -> SlowthinkError:
+def _bad(path: str, what: str) -> SlowthinkError:
     return SlowthinkError(f"experiment recipe {path}: {what}")
 
 
@@ -82,14 +82,14 @@ def _mapping(value: Any, path: str, where: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise _fail(path, f"{where} must be a mapping, got {type(value).__name__}")
+        raise _bad(path, f"{where} must be a mapping, got {type(value).__name__}")
     return value
 
 
 def _check_fields(d: Mapping[str, Any], path: str, where: str) -> None:
     unknown = sorted(set(d) - (CONFIG_FIELDS - OWN_FIELDS))
     if unknown:
-        raise _fail(
+        raise _bad(
             path,
             f"{where}: unknown key(s) {', '.join(unknown)}; valid: EvalConfig fields "
             f"({', '.join(sorted(CONFIG_FIELDS - OWN_FIELDS))})",
@@ -127,18 +127,18 @@ def load_experiment(
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
-        raise _fail(where, f"not valid YAML ({str(e).splitlines()[0]})") from None
+        raise _bad(where, f"not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict):
-        raise _fail(where, f"must be a mapping with arms, got {type(data).__name__}")
+        raise _bad(where, f"must be a mapping with arms, got {type(data).__name__}")
     unknown = sorted(set(data) - RECIPE_KEYS)
     if unknown:
-        raise _fail(where, f"unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(RECIPE_KEYS))}")
+        raise _bad(where, f"unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(RECIPE_KEYS))}")
     defaults = _mapping(data.get("defaults"), where, "defaults")
     _check_fields(defaults, where, "defaults")
     sizes = _mapping(data.get("sizes"), where, "sizes")
     if size is not None:
         if size not in sizes:
-            raise _fail(where, f"no size '{size}'; it has {', '.join(sizes) or 'none'}")
+            raise _bad(where, f"no size '{size}'; it has {', '.join(sizes) or 'none'}")
         sized = _mapping(sizes[size], where, f"sizes.{size}")
         _check_fields(sized, where, f"sizes.{size}")
         defaults = {**defaults, **sized}
@@ -146,22 +146,20 @@ def load_experiment(
         _check_fields(_mapping(d, where, f"sizes.{s}"), where, f"sizes.{s}")
     arms_raw = _mapping(data.get("arms"), where, "arms")
     if not arms_raw:
-        raise _fail(where, "arms is empty: name at least one arm (name: {strategies: [...]})")
+        raise _bad(where, "arms is empty: name at least one arm (name: {strategies: [...]})")
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     _check_fields(given, where, "command line")
     arms: dict[str, EvalConfig] = {}
     for arm, raw in arms_raw.items():
         if not isinstance(arm, str) or not arm or "/" in arm or arm.startswith("."):
-            raise _fail(where, f"arm name {arm!r} must be a plain folder name")
+            raise _bad(where, f"arm name {arm!r} must be a plain folder name")
         d = _mapping(raw, where, f"arm '{arm}'")
         _check_fields(d, where, f"arm '{arm}'")
         try:
             cfg = EvalConfig(**{**defaults, **d, **given, "out": str(Path(out) / arm)})
             plan_jobs(cfg)  # every strategy and option checked now, before any run
-        except SlowthinkError as e:
-            raise _fail(where, f"arm '{arm}': {e}") from None
-        except TypeError as e:
-            raise _fail(where, f"arm '{arm}': {e}") from None
+        except (SlowthinkError, TypeError, ValueError) as e:
+            raise _bad(where, f"arm '{arm}': {e}") from None
         arms[arm] = cfg
     tables = [_table(t, i, arms, where) for i, t in enumerate(data.get("tables") or [])]
     return Experiment(
@@ -177,28 +175,28 @@ def _table(raw: Any, i: int, arms: Mapping[str, EvalConfig], where: str) -> Tabl
     t = _mapping(raw, where, f"tables[{i}]")
     unknown = sorted(set(t) - TABLE_KEYS)
     if unknown:
-        raise _fail(where, f"tables[{i}]: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(TABLE_KEYS))}")
+        raise _bad(where, f"tables[{i}]: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(TABLE_KEYS))}")
     columns = t.get("columns", "n")
     if columns not in ("n", "accuracy"):
-        raise _fail(where, f"tables[{i}]: columns must be 'n' or 'accuracy', got {columns!r}")
+        raise _bad(where, f"tables[{i}]: columns must be 'n' or 'accuracy', got {columns!r}")
     rows = []
     for j, r in enumerate(t.get("rows") or []):
         r = _mapping(r, where, f"tables[{i}].rows[{j}]")
         unknown = sorted(set(r) - ROW_KEYS)
         if unknown:
-            raise _fail(where, f"tables[{i}].rows[{j}]: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(ROW_KEYS))}")
+            raise _bad(where, f"tables[{i}].rows[{j}]: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(ROW_KEYS))}")
         arm = r.get("arm")
         if arm not in arms:
-            raise _fail(where, f"tables[{i}].rows[{j}]: arm {arm!r} is not one of {', '.join(arms)}")
+            raise _bad(where, f"tables[{i}].rows[{j}]: arm {arm!r} is not one of {', '.join(arms)}")
         strategy = r.get("strategy") or arms[arm].strategies[0]
         if strategy not in arms[arm].strategies:
-            raise _fail(where, f"tables[{i}].rows[{j}]: arm '{arm}' runs {', '.join(arms[arm].strategies)}, not {strategy!r}")
+            raise _bad(where, f"tables[{i}].rows[{j}]: arm '{arm}' runs {', '.join(arms[arm].strategies)}, not {strategy!r}")
         n = r.get("n")
         if n is not None and (not isinstance(n, int) or n < 1):
-            raise _fail(where, f"tables[{i}].rows[{j}]: n must be a whole number >= 1, got {n!r}")
+            raise _bad(where, f"tables[{i}].rows[{j}]: n must be a whole number >= 1, got {n!r}")
         rows.append(Row(str(r.get("label") or f"{arm} {strategy}"), arm, strategy, n))
     if not rows:
-        raise _fail(where, f"tables[{i}] has no rows")
+        raise _bad(where, f"tables[{i}] has no rows")
     return TableSpec(str(t.get("title") or f"table {i + 1}"), columns, tuple(rows))
 
 

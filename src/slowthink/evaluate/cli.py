@@ -337,7 +337,7 @@ def experiment_command(
         _fail(str(e))
         return
     console = Console()
-    console.print(files[0].read_text(encoding="utf-8"), markup=False, highlight=False)
+    console.print(files[0].read_text(encoding="utf-8"), markup=False, highlight=False, soft_wrap=True)
     console.print(f"[bold]wrote[/bold] {', '.join(str(p) for p in files)}", soft_wrap=True)
 
 

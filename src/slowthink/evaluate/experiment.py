@@ -99,7 +99,7 @@ def _check_fields(d: Mapping[str, Any], path: str, where: str) -> None:
 def resolve_recipe(name_or_path: str) -> Path:
     """A recipe file: a path to a YAML file, or the name of one in :data:`RECIPES_DIR`."""
     p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") or p.exists():
+    if p.suffix in (".yaml", ".yml") or p.is_file():
         if not p.is_file():
             raise SlowthinkError(f"experiment recipe {p} not found; pass a YAML file or a name: {', '.join(recipe_names())}")
         return p

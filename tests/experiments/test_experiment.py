@@ -92,6 +92,8 @@ def test_command_line_overrides_win(tmp_path):
         ({"tables": [{"rows": [{"arm": "zzz"}]}]}, "arm 'zzz' is not one of paths, steps"),
         ({"tables": [{"rows": [{"arm": "steps", "strategy": "majority"}]}]}, "runs step_beam, not 'majority'"),
         ({"tables": [{"columns": "rows", "rows": [{"arm": "steps"}]}]}, "columns must be 'n' or 'accuracy'"),
+        ({"tables": [{"rows": [{"arm": "paths", "n": 3}]}]}, "reports majority at N 1, 2, 4, not 3"),
+        ({"sizes": {"cpu": {"engin": "x"}}}, "sizes.cpu: unknown key(s) engin"),
     ],
 )
 def test_bad_recipes_fail_in_one_line(tmp_path, change, message):

@@ -135,15 +135,13 @@ def load_experiment(
         raise _bad(where, f"unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(RECIPE_KEYS))}")
     defaults = _mapping(data.get("defaults"), where, "defaults")
     _check_fields(defaults, where, "defaults")
-    sizes = _mapping(data.get("sizes"), where, "sizes")
+    sizes = {s: _mapping(d, where, f"sizes.{s}") for s, d in _mapping(data.get("sizes"), where, "sizes").items()}
+    for s, d in sizes.items():
+        _check_fields(d, where, f"sizes.{s}")
     if size is not None:
         if size not in sizes:
             raise _bad(where, f"no size '{size}'; it has {', '.join(sizes) or 'none'}")
-        sized = _mapping(sizes[size], where, f"sizes.{size}")
-        _check_fields(sized, where, f"sizes.{size}")
-        defaults = {**defaults, **sized}
-    for s, d in sizes.items():
-        _check_fields(_mapping(d, where, f"sizes.{s}"), where, f"sizes.{s}")
+        defaults = {**defaults, **sizes[size]}
     arms_raw = _mapping(data.get("arms"), where, "arms")
     if not arms_raw:
         raise _bad(where, "arms is empty: name at least one arm (name: {strategies: [...]})")
@@ -192,8 +190,10 @@ def _table(raw: Any, i: int, arms: Mapping[str, EvalConfig], where: str) -> Tabl
         if strategy not in arms[arm].strategies:
             raise _bad(where, f"tables[{i}].rows[{j}]: arm '{arm}' runs {', '.join(arms[arm].strategies)}, not {strategy!r}")
         n = r.get("n")
-        if n is not None and (not isinstance(n, int) or n < 1):
-            raise _bad(where, f"tables[{i}].rows[{j}]: n must be a whole number >= 1, got {n!r}")
+        reported = {k for job in plan_jobs(arms[arm]) if job.strategy == strategy for k in job.report_ns}
+        if n is not None and n not in reported:
+            shown = ", ".join(str(k) for k in sorted(k for k in reported if k is not None)) or "none (N-free)"
+            raise _bad(where, f"tables[{i}].rows[{j}]: arm '{arm}' reports {strategy} at N {shown}, not {n!r}")
         rows.append(Row(str(r.get("label") or f"{arm} {strategy}"), arm, strategy, n))
     if not rows:
         raise _bad(where, f"tables[{i}] has no rows")

@@ -30,21 +30,36 @@ def write_recipe(tmp_path, **changes):
     data = write_data(tmp_path / "data.jsonl", k=6)
     recipe = {
         "title": "tiny",
-        "defaults": {"data": data, "fields": MAP, "engine": ENGINE, "scorer": SCORER, "limit": 5,
-                     "batch_size": 2, "seeds": 2},
+        "defaults": {
+            "data": data,
+            "fields": MAP,
+            "engine": ENGINE,
+            "scorer": SCORER,
+            "limit": 5,
+            "batch_size": 2,
+            "seeds": 2,
+        },
         "arms": {
             "paths": {"strategies": ["majority", "best_of_n"], "ns": [1, 2, 4]},
             "steps": {"strategies": ["step_beam"], "ns": [2], "max_depth": 3, "beam": 2},
         },
         "tables": [
-            {"title": "scaling", "columns": "n", "rows": [
-                {"label": "Majority", "arm": "paths", "strategy": "majority"},
-                {"label": "Beam", "arm": "steps"},
-            ]},
-            {"title": "at the largest N", "columns": "accuracy", "rows": [
-                {"label": "BoN", "arm": "paths", "strategy": "best_of_n"},
-                {"label": "BoN N=2", "arm": "paths", "strategy": "best_of_n", "n": 2},
-            ]},
+            {
+                "title": "scaling",
+                "columns": "n",
+                "rows": [
+                    {"label": "Majority", "arm": "paths", "strategy": "majority"},
+                    {"label": "Beam", "arm": "steps"},
+                ],
+            },
+            {
+                "title": "at the largest N",
+                "columns": "accuracy",
+                "rows": [
+                    {"label": "BoN", "arm": "paths", "strategy": "best_of_n"},
+                    {"label": "BoN N=2", "arm": "paths", "strategy": "best_of_n", "n": 2},
+                ],
+            },
         ],
     }
     recipe.update(changes)
@@ -77,7 +92,9 @@ def test_llava_cot_recipe_is_the_papers_comparison(tmp_path):
 
 
 def test_command_line_overrides_win(tmp_path):
-    exp = load_experiment("atomthink", overrides={"scorer": "symbolic", "limit": 3, "engine": None}, out=tmp_path)
+    exp = load_experiment(
+        "atomthink", overrides={"scorer": "symbolic", "limit": 3, "engine": None}, out=tmp_path
+    )
     assert {cfg.scorer for cfg in exp.arms.values()} == {"symbolic"}
     assert {cfg.limit for cfg in exp.arms.values()} == {3}
 
@@ -90,7 +107,10 @@ def test_command_line_overrides_win(tmp_path):
         ({"arms": {"a": {"strategies": ["nope"]}}}, "arm 'a': unknown strategy 'nope'"),
         ({"arms": {}}, "arms is empty"),
         ({"tables": [{"rows": [{"arm": "zzz"}]}]}, "arm 'zzz' is not one of paths, steps"),
-        ({"tables": [{"rows": [{"arm": "steps", "strategy": "majority"}]}]}, "runs step_beam, not 'majority'"),
+        (
+            {"tables": [{"rows": [{"arm": "steps", "strategy": "majority"}]}]},
+            "runs step_beam, not 'majority'",
+        ),
         ({"tables": [{"columns": "rows", "rows": [{"arm": "steps"}]}]}, "columns must be 'n' or 'accuracy'"),
         ({"tables": [{"rows": [{"arm": "paths", "n": 3}]}]}, "reports majority at N 1, 2, 4, not 3"),
         ({"sizes": {"cpu": {"engin": "x"}}}, "sizes.cpu: unknown key(s) engin"),
@@ -117,7 +137,10 @@ def test_dry_run_compute_by_hand(tmp_path):
     batch, 4 responses a problem); step_beam n=2, beam 2, max_depth 3: <= 3 calls per batch and
     3 x 2 x 2 = 12 candidate steps a problem."""
     exp = load_experiment(str(write_recipe(tmp_path)), out=tmp_path / "out")
-    got = [(p.arm, p.job.label, p.depth, p.candidates, p.engine_calls, p.total_candidates) for p in plan_compute(exp)]
+    got = [
+        (p.arm, p.job.label, p.depth, p.candidates, p.engine_calls, p.total_candidates)
+        for p in plan_compute(exp)
+    ]
     assert got == [
         ("paths", "majority n=4", 1, 4, 3, 20),
         ("paths", "best_of_n n=4", 1, 4, 3, 20),
@@ -127,7 +150,9 @@ def test_dry_run_compute_by_hand(tmp_path):
     assert "paths | majority n=4 | 1,2,4 | 1 | 4 | 3 | 20" in lines
     assert "steps | step_beam n=2 | 2 | 3 | 12 | 9 | 60" in lines
     assert "total <= 15 policy engine calls, <= 100 candidates" in lines
-    r = CliRunner().invoke(app, ["experiment", str(tmp_path / "tiny.yaml"), "--dry-run", "--out", str(tmp_path / "o")])
+    r = CliRunner().invoke(
+        app, ["experiment", str(tmp_path / "tiny.yaml"), "--dry-run", "--out", str(tmp_path / "o")]
+    )
     assert r.exit_code == 0 and "total <= 15 policy engine calls" in r.output
     assert not (tmp_path / "o").exists()  # nothing written, no model loaded
 

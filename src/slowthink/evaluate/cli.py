@@ -300,32 +300,52 @@ def report_command(
 
 def experiment_command(
     recipe: Annotated[
-        str, typer.Argument(help="A recipe name in recipes/experiments (llava-cot-search, atomthink, ...) or a YAML file.")
+        str,
+        typer.Argument(
+            help="A recipe name in recipes/experiments (llava-cot-search, atomthink, ...) or a YAML file."
+        ),
     ],
     size: Annotated[
         str | None, typer.Option(help="A size of the recipe (its sizes: key), e.g. cpu: the embedded model.")
     ] = None,
-    benchmark: Annotated[str | None, typer.Option("--benchmark", "-b", help="Benchmark of every arm.")] = None,
+    benchmark: Annotated[
+        str | None, typer.Option("--benchmark", "-b", help="Benchmark of every arm.")
+    ] = None,
     engine: Annotated[str | None, typer.Option(help="Engine spec of every arm.")] = None,
     model: Annotated[str | None, typer.Option(help="Model path of every arm's engine.")] = None,
     scorer: Annotated[
-        str | None, typer.Option(help="Scorer (verifier) of every arm: symbolic | judge | prm:PATH | py:module:Class.")
+        str | None,
+        typer.Option(help="Scorer (verifier) of every arm: symbolic | judge | prm:PATH | py:module:Class."),
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Problems per arm, from the first.")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads of an in-process engine.")] = None,
-    out: Annotated[str | None, typer.Option(help="Experiment folder (one run folder per arm). Default: runs/experiments/<recipe>[-size].")] = None,
+    out: Annotated[
+        str | None,
+        typer.Option(
+            help="Experiment folder (one run folder per arm). Default: runs/experiments/<recipe>[-size]."
+        ),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the planned runs and compute; load no model.")
     ] = False,
-    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write PNG plots and report.html per arm.")] = True,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")] = True,
+    plots: Annotated[
+        bool, typer.Option("--plots/--no-plots", help="Write PNG plots and report.html per arm.")
+    ] = True,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")
+    ] = True,
 ) -> None:
     """Run a paper's comparison: every arm of a recipe as a resumable eval run, then one report."""
     try:
         name = Path(recipe).stem
         folder = out or f"runs/experiments/{name}{'' if size is None else '-' + size}"
         overrides = {
-            "benchmark": benchmark, "engine": engine, "model": model, "scorer": scorer, "limit": limit, "threads": threads,
+            "benchmark": benchmark,
+            "engine": engine,
+            "model": model,
+            "scorer": scorer,
+            "limit": limit,
+            "threads": threads,
         }
         exp = load_experiment(recipe, size=size, overrides=overrides, out=folder)
         if dry_run:

@@ -101,7 +101,9 @@ def resolve_recipe(name_or_path: str) -> Path:
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") or p.is_file():
         if not p.is_file():
-            raise SlowthinkError(f"experiment recipe {p} not found; pass a YAML file or a name: {', '.join(recipe_names())}")
+            raise SlowthinkError(
+                f"experiment recipe {p} not found; pass a YAML file or a name: {', '.join(recipe_names())}"
+            )
         return p
     named = RECIPES_DIR / f"{name_or_path}.yaml"
     if not named.is_file():
@@ -117,7 +119,11 @@ def recipe_names() -> list[str]:
 
 
 def load_experiment(
-    name_or_path: str, *, size: str | None = None, overrides: Mapping[str, Any] | None = None, out: str | Path = "runs/exp"
+    name_or_path: str,
+    *,
+    size: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    out: str | Path = "runs/exp",
 ) -> Experiment:
     """Read and check a recipe: every arm becomes an :class:`EvalConfig` (defaults < size < arm <
     ``overrides``, the command line's flags) with its run folder ``out/<arm>``; every table row must
@@ -135,7 +141,9 @@ def load_experiment(
         raise _bad(where, f"unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(RECIPE_KEYS))}")
     defaults = _mapping(data.get("defaults"), where, "defaults")
     _check_fields(defaults, where, "defaults")
-    sizes = {s: _mapping(d, where, f"sizes.{s}") for s, d in _mapping(data.get("sizes"), where, "sizes").items()}
+    sizes = {
+        s: _mapping(d, where, f"sizes.{s}") for s, d in _mapping(data.get("sizes"), where, "sizes").items()
+    }
     for s, d in sizes.items():
         _check_fields(d, where, f"sizes.{s}")
     if size is not None:
@@ -173,7 +181,9 @@ def _table(raw: Any, i: int, arms: Mapping[str, EvalConfig], where: str) -> Tabl
     t = _mapping(raw, where, f"tables[{i}]")
     unknown = sorted(set(t) - TABLE_KEYS)
     if unknown:
-        raise _bad(where, f"tables[{i}]: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(TABLE_KEYS))}")
+        raise _bad(
+            where, f"tables[{i}]: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(TABLE_KEYS))}"
+        )
     columns = t.get("columns", "n")
     if columns not in ("n", "accuracy"):
         raise _bad(where, f"tables[{i}]: columns must be 'n' or 'accuracy', got {columns!r}")
@@ -182,18 +192,26 @@ def _table(raw: Any, i: int, arms: Mapping[str, EvalConfig], where: str) -> Tabl
         r = _mapping(r, where, f"tables[{i}].rows[{j}]")
         unknown = sorted(set(r) - ROW_KEYS)
         if unknown:
-            raise _bad(where, f"tables[{i}].rows[{j}]: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(ROW_KEYS))}")
+            raise _bad(
+                where,
+                f"tables[{i}].rows[{j}]: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(ROW_KEYS))}",
+            )
         arm = r.get("arm")
         if arm not in arms:
             raise _bad(where, f"tables[{i}].rows[{j}]: arm {arm!r} is not one of {', '.join(arms)}")
         strategy = r.get("strategy") or arms[arm].strategies[0]
         if strategy not in arms[arm].strategies:
-            raise _bad(where, f"tables[{i}].rows[{j}]: arm '{arm}' runs {', '.join(arms[arm].strategies)}, not {strategy!r}")
+            raise _bad(
+                where,
+                f"tables[{i}].rows[{j}]: arm '{arm}' runs {', '.join(arms[arm].strategies)}, not {strategy!r}",
+            )
         n = r.get("n")
         reported = {k for job in plan_jobs(arms[arm]) if job.strategy == strategy for k in job.report_ns}
         if n is not None and n not in reported:
             shown = ", ".join(str(k) for k in sorted(k for k in reported if k is not None)) or "none (N-free)"
-            raise _bad(where, f"tables[{i}].rows[{j}]: arm '{arm}' reports {strategy} at N {shown}, not {n!r}")
+            raise _bad(
+                where, f"tables[{i}].rows[{j}]: arm '{arm}' reports {strategy} at N {shown}, not {n!r}"
+            )
         rows.append(Row(str(r.get("label") or f"{arm} {strategy}"), arm, strategy, n))
     if not rows:
         raise _bad(where, f"tables[{i}] has no rows")
@@ -298,7 +316,9 @@ def dry_run_lines(exp: Experiment) -> list[str]:
 # -- run and report --------------------------------------------------------------------------
 
 
-def run_experiment(exp: Experiment, out: str | Path, **run_options: Any) -> tuple[dict[str, EvalResult], list[Path]]:
+def run_experiment(
+    exp: Experiment, out: str | Path, **run_options: Any
+) -> tuple[dict[str, EvalResult], list[Path]]:
     """Run (or resume) every arm into ``out/<arm>``, then write ``experiment.md`` and ``report.html``."""
     results = {arm: run_eval(cfg, **run_options) for arm, cfg in exp.arms.items()}
     return results, write_experiment_report(exp, out)
@@ -343,11 +363,12 @@ def write_experiment_report(exp: Experiment, out: str | Path) -> list[Path]:
     if exp.description:
         parts += [exp.description, ""]
     parts += [table_markdown(t, metrics) + "\n" for t in exp.tables]
-    parts.append("Accuracy counts an error as wrong; N-free strategies repeat their one value across N. "
-                 "Arms: " + ", ".join(f"`{a}` ({Path(c.out)})" for a, c in exp.arms.items()) + ".")
+    parts.append(
+        "Accuracy counts an error as wrong; N-free strategies repeat their one value across N. "
+        "Arms: " + ", ".join(f"`{a}` ({Path(c.out)})" for a, c in exp.arms.items()) + "."
+    )
     out.mkdir(parents=True, exist_ok=True)
     md = out / "experiment.md"
     md.write_text("\n".join(parts) + "\n", encoding="utf-8")
     html, _ = write_compare_report(dirs, out / "report.html")
     return [md, html]
-

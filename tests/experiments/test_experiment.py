@@ -20,6 +20,7 @@ from slowthink.evaluate.experiment import (
     run_experiment,
 )
 from slowthink.types import SlowthinkError
+from tests.evaluate.eval_doubles import ScriptedEngine
 from tests.evaluate.test_eval_runner import MAP, write_data
 
 ENGINE = "py:tests.evaluate.eval_doubles:ScriptedEngine"
@@ -133,9 +134,9 @@ def test_unknown_size_and_name(tmp_path):
 
 
 def test_dry_run_compute_by_hand(tmp_path):
-    """5 problems in batches of 2 (3 batches). majority+best_of_n sample once at N=4 (one call per
-    batch, 4 responses a problem); step_beam n=2, beam 2, max_depth 3: <= 3 calls per batch and
-    3 x 2 x 2 = 12 candidate steps a problem."""
+    """5 problems in batches of 2 (3 batches). majority samples once at N=4 (one call per batch,
+    4 responses a problem) and best_of_n takes its samples; step_beam n=2, beam 2, max_depth 3:
+    <= 3 calls per batch and 3 x 2 x 2 = 12 candidate steps a problem."""
     exp = load_experiment(str(write_recipe(tmp_path)), out=tmp_path / "out")
     got = [
         (p.arm, p.job.label, p.depth, p.candidates, p.engine_calls, p.total_candidates)
@@ -143,17 +144,20 @@ def test_dry_run_compute_by_hand(tmp_path):
     ]
     assert got == [
         ("paths", "majority n=4", 1, 4, 3, 20),
-        ("paths", "best_of_n n=4", 1, 4, 3, 20),
+        ("paths", "best_of_n n=4", 1, 4, 0, 0),
         ("steps", "step_beam n=2", 3, 12, 9, 60),
     ]
     lines = dry_run_lines(exp)
     assert "paths | majority n=4 | 1,2,4 | 1 | 4 | 3 | 20" in lines
     assert "steps | step_beam n=2 | 2 | 3 | 12 | 9 | 60" in lines
-    assert "total <= 15 policy engine calls, <= 100 candidates" in lines
+    assert "paths | best_of_n n=4 (samples of majority n=4) | 1,2,4 | 1 | 4 | 0 | 0" in lines
+    assert "total <= 12 policy engine calls, <= 80 candidates" in lines
+    apart = load_experiment(str(tmp_path / "tiny.yaml"), overrides={"share_samples": False}, out=tmp_path)
+    assert "total <= 15 policy engine calls, <= 100 candidates" in dry_run_lines(apart)
     r = CliRunner().invoke(
         app, ["experiment", str(tmp_path / "tiny.yaml"), "--dry-run", "--out", str(tmp_path / "o")]
     )
-    assert r.exit_code == 0 and "total <= 15 policy engine calls" in r.output
+    assert r.exit_code == 0 and "total <= 12 policy engine calls" in r.output
     assert not (tmp_path / "o").exists()  # nothing written, no model loaded
 
 
@@ -161,7 +165,10 @@ def test_tiny_experiment_end_to_end_and_resume(tmp_path):
     path = write_recipe(tmp_path)
     out = tmp_path / "out"
     exp = load_experiment(str(path), out=out)
+    ScriptedEngine.generate_calls = 0
     results, files = run_experiment(exp, out, progress=False, plots=True)
+    bound = sum(p.engine_calls or 0 for p in plan_compute(exp))
+    assert 0 < ScriptedEngine.generate_calls <= bound  # the dry run's bound holds
     assert [f.name for f in files] == ["experiment.md", "report.html"]
     assert {arm: r.new_records for arm, r in results.items()} == {"paths": 10, "steps": 5}
     md = (out / "experiment.md").read_text()

@@ -224,7 +224,9 @@ def _table(raw: Any, i: int, arms: Mapping[str, EvalConfig], where: str) -> Tabl
 @dataclass(frozen=True)
 class PlannedJob:
     """One job of an arm with its compute bounds per problem (``depth``: search depths at most,
-    ``candidates``: generated responses or steps at most) and over the experiment's problems."""
+    ``candidates``: generated responses or steps at most) and over the experiment's problems.
+    ``shares``: the earlier path-wise job of the arm whose samples this one takes (the runner's
+    ``share_samples``, when the requests match); its samples are then not drawn again."""
 
     arm: str
     job: Job
@@ -232,17 +234,20 @@ class PlannedJob:
     candidates: int
     problems: int | None
     batch_size: int
+    shares: str | None = None
 
     @property
     def engine_calls(self) -> int | None:
         """Policy engine calls at most: one per search depth per batch of problems."""
         if self.problems is None:
             return None
-        return math.ceil(self.problems / self.batch_size) * self.depth
+        return 0 if self.shares else math.ceil(self.problems / self.batch_size) * self.depth
 
     @property
     def total_candidates(self) -> int | None:
-        return None if self.problems is None else self.problems * self.candidates
+        if self.problems is None:
+            return None
+        return 0 if self.shares else self.problems * self.candidates
 
 
 def job_cost(job: Job) -> tuple[int, int]:
@@ -272,9 +277,13 @@ def job_cost(job: Job) -> tuple[int, int]:
 def plan_compute(exp: Experiment) -> list[PlannedJob]:
     out = []
     for arm, cfg in exp.arms.items():
+        first: Job | None = None  # the arm's first path-wise job: later ones take its samples
         for job in plan_jobs(cfg):
             depth, cands = job_cost(job)
-            out.append(PlannedJob(arm, job, depth, cands, cfg.limit, cfg.batch_size))
+            shares = first.label if cfg.share_samples and job.pathwise and first is not None else None
+            out.append(PlannedJob(arm, job, depth, cands, cfg.limit, cfg.batch_size, shares))
+            if job.pathwise and first is None:
+                first = job
     return out
 
 
@@ -291,15 +300,16 @@ def dry_run_lines(exp: Experiment) -> list[str]:
     lines += ["", "arm | job | reports N | depth<= | candidates/problem<= | engine calls<= | candidates<="]
     for p in planned:
         ns = ",".join("-" if n is None else str(n) for n in p.job.report_ns)
+        label = p.job.label + ("" if p.shares is None else f" (samples of {p.shares})")
         lines.append(
-            f"{p.arm} | {p.job.label} | {ns} | {p.depth} | {p.candidates} | "
+            f"{p.arm} | {label} | {ns} | {p.depth} | {p.candidates} | "
             f"{'?' if p.engine_calls is None else p.engine_calls} | "
             f"{'?' if p.total_candidates is None else p.total_candidates}"
         )
     known = [p for p in planned if p.engine_calls is not None]
     total_calls = sum(p.engine_calls or 0 for p in known)
     total_cands = sum(p.total_candidates or 0 for p in known)
-    per_problem = sum(p.candidates for p in planned)
+    per_problem = sum(p.candidates for p in planned if p.shares is None)
     lines += [
         "",
         f"{len(exp.arms)} arms, {len(planned)} jobs; per problem <= {per_problem} generated candidates",

@@ -99,16 +99,24 @@ class TestParallelSequences:
 
     @pytest.mark.parametrize("temperature", [0.0, 0.8])
     def test_same_output_alone_and_in_a_batch(self, par_engine, temperature):
-        req = _user("Write a haiku about rain.", n=2, temperature=temperature, seed=5, max_tokens=24, logprobs=True)
-        others = [_user(q, n=2, temperature=0.8, seed=9, max_tokens=24) for q in ("Name a color.", "What is 12 * 3?")]
+        system = Message("system", "You are a careful assistant who answers in short steps. " * 12)
+
+        def ask(q: str, **kw) -> Request:
+            return Request([system, Message("user", q)], max_tokens=24, **kw)
+
+        req = ask("Write a haiku about rain.", n=2, temperature=temperature, seed=5, logprobs=True)
+        others = [ask(q, n=2, temperature=0.8, seed=9) for q in ("Name a color.", "What is 12 * 3?")]
         par_engine.reset_cache()
         [alone] = par_engine.generate([req])
         par_engine.reset_cache()
         batched = par_engine.generate([others[0], req, others[1]])[1]  # 6 samples: two waves of 4 sequences
         [warm] = par_engine.generate([req])  # prompt from the cache, only its last token re-decoded
-        for a, b, w in zip(alone, batched, warm):
-            assert a.text == b.text == w.text
-            assert a.logprobs == b.logprobs == w.logprobs  # bit for bit on this CPU build
+        par_engine.reset_cache()
+        par_engine.generate([others[0]])
+        [shared] = par_engine.generate([req])  # system prompt copied from the other problem's sequence
+        for a, b, w, s in zip(alone, batched, warm, shared):
+            assert a.text == b.text == w.text == s.text
+            assert a.logprobs == b.logprobs == w.logprobs == s.logprobs  # bit for bit (flash attention off)
 
     def test_seeds_do_not_depend_on_the_number_of_sequences(self, par_engine):
         narrow = load_engine("llamacpp", n_threads=1, n_ctx=256, n_seq=2)

@@ -25,6 +25,14 @@ depth of a search) finds them; the least recently used slot is the one re-used, 
 cache evicts. Sampling is done here in numpy from each sequence's logits, with a
 ``numpy.random.Generator`` seeded per sample, so a request's samples do not depend on what else is
 in the wave.
+
+Batch invariance: on llama.cpp's CPU backend with flash attention off (set here), every token's
+logits are the same bit for bit whatever else is in its ubatch and however its prompt was cut
+(whole, in chunks, after a cached or copied prefix): matrix products are computed per token
+column, and attention reads the same f16 cells. llama.cpp promises no such thing in general
+(its CPU flash attention has a tiled path for 64+ query tokens; GPU kernels pick algorithms by
+batch size; repacked Q4_0 weights have separate GEMV/GEMM kernels), so with other builds or
+models the same seed can give other samples alone and in a batch.
 """
 
 from __future__ import annotations
@@ -216,6 +224,11 @@ class SequenceDecoder:
         params.n_seq_max = n_seq
         params.n_threads = params.n_threads_batch = n_threads
         params.kv_unified = False
+        # Flash attention off: llama.cpp's CPU flash attention takes another code path for ubatches
+        # of 64+ query tokens, so a prompt's logits would depend on how it was cut into ubatches
+        # (alone, beside other prompts, after a cached prefix). Without it they are bit for bit
+        # the same (tests/engines/test_llamacpp.py::TestParallelSequences).
+        params.flash_attn_type = lib.LLAMA_FLASH_ATTN_TYPE_DISABLED
         self._context = LlamaContext(model=model, params=params, verbose=False)
         self._ctx = self._context.ctx
         self._mem = lib.llama_get_memory(self._ctx)

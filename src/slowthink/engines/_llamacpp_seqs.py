@@ -8,31 +8,34 @@ cost of attention does not grow with what other sequences keep). KV memory is
 A :class:`Job` is one prompt and up to ``n_seq`` of its samples. :meth:`SequenceDecoder.run`
 packs jobs into waves of at most ``n_seq`` samples; in a wave:
 
-1. each job gets a *base* sequence: the slot whose cached tokens share the longest prefix with the
-   prompt. When the new prompt extends the prompt that slot last served (a step-wise search asking
-   for the next step of the same problem), the slot is continued in place; otherwise (only a shared
+1. each job gets a *base* sequence: the slot whose cached prompt shares the longest prefix with
+   the new prompt. When the new prompt extends that cached prompt (a step-wise search asking for
+   the next step of the same problem), the slot is continued in place; otherwise (only a shared
    system prompt, say) its cells are copied into the least recently used slot first, so the other
-   problem's cache survives. Only the tokens after the common prefix are decoded (at least one: the
-   logits of the last prompt token are needed);
-2. the prompts of all jobs are decoded together (one ``llama_decode`` per ``n_batch`` tokens);
+   problem's cache survives. Only the tokens after the common prefix are decoded (at least two);
+2. each prompt is decoded in its own ``llama_decode`` calls (pieces of at most ``n_batch``);
 3. the base sequence's cells are copied to one slot per further sample (``llama_memory_seq_cp``;
    across KV streams llama.cpp copies the stream's buffer, ``n_ctx`` cells, at the next decode),
    so the n samples of a prompt share ONE prefill;
 4. every live sample contributes one token per ``llama_decode`` until all are finished.
 
-Slots keep their tokens after the call (prompt + decoded sample), so the next call (the next
-depth of a search) finds them; the least recently used slot is the one re-used, which is how the
-cache evicts. Sampling is done here in numpy from each sequence's logits, with a
-``numpy.random.Generator`` seeded per sample, so a request's samples do not depend on what else is
-in the wave.
+Slots keep their prompt after the call, so the next call (the next depth of a search) finds it;
+the least recently used slot is the one re-used, which is how the cache evicts. Sampling is done
+here in numpy from each sequence's logits, with a ``numpy.random.Generator`` seeded per sample,
+so a request's samples do not depend on what else is in the wave.
 
-Batch invariance: on llama.cpp's CPU backend with flash attention off (set here), every token's
-logits are the same bit for bit whatever else is in its ubatch and however its prompt was cut
-(whole, in chunks, after a cached or copied prefix): matrix products are computed per token
-column, and attention reads the same f16 cells. llama.cpp promises no such thing in general
-(its CPU flash attention has a tiled path for 64+ query tokens; GPU kernels pick algorithms by
-batch size; repacked Q4_0 weights have separate GEMV/GEMM kernels), so with other builds or
-models the same seed can give other samples alone and in a batch.
+Batch invariance (measured on this CPU build, asserted by
+``tests/engines/test_llamacpp.py::TestParallelSequences``): a request's logits are the same bit
+for bit alone, beside other requests, after a cached or copied prefix and however its prompt is
+cut into pieces, because (a) flash attention is off: llama.cpp's CPU flash attention takes a tiled
+path for 64+ query tokens; (b) a sequence always has at least two query tokens in a prompt piece
+and exactly one in a generation step: attention with ONE query row of a sequence takes another
+kernel (vector dot products instead of a GEMM), with other rounding, so KV cells computed while
+generating are never re-used as a prompt (the chosen step is decoded again, as part of the next
+prompt); (c) matrix products are otherwise computed per token column. llama.cpp promises no such
+thing in general (GPU kernels pick algorithms by batch size; repacked Q4_0 weights have separate
+GEMV/GEMM kernels), so with other builds or models the same seed can give other samples alone and
+in a batch.
 """
 
 from __future__ import annotations
@@ -180,9 +183,8 @@ class Job:
 class _Slot:
     seq: int
     tokens: list[int] = field(default_factory=list)
-    """What this sequence's KV cells hold, positions 0.. (prompt + the decoded sample)."""
-    prompt_len: int = 0
-    """Length of the prompt it last served; the tokens after it are a sample."""
+    """The prompt this sequence last served: its KV cells for positions 0..len-1, computed by a
+    prefill (cells of the sample generated after it are there too, but never re-used)."""
     last_used: int = -1
 
 
@@ -283,7 +285,6 @@ class SequenceDecoder:
         self._lib.llama_memory_seq_rm(self._mem, dst.seq, -1, -1)
         self._lib.llama_memory_seq_cp(self._mem, src.seq, dst.seq, -1, -1)
         dst.tokens = list(src.tokens)
-        dst.prompt_len = src.prompt_len
         self.stats["kv_copies"] += 1
 
     def _take(self, claimed: set[int]) -> _Slot:
@@ -314,49 +315,49 @@ class SequenceDecoder:
                 self.clear()
 
     def _plan(self, job: Job, claimed: set[int]) -> tuple[_Slot, int]:
-        """The base slot of ``job`` and how many prompt tokens it keeps."""
+        """The base slot of ``job`` and how many prompt tokens it keeps from the cache."""
         best, lcp = None, 0
         for slot in self.slots:
             if slot.seq not in claimed:
                 n = common_prefix(slot.tokens, job.tokens)
                 if n > lcp:
                     best, lcp = slot, n
-        if best is not None and lcp >= best.prompt_len:  # the same conversation, further on
+        # Keep at most len-2 tokens: the logits of the last prompt token are needed, and a prompt
+        # piece of ONE token per sequence takes llama.cpp's one-row path, whose rounding differs.
+        keep = max(0, min(lcp, len(job.tokens) - 2))
+        if best is not None and lcp == len(best.tokens):  # the same conversation, further on
             claimed.add(best.seq)
             best.last_used = self._clock
             base = best
         else:  # keep the other conversation's cache: copy its cells into the least recently used slot
             base = self._take(claimed)
-            if best is not None and best is not base and min(lcp, len(job.tokens) - 1) > 0:
-                self._copy(best, base)
-        # re-decode at least the last prompt token: its logits are the first sample's distribution
-        keep = min(common_prefix(base.tokens, job.tokens), len(job.tokens) - 1)
+            if best is not base:
+                if best is not None and keep > 0:
+                    self._copy(best, base)
+                else:
+                    keep = 0
         self._drop(base, keep)
         return base, keep
+
+    def _prefill(self, base: _Slot, tokens: list[int], keep: int) -> np.ndarray:
+        """Decode ``tokens[keep:]`` into ``base``, in pieces of at most ``n_batch`` and at least two
+        tokens (see :meth:`_plan`), one sequence per call; the logits of the last token."""
+        n = len(tokens)
+        cuts = list(range(keep, n, self.n_batch)) + [n]
+        if len(cuts) > 2 and cuts[-1] - cuts[-2] == 1:
+            cuts[-2] -= 1
+        for lo, hi in zip(cuts, cuts[1:]):
+            self._decode([(tokens[p], p, base.seq, p == n - 1) for p in range(lo, hi)])
+        self.stats["prompt_tokens_decoded"] += n - keep
+        self.stats["prompt_tokens_reused"] += keep
+        base.tokens = list(tokens)
+        return self._logits(hi - lo - 1).copy()
 
     def _run_wave(self, wave: list[Job]) -> None:
         self._clock += 1
         claimed: set[int] = set()
         bases = [self._plan(job, claimed) for job in wave]
-        # one prefill for all prompts, in sequence order (llama.cpp makes a ubatch of consecutive ids)
-        items: list[tuple[int, int, int, bool]] = []
-        last: dict[int, int] = {}  # base seq -> job index
-        for j, (job, (base, keep)) in enumerate(zip(wave, bases)):
-            n = len(job.tokens)
-            items.extend((job.tokens[p], p, base.seq, p == n - 1) for p in range(keep, n))
-            last[base.seq] = j
-            self.stats["prompt_tokens_decoded"] += n - keep
-            self.stats["prompt_tokens_reused"] += keep
-            base.tokens = list(job.tokens)
-            base.prompt_len = n
-        items.sort(key=lambda it: (it[2], it[1]))
-        first: list[np.ndarray] = [np.empty(0)] * len(wave)
-        for start in range(0, len(items), self.n_batch):
-            chunk = items[start : start + self.n_batch]
-            self._decode(chunk)
-            for i, (_, _, seq, out) in enumerate(chunk):
-                if out:
-                    first[last[seq]] = self._logits(i).copy()
+        first = [self._prefill(base, job.tokens, keep) for job, (base, keep) in zip(wave, bases)]
         # one sequence per sample, copied from the base after its prefill
         live: list[tuple[_Live, np.ndarray]] = []
         for job, (base, _), logits in zip(wave, bases, first):
@@ -369,12 +370,11 @@ class SequenceDecoder:
         for one, logits in live:
             self._step(one, logits)
         running = [one for one, _ in live if one.pending >= 0]
-        while running:
-            running.sort(key=lambda one: one.slot.seq)
+        while running:  # one token of every live sample per llama_decode
+            running.sort(key=lambda one: one.slot.seq)  # a ubatch takes consecutive sequence ids
             self._decode([(one.pending, one.pos, one.slot.seq, True) for one in running])
             self.stats["generated_tokens_decoded"] += len(running)
             for i, one in enumerate(running):
-                one.slot.tokens.append(one.pending)
                 one.pos += 1
                 self._step(one, self._logits(i))
             running = [one for one in running if one.pending >= 0]

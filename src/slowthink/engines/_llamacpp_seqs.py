@@ -317,15 +317,14 @@ class SequenceDecoder:
     def _plan(self, job: Job, claimed: set[int]) -> tuple[_Slot, int]:
         """The base slot of ``job`` and how many prompt tokens it keeps from the cache."""
         best, lcp = None, 0
-        for slot in self.slots:
-            if slot.seq not in claimed:
-                n = common_prefix(slot.tokens, job.tokens)
-                if n > lcp:
-                    best, lcp = slot, n
+        for slot in self.slots:  # a base already prefilled in this wave may be copied, not continued
+            n = common_prefix(slot.tokens, job.tokens)
+            if n > lcp or (n == lcp and best is not None and best.seq in claimed and slot.seq not in claimed):
+                best, lcp = slot, n
         # Keep at most len-2 tokens: the logits of the last prompt token are needed, and a prompt
         # piece of ONE token per sequence takes llama.cpp's one-row path, whose rounding differs.
         keep = max(0, min(lcp, len(job.tokens) - 2))
-        if best is not None and lcp == len(best.tokens):  # the same conversation, further on
+        if best is not None and best.seq not in claimed and lcp == len(best.tokens):  # same conversation
             claimed.add(best.seq)
             best.last_used = self._clock
             base = best
@@ -356,8 +355,11 @@ class SequenceDecoder:
     def _run_wave(self, wave: list[Job]) -> None:
         self._clock += 1
         claimed: set[int] = set()
-        bases = [self._plan(job, claimed) for job in wave]
-        first = [self._prefill(base, job.tokens, keep) for job, (base, keep) in zip(wave, bases)]
+        bases, first = [], []
+        for job in wave:  # one after the other: a prompt can copy the system prompt of the one before
+            base, keep = self._plan(job, claimed)
+            bases.append((base, keep))
+            first.append(self._prefill(base, job.tokens, keep))
         # one sequence per sample, copied from the base after its prefill
         live: list[tuple[_Live, np.ndarray]] = []
         for job, (base, _), logits in zip(wave, bases, first):

@@ -9,8 +9,8 @@ Two ways to generate (engine option ``parallel``):
   low-level API (``_llamacpp_seqs.SequenceDecoder``). One context holds ``n_seq`` sequences of
   ``n_ctx`` tokens each; the ``n`` samples of a prompt share ONE prefill (the prompt's KV cells
   are copied to each sample's sequence) and all live samples of a call decode together, one token
-  per sequence per ``llama_decode``. Sequences keep their tokens after a call, so each problem of a
-  step-wise search finds its own prefix at the next depth and only its new tokens are decoded;
+  per sequence per ``llama_decode``. Sequences keep their prompt after a call, so each problem of a
+  step-wise search finds its own prefix at the next depth and only its new step is decoded;
   the least recently used sequence is re-used when all are taken. Sampling is done in numpy
   (temperature, top-k, top-p, min-p in llama-cpp-python's order), each sample from its own
   generator seeded ``seed + i``. **KV memory is allocated for ``n_ctx * n_seq`` tokens** at load

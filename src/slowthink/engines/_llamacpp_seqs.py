@@ -51,8 +51,14 @@ import numpy as np
 from slowthink.engines.base import apply_stop
 from slowthink.types import Completion, Request
 
-#: Candidates looked at first for top-p before sorting the whole vocabulary.
+#: Candidates sorted first for top-p (the nucleus is usually small); the window grows if not.
 _TOP_P_WINDOW = 256
+
+
+def log_normalizer(x: np.ndarray) -> float:
+    """log(sum(exp(x))), computed stably."""
+    top = float(x.max())
+    return top + math.log(float(np.exp(x - top).sum()))
 
 
 def sample_token(
@@ -70,30 +76,28 @@ def sample_token(
     if temperature <= 0:
         return int(np.argmax(logits))
     x = np.asarray(logits, dtype=np.float64)
-    ids: np.ndarray | None = None  # None = the whole vocabulary
+    ids: np.ndarray | None = None  # None: the whole vocabulary
     if 0 < top_k < x.size:
         ids = np.argpartition(-x, top_k - 1)[:top_k]
     if top_p < 1.0:
-        pool = ids if ids is not None else np.arange(x.size)
-        lse = float(np.logaddexp.reduce(x[pool]))
-        order = None
-        if pool.size > _TOP_P_WINDOW:  # the nucleus is usually small: sort a window first
-            head = pool[np.argpartition(-x[pool], _TOP_P_WINDOW - 1)[:_TOP_P_WINDOW]]
-            head = head[np.argsort(-x[head], kind="stable")]
-            if np.exp(x[head] - lse).sum() >= top_p:
-                order = head
-        if order is None:
-            order = pool[np.argsort(-x[pool], kind="stable")]
-        cum = np.cumsum(np.exp(x[order] - lse))
-        keep = min(int(np.searchsorted(cum, top_p, side="left")) + 1, order.size)
-        ids = order[:keep]
+        xs = x if ids is None else x[ids]
+        norm = log_normalizer(xs)
+        window = _TOP_P_WINDOW
+        while True:
+            head = np.argpartition(-xs, window - 1)[:window] if window < xs.size else np.arange(xs.size)
+            head = head[np.argsort(-xs[head], kind="stable")]
+            cum = np.cumsum(np.exp(xs[head] - norm))
+            if cum[-1] >= top_p or head.size == xs.size:
+                break
+            window *= 8
+        head = head[: min(int(np.searchsorted(cum, top_p, side="left")) + 1, head.size)]
+        ids = head if ids is None else ids[head]
     if min_p > 0.0:
-        pool = ids if ids is not None else np.arange(x.size)
-        xs = x[pool]
-        ids = pool[xs >= xs.max() + math.log(min_p)]
-    z = (x if ids is None else x[ids]) / temperature
-    p = np.exp(z - z.max())
-    cum = np.cumsum(p)
+        xs = x if ids is None else x[ids]
+        keep = np.flatnonzero(xs >= xs.max() + math.log(min_p))
+        ids = keep if ids is None else ids[keep]
+    z = x if ids is None else x[ids]
+    cum = np.cumsum(np.exp((z - z.max()) / temperature))
     k = min(int(np.searchsorted(cum, rng.random() * cum[-1], side="right")), cum.size - 1)
     return k if ids is None else int(ids[k])
 
@@ -133,7 +137,7 @@ class SampleState:
             return True
         if self.logprobs is not None and logits is not None:
             x = np.asarray(logits, dtype=np.float64)
-            lse = float(np.logaddexp.reduce(x))
+            lse = log_normalizer(x)
             self.logprobs.append(float(x[tok] - lse))
             if self.top is not None:
                 k = self.req.top_logprobs

@@ -128,6 +128,7 @@ class LlamaCppEngine:
                 model_path=str(path),
                 n_ctx=_UNUSED_CTX if parallel else n_ctx,
                 n_threads=threads,
+                n_threads_batch=threads,  # prompts too: --threads 1 means one thread
                 n_batch=_UNUSED_CTX if parallel else n_batch,
                 verbose=verbose,
             )

@@ -72,8 +72,8 @@ class PerCandidateEngine:
             samples = []
             for i in range(r.n):
                 one = dataclasses.replace(r, n=1, seed=None if r.seed is None else r.seed + i)
-                if self.reset_cache and hasattr(self.inner, "llm"):
-                    self.inner.llm.reset()
+                if self.reset_cache and hasattr(self.inner, "reset_cache"):
+                    self.inner.reset_cache()
                 samples.extend(self.inner.generate([one])[0])
             out.append(samples)
         return out
@@ -139,7 +139,7 @@ def main() -> None:
             key = f"{spec}/{strategy}"
             res: dict = {}
             for name in args.variants.split(","):
-                if name == "per_candidate_reset" and not hasattr(engine, "llm"):
+                if name == "per_candidate_reset" and not hasattr(engine, "reset_cache"):
                     continue  # only llama.cpp keeps a prompt cache across calls
                 res[name] = run_one(VARIANTS[name](engine), strategy, fmt, scorer, problems, args.n, **opts)
                 print(key, name, {k: v for k, v in res[name].items() if k != "answers"}, file=sys.stderr, flush=True)

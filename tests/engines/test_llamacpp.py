@@ -11,6 +11,21 @@ MSGS = [Message("system", "You are a helpful assistant."), Message("user", "What
 COUNT = [Message("user", "Count from 1 to 10, separated by commas.")]
 
 
+def _user(question: str, **kw) -> Request:
+    return Request([Message("user", question)], **kw)
+
+
+@pytest.fixture(scope="module")
+def par_engine():
+    """parallel=True with 4 sequences, one thread."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed (make install)")
+    return load_engine("llamacpp", n_threads=1, n_ctx=1024, n_seq=4)
+
+
+def _delta(engine, before: dict[str, int]) -> dict[str, int]:
+    return {k: v - before.get(k, 0) for k, v in engine.stats.items()}
+
+
 @pytest.mark.model
 class TestLlamaCpp:
     def test_prefix_continued_exactly(self, smol_engine):
@@ -63,6 +78,158 @@ class TestLlamaCpp:
         [[bad], [good]] = smol_engine.generate([Request(long, max_tokens=4), Request(MSGS, max_tokens=4)])
         assert bad.finish_reason == "error" and "context" in bad.error
         assert good.finish_reason in ("stop", "length")
+
+
+@pytest.mark.model
+class TestParallelSequences:
+    def test_samples_share_one_prefill(self, par_engine):
+        par_engine.reset_cache()
+        before = par_engine.stats
+        [comps] = par_engine.generate([Request(MSGS, n=4, temperature=0.9, seed=3, max_tokens=8)])
+        n_prompt = par_engine.count_tokens(par_engine.render(Request(MSGS)))
+        d = _delta(par_engine, before)
+        assert len(comps) == 4 and all(c.prompt_tokens == n_prompt for c in comps)
+        assert d["prompt_tokens_decoded"] == n_prompt  # once, not once per sample
+        assert d["kv_copies"] == 3  # the prompt's cells copied to the 3 other samples' sequences
+        # all samples decode together: one llama_decode per generated position, not per sample
+        assert d["decode_calls"] <= 1 + max(c.generated_tokens for c in comps)
+        assert d["generated_tokens_decoded"] >= max(c.generated_tokens for c in comps) - 1
+
+    def test_longer_prefix_decodes_only_the_new_tokens(self, par_engine):
+        par_engine.reset_cache()
+        [[c1]] = par_engine.generate([Request(MSGS, prefix="Step 1:", stop=["\n"], temperature=0, max_tokens=24)])
+        before = par_engine.stats
+        req2 = Request(MSGS, prefix="Step 1:" + c1.text + "Step 2:", stop=["\n"], temperature=0, max_tokens=8,
+                       logprobs=True)
+        [[c2]] = par_engine.generate([req2])
+        d = _delta(par_engine, before)
+        assert c2.prompt_tokens > c1.prompt_tokens + 3
+        # the previous prompt comes from the cache; its step and "Step 2:" are decoded
+        assert d["prompt_tokens_reused"] >= c1.prompt_tokens - 1  # (tokens may merge at the boundary)
+        assert d["prompt_tokens_decoded"] == c2.prompt_tokens - d["prompt_tokens_reused"]
+        assert d["prompt_tokens_decoded"] <= c2.prompt_tokens - c1.prompt_tokens + 1
+        par_engine.reset_cache()
+        [[fresh]] = par_engine.generate([req2])
+        assert (fresh.text, fresh.logprobs) == (c2.text, c2.logprobs)
+
+    @pytest.mark.parametrize("temperature", [0.0, 0.8])
+    def test_same_output_alone_and_in_a_batch(self, par_engine, temperature):
+        system = Message("system", "You are a careful assistant who answers in short steps. " * 12)
+
+        def ask(q: str, **kw) -> Request:
+            return Request([system, Message("user", q)], max_tokens=24, **kw)
+
+        req = ask("Write a haiku about rain.", n=2, temperature=temperature, seed=5, logprobs=True)
+        others = [ask(q, n=2, temperature=0.8, seed=9) for q in ("Name a color.", "What is 12 * 3?")]
+        par_engine.reset_cache()
+        [alone] = par_engine.generate([req])
+        par_engine.reset_cache()
+        batched = par_engine.generate([others[0], req, others[1]])[1]  # 6 samples: two waves of 4 sequences
+        [warm] = par_engine.generate([req])  # prompt from the cache, only its last two tokens decoded
+        par_engine.reset_cache()
+        par_engine.generate([others[0]])
+        [shared] = par_engine.generate([req])  # system prompt copied from the other problem's sequence
+        for a, b, w, s in zip(alone, batched, warm, shared):
+            assert a.text == b.text == w.text == s.text
+            assert a.logprobs == b.logprobs == w.logprobs == s.logprobs  # bit for bit (flash attention off)
+
+    def test_seeds_do_not_depend_on_the_number_of_sequences(self, par_engine):
+        narrow = load_engine("llamacpp", n_threads=1, n_ctx=256, n_seq=2)
+        req = Request(MSGS, n=5, temperature=0.9, seed=21, max_tokens=10)
+        [wide] = par_engine.generate([req])
+        [waves] = narrow.generate([req])  # samples 0-1, 2-3, 4 in three waves
+        assert [c.text for c in wide] == [c.text for c in waves]
+        assert len({c.text for c in wide}) > 1
+
+    def test_stop_strings_kept(self, par_engine):
+        [comps] = par_engine.generate(
+            [Request(MSGS, prefix="Step 1:", n=3, stop=["\n", "zzz"], temperature=0.7, seed=4, max_tokens=60)]
+        )
+        for c in comps:
+            assert c.finish_reason in ("stop", "length")
+            if c.stop_str is not None:
+                assert c.finish_reason == "stop" and c.text.endswith(c.stop_str) and c.text.count("\n") <= 1
+
+    def test_logprobs_one_per_generated_token(self, par_engine):
+        [comps] = par_engine.generate([Request(MSGS, n=2, temperature=0.7, seed=2, max_tokens=6, logprobs=True,
+                                               top_logprobs=3)])
+        for c in comps:
+            assert len(c.logprobs) == c.generated_tokens == len(c.top_logprobs)
+            assert all(lp <= 0 for lp in c.logprobs)
+        [[g]] = par_engine.generate([Request(MSGS, temperature=0, max_tokens=6, top_logprobs=2)])
+        assert all(abs(max(t.values()) - lp) < 1e-9 for t, lp in zip(g.top_logprobs, g.logprobs))
+
+    def test_length_budget_and_context_overflow(self, par_engine):
+        [[c]] = par_engine.generate([Request(MSGS, prefix="Let me write a long story:", temperature=0, max_tokens=5)])
+        assert c.finish_reason == "length" and c.generated_tokens == 5
+        long = [Message("user", "word " * 1500)]  # over n_ctx=1024
+        [[bad], [good]] = par_engine.generate([Request(long, max_tokens=4), Request(MSGS, max_tokens=4)])
+        assert bad.finish_reason == "error" and "context of 1024" in bad.error
+        assert good.finish_reason in ("stop", "length")
+
+    def test_eviction_with_more_prompts_than_sequences(self):
+        eng = load_engine("llamacpp", n_threads=1, n_ctx=256, n_seq=2)
+        reqs = [_user(q, temperature=0, max_tokens=6) for q in ("Name a color.", "What is 12 * 3?", "Who wrote Hamlet?")]
+        first = eng.generate(reqs)  # 3 prompts, 2 sequences: two waves, the third evicts the first
+        assert all(c.ok for [c] in first)
+        before = eng.stats
+        [[again]] = eng.generate([reqs[0]])  # evicted: decoded again past the shared chat template
+        d = _delta(eng, before)
+        assert again.text == first[0][0].text
+        assert d["prompt_tokens_decoded"] > 1
+        before = eng.stats
+        [[cached]] = eng.generate([reqs[2]])  # still cached: only its last two prompt tokens
+        assert cached.text == first[2][0].text and _delta(eng, before)["prompt_tokens_decoded"] == 2
+
+    def test_sequential_path_kept(self):
+        seq = load_engine("llamacpp", n_threads=1, n_ctx=512, parallel=False)
+        assert not seq.parallel
+        [comps] = seq.generate([Request(MSGS, n=2, temperature=0.9, seed=11, max_tokens=8)])
+        n_prompt = seq.count_tokens(seq.render(Request(MSGS)))
+        assert len(comps) == 2 and all(c.ok for c in comps)
+        # the second sample re-uses the first one's prompt (one token re-decoded for its logits)
+        assert seq.stats["prompt_tokens_decoded"] == n_prompt + 1
+
+
+def test_bad_parallel_options():
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed (make install)")
+    with pytest.raises(SlowthinkError, match="n_seq must be between 1 and"):
+        load_engine("llamacpp:/nonexistent/model.gguf", n_seq=0)
+    with pytest.raises(SlowthinkError, match="parallel must be true or false"):
+        load_engine("llamacpp:/nonexistent/model.gguf", parallel="yes")
+
+
+class TestSampleToken:
+    @pytest.fixture(autouse=True)
+    def _np(self):
+        self.np = pytest.importorskip("numpy")
+        from slowthink.engines._llamacpp_seqs import sample_token
+
+        self.sample = sample_token
+
+    def draw(self, logits, seed=0, **kw):
+        opts = {"temperature": 1.0, "top_p": 1.0, "top_k": 0, "min_p": 0.0, **kw}
+        return self.sample(self.np.asarray(logits, dtype=self.np.float32), self.np.random.default_rng(seed), **opts)
+
+    def test_greedy_and_filters_that_leave_one_token(self):
+        logits = [0.1, 2.0, 1.9, -3.0]
+        assert self.draw(logits, temperature=0) == 1
+        assert all(self.draw(logits, seed=s, top_k=1) == 1 for s in range(20))
+        assert all(self.draw(logits, seed=s, top_p=0.01) == 1 for s in range(20))
+        assert all(self.draw(logits, seed=s, min_p=0.99) == 1 for s in range(20))
+
+    def test_seeded_and_following_the_distribution(self):
+        np = self.np
+        logits = np.log([0.1, 0.2, 0.3, 0.4])
+        assert [self.draw(logits, seed=s) for s in range(30)] == [self.draw(logits, seed=s) for s in range(30)]
+        counts = np.bincount([self.draw(logits, seed=s) for s in range(4000)], minlength=4) / 4000
+        assert np.allclose(counts, [0.1, 0.2, 0.3, 0.4], atol=0.03)
+        # top-p on the temperature-1 distribution keeps {0.4, 0.3} (cumulative 0.7 >= 0.6)
+        kept = {self.draw(logits, seed=s, top_p=0.6) for s in range(200)}
+        assert kept == {2, 3}
+        # a big vocabulary: the nucleus found in the first window equals the one from a full sort
+        big = np.random.default_rng(1).normal(size=5000) * 3
+        assert {self.draw(big, seed=s, top_p=0.5) for s in range(50)} <= set(np.argsort(-big)[:300].tolist())
 
 
 def test_missing_gguf():

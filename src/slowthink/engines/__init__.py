@@ -70,7 +70,7 @@ def check_engine_options(kind: str, options: dict[str, Any], where: str = "engin
     >>> check_engine_options("llamacpp", {"timeout_s": 30})
     Traceback (most recent call last):
     ...
-    slowthink.types.SlowthinkError: engine 'llamacpp' has no option 'timeout_s' (engine option); valid: min_p, n_batch, n_ctx, n_threads, top_k, verbose
+    slowthink.types.SlowthinkError: engine 'llamacpp' has no option 'timeout_s' (engine option); valid: min_p, n_batch, n_ctx, n_seq, n_threads, parallel, top_k, verbose
     """
     valid = engine_option_names(kind)
     for key in options:

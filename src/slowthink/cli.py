@@ -1,4 +1,4 @@
-"""Command line: ``slowthink solve | demo | eval | report | train`` (``annotate`` grows here)."""
+"""Command line: ``slowthink solve | demo | eval | report | view | analyze | train`` (``annotate`` grows here)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from slowthink.analyze.cli import app as analyze_app
 from slowthink.clifields import with_options
 from slowthink.clikit import ENGINE_FLAGS, fail, run_app
 from slowthink.display import render_trace
@@ -166,6 +167,7 @@ app.command("eval")(eval_command)
 app.command("report")(report_command)
 app.command("view")(view_command)
 app.add_typer(train_app, name="train")
+app.add_typer(analyze_app, name="analyze")
 
 
 def main(args: list[str] | None = None) -> None:

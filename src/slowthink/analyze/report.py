@@ -1,6 +1,7 @@
 """The capability profile's files: ``capabilities.json``, ``capabilities.md`` (table),
 ``capabilities.html`` (the same table, self-contained), ``capabilities_bar.png`` and
-``capabilities_radar.png`` (matplotlib, headless Agg backend)."""
+``capabilities_radar.png`` (matplotlib, headless Agg backend; the radar has an axis per capability
+some run has steps of, when there are three or more)."""
 
 from __future__ import annotations
 
@@ -101,6 +102,9 @@ def plot_radar(data: dict[str, Any], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     names = [c["name"] for c in data["capabilities"]]
+    # an axis per capability that some run has steps of (a score of 0 would read as a failure)
+    seen = [n for n in names if any(v["capabilities"][n]["steps"] for v in data["runs"].values())]
+    names = seen if len(seen) >= 3 else names
     angles = [2 * math.pi * i / len(names) for i in range(len(names))]
     fig, ax = plt.subplots(figsize=(6, 6), subplot_kw={"projection": "polar"})
     for r, v in data["runs"].items():
@@ -109,7 +113,7 @@ def plot_radar(data: dict[str, Any], path: Path) -> Path:
         ax.fill([*angles, angles[0]], [*ys, ys[0]], alpha=0.15)
     ax.set_xticks(angles, [n.replace("_", "\n") for n in names], fontsize=8)
     ax.set_ylim(0, 1)
-    ax.set_title(f"Capability profile ({data['scorer']})")
+    ax.set_title(f"Capability profile ({data['scorer']}; capabilities with steps)")
     ax.legend(fontsize=8, loc="lower right", bbox_to_anchor=(1.15, -0.1))
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -17,7 +17,7 @@ from slowthink.types import Message, Request
 
 #: A reply line ``k: name`` (also ``[k] name``, ``k. name``, ``k) name``, ``Step k: name``).
 LINE = re.compile(r"^\W*(?:step\s*)?\[?(\d+)\]?\s*[:.)\]-]?\s*[`*\"']*([A-Za-z][A-Za-z _-]*)", re.IGNORECASE)
-STEP_CHARS = 600
+STEP_CHARS = 300
 """A step is cut to this many characters in the classifier prompt."""
 
 
@@ -73,7 +73,7 @@ def parse_labels(reply: str, n: int, caps: CapabilitySet) -> list[str | None]:
 class LLMClassifier:
     caps: CapabilitySet
     engine: Engine
-    batch: int = 16
+    batch: int = 8
     max_tokens_per_step: int = 12
     name: str = "llm"
 

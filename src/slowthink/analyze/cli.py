@@ -38,7 +38,7 @@ def capabilities_command(
     capabilities: Annotated[
         Path | None, typer.Option(help="A capability set YAML (default: the package's capabilities.yaml).")
     ] = None,
-    batch: Annotated[int, typer.Option(min=1, help="Steps per classifier request.")] = 16,
+    batch: Annotated[int, typer.Option(min=1, help="Steps per classifier request.")] = 8,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads of a llamacpp engine.")] = None,
     plots: Annotated[bool, typer.Option(help="Write the bar and radar plots.")] = True,
     out: Annotated[Path, typer.Option("-o", "--out", help="Folder to write the profile into.")] = Path("capabilities"),

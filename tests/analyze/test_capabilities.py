@@ -222,3 +222,19 @@ def test_a_run_without_steps_is_an_error(tmp_path):
     empty = write_run(tmp_path / "empty", [])
     with pytest.raises(SlowthinkError, match="no reasoning step"):
         analyze_capabilities([empty], tmp_path / "o", caps=CAPS, classifier=RulesClassifier(CAPS))
+
+
+def test_llm_classifier_fallbacks_and_cost_reach_the_profile(run, tmp_path):
+    engine = doubles.ScriptedEngine(lambda r, i: "1: variable definition\n2: nonsense")
+    res = analyze_capabilities([run], tmp_path / "o", caps=CAPS, classifier=LLMClassifier(CAPS, engine, batch=3),
+                               plots=False)
+    data = res.profile.to_dict()
+    assert data["classifier_fallbacks"] == 8 - 3  # one known label per request of 3, 3, 2 steps
+    assert data["classifier_cost"]["calls"] == 1 and data["classifier_cost"]["prompt_tokens"] == 30
+    assert data["runs"]["model-a"]["capabilities"]["variable_definition"]["steps"] == 3
+
+
+def test_two_runs_with_one_name_are_an_error(run, tmp_path):
+    twin = write_run(tmp_path / "elsewhere" / "model-a", [("p1", ["The answer is 12."], "12", True)])
+    with pytest.raises(SlowthinkError, match="share a name"):
+        analyze_capabilities([run, twin], tmp_path / "o", caps=CAPS, classifier=RulesClassifier(CAPS))

@@ -46,10 +46,9 @@ def analyze_capabilities(
     """Classify and score the steps of ``runs``; ``scorer`` is ``"outcome"`` or a step scorer."""
     if not runs:
         raise SlowthinkError("no run folder given: pass one or more folders made by slowthink eval --out")
-    steps: list[Step] = [s for run in runs for s in run_steps(Path(run))]
-    labels_of = {run.name for run in map(Path, runs)}
-    if len(labels_of) != len(runs):
+    if len({Path(run).resolve().name for run in runs}) != len(runs):
         raise SlowthinkError("two run folders share a name: the profile labels runs by folder name; rename one")
+    steps: list[Step] = [s for run in runs for s in run_steps(Path(run))]
     if not steps:
         raise SlowthinkError(f"no reasoning step in {', '.join(map(str, runs))}: the runs hold no trace with steps")
     progress(f"classifying {len(steps)} steps with {classifier.name}")
@@ -59,9 +58,7 @@ def analyze_capabilities(
     else:
         progress(f"scoring {len(steps)} steps with {scorer.name}")
         scores, scorer_name = step_scores(steps, scorer), scorer.name
-    profile = build_profile(
-        caps, steps, labels.labels, scores, classifier=classifier.name, scorer=scorer_name, fallbacks=labels.fallbacks
-    )
+    profile = build_profile(caps, steps, labels, scores, classifier=classifier.name, scorer=scorer_name)
     return Analysis(profile, write_report(profile, Path(out), plots=plots), len(steps))
 
 

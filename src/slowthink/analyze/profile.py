@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slowthink.analyze.capset import CapabilitySet
+from slowthink.analyze.classify import Labels
 from slowthink.analyze.steps import Step
 from slowthink.scorers import ScoreQuery, StepScorer
 from slowthink.stats import wilson
@@ -77,8 +78,9 @@ class Profile:
     caps: CapabilitySet
     classifier: str
     scorer: str
+    labels: Labels
+    """The classifier's output: its labels, fallbacks to the rules and model cost."""
     runs: dict[str, dict[str, Cell]] = field(default_factory=dict)
-    fallbacks: int = 0
 
     def weakest(self, run: str) -> str | None:
         cells = {n: c for n, c in self.runs[run].items() if c.scored}
@@ -101,20 +103,25 @@ class Profile:
             "capability_set": self.caps.source,
             "capabilities": [{"name": c.name, "description": c.description} for c in self.caps.capabilities],
             "classifier": self.classifier,
-            "classifier_fallbacks": self.fallbacks,
+            "classifier_fallbacks": self.labels.fallbacks,
+            "classifier_cost": {
+                "calls": self.labels.calls,
+                "prompt_tokens": self.labels.prompt_tokens,
+                "generated_tokens": self.labels.generated_tokens,
+            },
             "scorer": self.scorer,
             "runs": runs,
         }
 
 
 def build_profile(
-    caps: CapabilitySet, steps: Sequence[Step], labels: Sequence[str], scores: Sequence[float | None],
-    *, classifier: str, scorer: str, fallbacks: int = 0,
+    caps: CapabilitySet, steps: Sequence[Step], labels: Labels, scores: Sequence[float | None],
+    *, classifier: str, scorer: str,
 ) -> Profile:
-    prof = Profile(caps, classifier, scorer, fallbacks=fallbacks)
+    prof = Profile(caps, classifier, scorer, labels)
     for s in steps:  # every run listed, in order, even with a capability of no step
         prof.runs.setdefault(s.run, {name: Cell() for name in caps.names})
-    for s, label, score in zip(steps, labels, scores, strict=True):
+    for s, label, score in zip(steps, labels.labels, scores, strict=True):
         cell = prof.runs[s.run][label]
         cell.steps += 1
         if score is not None:

@@ -16,13 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 from slowthink.analyze.capset import Capability, CapabilitySet, load_capabilities, parse_capabilities
 from slowthink.analyze.classify import Classifier, Labels, LLMClassifier, RulesClassifier, parse_labels
 from slowthink.analyze.profile import Profile, build_profile, outcome_scores, step_scores
 from slowthink.analyze.report import write_report
 from slowthink.analyze.steps import Step, run_steps
+from slowthink.scorers import StepScorer
 from slowthink.types import SlowthinkError
 
 
@@ -39,7 +40,7 @@ def analyze_capabilities(
     *,
     caps: CapabilitySet,
     classifier: Classifier,
-    scorer: Any = "outcome",
+    scorer: StepScorer | Literal["outcome"] = "outcome",
     plots: bool = True,
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> Analysis:

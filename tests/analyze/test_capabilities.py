@@ -21,7 +21,7 @@ from slowthink.analyze import (
     run_steps,
 )
 from slowthink.cli import app
-from slowthink.scorers import ScoreQuery, ScoreResult
+from slowthink.scorers import ScoreQuery, ScoreResult, load_scorer
 from slowthink.stats import wilson
 from slowthink.types import SlowthinkError
 from tests import doubles
@@ -216,3 +216,15 @@ def test_two_runs_with_one_name_are_an_error(run, tmp_path):
     twin = write_run(tmp_path / "elsewhere" / "model-a", [("p1", ["The answer is 12."], "12", True)])
     with pytest.raises(SlowthinkError, match="share a name"):
         analyze_capabilities([run, twin], tmp_path / "o", caps=CAPS, classifier=RulesClassifier(CAPS))
+
+
+def test_judge_scorer_profile_counts_unscored_steps(run, tmp_path):
+    def reply(r, i):
+        step = r.messages[-1].content.split("Latest step:\n", 1)[1].splitlines()[0]
+        return " perhaps" if "Multiply" in step else (" Yes" if "7 + 5" in step or "answer" in step else " No")
+
+    judge = load_scorer("judge", engine=doubles.ScriptedEngine(reply))
+    res = analyze_capabilities([run], tmp_path / "o", caps=CAPS, classifier=RulesClassifier(CAPS), scorer=judge,
+                               plots=False)
+    calc = res.profile.to_dict()["runs"]["model-a"]["capabilities"]["calculation"]
+    assert (calc["steps"], calc["scored"]) == (4, 3) and calc["score"] == pytest.approx(1 / 3, abs=1e-4)

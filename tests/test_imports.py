@@ -353,9 +353,14 @@ ALLOWED: dict[str, frozenset[str]] = {
         "records",
         "distributed",
         "inspect",
+        "stats",
     },
     "records": BASE,
     "distributed": BASE,
+    "stats": frozenset(),
+    # AtomThink's capability analysis: reads run folders, runs a classifier model and a step scorer
+    "analyze": BASE
+    | {"prompts", "grading", "formats", "engines", "scorers", "records", "clifields", "clikit", "inspect", "stats"},
     # packages to come
     "annotate": BASE
     | {

@@ -1,4 +1,4 @@
-"""Command line: ``slowthink solve | demo | eval | report | experiment | train | serve`` (``annotate`` grows here)."""
+"""Command line: ``slowthink solve | demo | eval | report | experiment | view | analyze | train | serve`` (``annotate`` grows here)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from slowthink.analyze.cli import app as analyze_app
 from slowthink.clifields import with_options
 from slowthink.clikit import ENGINE_FLAGS, EngineFlags, fail, run_app
 from slowthink.display import render_trace
@@ -210,6 +211,7 @@ app.command("report")(report_command)
 app.command("experiment")(experiment_command)
 app.command("view")(view_command)
 app.add_typer(train_app, name="train")
+app.add_typer(analyze_app, name="analyze")
 
 
 def main(args: list[str] | None = None) -> None:

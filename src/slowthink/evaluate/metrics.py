@@ -31,12 +31,11 @@ from slowthink.evaluate.config import Job
 from slowthink.evaluate.records import RecordKey
 from slowthink.evaluate.subsample import derive
 from slowthink.grading import grade, judge_eligible
+from slowthink.stats import wilson
 from slowthink.types import Problem, Trace
 
 #: Problem meta keys that get their own accuracy breakdown when the problems have them.
 GROUP_KEYS: tuple[str, ...] = ("category", "subject", "level", "problem_version")
-
-Z95 = 1.959963984540054
 
 #: Row fields that sum per-problem token means: name -> the mean fields it adds up.
 TOKEN_TOTALS: dict[str, tuple[str, ...]] = {
@@ -61,25 +60,6 @@ def token_total(row: Mapping[str, Any], name: str = "total_tokens") -> float:
     if row.get(name) is not None:
         return float(row[name])
     return round(math.fsum(float(row.get(k) or 0) for k in TOKEN_TOTALS[name]), 2)
-
-
-def wilson(correct: float, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval of a proportion ``correct / n`` (95% by default).
-
-    >>> [round(x, 4) for x in wilson(8, 10)]
-    [0.4902, 0.9433]
-    >>> wilson(0, 0)
-    (0.0, 0.0)
-    >>> [round(x, 4) for x in wilson(0, 5)]
-    [0.0, 0.4345]
-    """
-    if n <= 0:
-        return (0.0, 0.0)
-    p = correct / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 @dataclass

@@ -1,0 +1,135 @@
+"""The capability profile's files: ``capabilities.json``, ``capabilities.md`` (table),
+``capabilities.html`` (the same table, self-contained), ``capabilities_bar.png`` and
+``capabilities_radar.png`` (matplotlib, headless Agg backend; the radar has an axis per capability
+some run has steps of, when there are three or more)."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from slowthink.analyze.profile import Profile
+
+
+def _fmt(row: dict[str, Any]) -> str:
+    if row["score"] is None:
+        return "–"
+    lo, hi = row["ci95"]
+    return f"{row['score']:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def table_rows(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: one row per capability (and ``all``), two columns (steps, score) per run."""
+    runs = list(data["runs"])
+    head = ["capability"] + [h for r in runs for h in (f"{r} steps", f"{r} score [95% CI]")]
+    rows = []
+    for name in [c["name"] for c in data["capabilities"]] + ["all"]:
+        cells = [name]
+        for r in runs:
+            row = data["runs"][r]["all"] if name == "all" else data["runs"][r]["capabilities"][name]
+            cells += [str(row["steps"]), _fmt(row)]
+        rows.append(cells)
+    return head, rows
+
+
+def markdown(data: dict[str, Any]) -> str:
+    head, rows = table_rows(data)
+    lines = [
+        f"Capability profile — classifier `{data['classifier']}` "
+        f"({data['classifier_fallbacks']} fallbacks to rules), scorer `{data['scorer']}`",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+        *("| " + " | ".join(r) + " |" for r in rows),
+        "",
+        *(f"- weakest capability of {r}: **{v['weakest']}**" for r, v in data["runs"].items()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def html_page(data: dict[str, Any]) -> str:
+    head, rows = table_rows(data)
+    e = html.escape
+    body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows)
+    weakest = "".join(f"<li>weakest capability of {e(r)}: <b>{e(str(v['weakest']))}</b></li>" for r, v in data["runs"].items())
+    return (
+        "<!doctype html><meta charset=utf-8><title>slowthink capability profile</title>"
+        "<style>body{font:14px sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child{text-align:left}</style>"
+        f"<h1>Capability profile</h1><p>classifier <code>{e(data['classifier'])}</code> "
+        f"({data['classifier_fallbacks']} fallbacks to rules), scorer <code>{e(data['scorer'])}</code></p>"
+        "<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + f"</tr>{body}</table><ul>{weakest}</ul>\n"
+    )
+
+
+def plot_bar(data: dict[str, Any], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [c["name"] for c in data["capabilities"]]
+    runs = list(data["runs"])
+    width = 0.8 / max(1, len(runs))
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(names)), 4))
+    for k, r in enumerate(runs):
+        caps = data["runs"][r]["capabilities"]
+        xs = [i + (k - (len(runs) - 1) / 2) * width for i in range(len(names))]
+        ys = [caps[n]["score"] or 0.0 for n in names]
+        err = [[y - (caps[n]["ci95"] or [y, y])[0] for n, y in zip(names, ys)],
+               [(caps[n]["ci95"] or [y, y])[1] - y for n, y in zip(names, ys)]]
+        ax.bar(xs, ys, width, yerr=err, capsize=2, label=r)
+        for x, n in zip(xs, names):
+            ax.text(x, 0.01, str(caps[n]["steps"]), ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(names)), [n.replace("_", "\n") for n in names], fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel(f"score ({data['scorer']})")
+    ax.set_title("Capability scores (95% Wilson interval; step counts at the base)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_radar(data: dict[str, Any], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [c["name"] for c in data["capabilities"]]
+    # an axis per capability that some run has steps of (a score of 0 would read as a failure)
+    seen = [n for n in names if any(v["capabilities"][n]["steps"] for v in data["runs"].values())]
+    names = seen if len(seen) >= 3 else names
+    angles = [2 * math.pi * i / len(names) for i in range(len(names))]
+    fig, ax = plt.subplots(figsize=(6, 6), subplot_kw={"projection": "polar"})
+    for r, v in data["runs"].items():
+        ys = [v["capabilities"][n]["score"] or 0.0 for n in names]
+        ax.plot([*angles, angles[0]], [*ys, ys[0]], marker="o", label=r)
+        ax.fill([*angles, angles[0]], [*ys, ys[0]], alpha=0.15)
+    ax.set_xticks(angles, [n.replace("_", "\n") for n in names], fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_title(f"Capability profile ({data['scorer']}; capabilities with steps)")
+    ax.legend(fontsize=8, loc="lower right", bbox_to_anchor=(1.15, -0.1))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_report(profile: Profile, out: Path, plots: bool = True) -> dict[str, Path]:
+    """Write the profile's files into ``out``; returns them by kind."""
+    out.mkdir(parents=True, exist_ok=True)
+    data = profile.to_dict()
+    files = {"json": out / "capabilities.json", "md": out / "capabilities.md", "html": out / "capabilities.html"}
+    files["json"].write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    files["md"].write_text(markdown(data), encoding="utf-8")
+    files["html"].write_text(html_page(data), encoding="utf-8")
+    if plots:
+        files["bar"] = plot_bar(data, out / "capabilities_bar.png")
+        files["radar"] = plot_radar(data, out / "capabilities_radar.png")
+    return files

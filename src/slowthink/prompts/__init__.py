@@ -2,11 +2,12 @@
 
 ``formats`` holds the reasoning-format prompts (stages, atomic, free); ``judge`` holds the judge and
 scorer prompts; ``grading`` the LLM grading judge's; ``prm`` the
-input wrappers of process reward models. Templates are ``str.format`` strings; look them up with :func:`get_template`.
+input wrappers of process reward models; ``annotate`` the data engine's (with a version per mode). Templates are ``str.format`` strings; look them up with :func:`get_template`.
 """
 
 from __future__ import annotations
 
+from slowthink.prompts import annotate as _annotate
 from slowthink.prompts import formats as _formats
 from slowthink.prompts import grading as _grading
 from slowthink.prompts import prm as _prm
@@ -15,6 +16,7 @@ TEMPLATES: dict[str, str] = {}
 TEMPLATES.update(_formats.TEMPLATES)
 TEMPLATES.update(_grading.TEMPLATES)
 TEMPLATES.update(_prm.TEMPLATES)
+TEMPLATES.update(_annotate.TEMPLATES)
 try:  # judge prompts are added by the scorers package
     from slowthink.prompts import judge as _judge
 

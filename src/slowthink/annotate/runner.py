@@ -1,0 +1,341 @@
+"""The resumable annotation loop behind ``slowthink annotate``.
+
+::
+
+    from slowthink.annotate import AnnotateConfig, run_annotate
+
+    result = run_annotate(AnnotateConfig(mode="atomic-segment", benchmark="gsm8k",
+                                         benchmark_options={"split": "train"}, limit=20, out="data/gsm8k-atomic"))
+    result.summary["accepted"], result.datasets    # {"sft_steps.jsonl": 93}
+
+The output folder holds ``annotations.jsonl`` (append-only: one record per finished item, written,
+flushed and fsynced a batch at a time, so a ``kill -9`` loses at most the batch in flight; a torn
+last line is trimmed before the next append), ``config.json``, ``summary.json`` and the datasets
+(``sft_llava.jsonl``, ``sft_steps.jsonl``, ``prm.jsonl``, rebuilt from the accepted records at the
+end of every run). Re-running the same command skips items whose (id, mode, teacher, prompt
+version) already has an accepted or rejected record; ``error`` records (engine failures) are
+re-run. When every item of a run's first batch fails in the engine (and none had failed before)
+the run stops with one error line and records nothing for that batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from slowthink.annotate.config import AnnotateConfig
+from slowthink.annotate.datasets import DATASETS, export_datasets
+from slowthink.annotate.modes import Mode, ModeContext, get_mode
+from slowthink.annotate.records import Annotation, AnnotationKey, record_key
+from slowthink.jsonl import RecordWriter, iter_jsonl, write_json
+from slowthink.types import Problem, SlowthinkError
+
+ANNOTATIONS = "annotations.jsonl"
+CONFIG = "config.json"
+SUMMARY = "summary.json"
+SPLIT_TEACHER = "none"
+"""The teacher id of a run without a teacher (``atomic-segment``'s deterministic split)."""
+
+
+@dataclass
+class AnnotateResult:
+    out_dir: Path
+    summary: dict[str, Any]
+    new: int = 0
+    resumed: int = 0
+    datasets: dict[str, int] = field(default_factory=dict)
+
+
+def reason_code(reason: str) -> str:
+    """The kind of a rejection reason (the text before ``:`` or `` (``).
+
+    >>> reason_code("numbers lost: 24, 72 (attempt 1)"), reason_code("empty reply (attempt 2)")
+    ('numbers lost', 'empty reply')
+    """
+    return reason.split(":", 1)[0].split(" (", 1)[0].strip()
+
+
+def read_annotations(path: Path) -> tuple[dict[AnnotationKey, dict[str, Any]], int]:
+    """Records by key (the last line of a key wins) and how many lines were unreadable."""
+    out: dict[AnnotationKey, dict[str, Any]] = {}
+    bad = 0
+    for _, obj in iter_jsonl(path):
+        try:
+            out[record_key(obj)] = obj
+        except (KeyError, TypeError):
+            bad += 1
+    return out, bad
+
+
+def _engine_id(spec: str | None) -> str:
+    from slowthink.engines import strip_spec_options
+
+    return strip_spec_options(spec) if spec else SPLIT_TEACHER
+
+
+def _check_spec(spec: str, options: dict[str, Any], flag: str) -> None:
+    from slowthink.engines import EngineSpec, check_engine_options
+
+    s = EngineSpec.parse(spec)
+    check_engine_options(s.kind, options, where=f"{flag} engine option")
+    if s.kind == "llamacpp" and s.target and not Path(s.target).expanduser().is_file():
+        raise SlowthinkError(f"model not found: {s.target} ({flag}): pass an existing GGUF file")
+
+
+def _policy_options(spec: str, options: dict[str, Any]) -> dict[str, Any]:
+    from slowthink.engines import EngineSpec, engine_option_names
+
+    valid = engine_option_names(EngineSpec.parse(spec).kind)
+    return {k: v for k, v in options.items() if k in valid}
+
+
+def _build(spec: str, options: dict[str, Any], threads: int | None):
+    from slowthink.engines import load_engine
+
+    return load_engine(spec, **options, **({"n_threads": threads} if threads else {}))
+
+
+def load_items(config: AnnotateConfig):
+    """The run's items: ``(problems, skipped-by-reason, source description)``."""
+    if config.from_run:
+        return problems_from_run(Path(config.from_run), config.limit)
+    from slowthink.benchmarks import load_benchmark
+
+    opts = dict(config.benchmark_options)
+    if config.fields is not None:
+        opts["fields"] = config.fields
+    load = load_benchmark(config.benchmark or "jsonl", config.data, limit=config.limit, **opts)
+    if config.ignore_images:
+        for p in load.problems:
+            p.images = []
+    return load.problems, Counter(load.skipped), load.summary()
+
+
+def problems_from_run(run_dir: Path, limit: int | None = None) -> tuple[list[Problem], Counter, str]:
+    """The accepted items of an earlier annotate folder, their steps in ``meta["steps"]`` (the input
+    of ``negatives`` and ``rollout-labels``)."""
+    path = run_dir / ANNOTATIONS
+    if not path.is_file():
+        raise SlowthinkError(f"--from-run {run_dir} holds no {ANNOTATIONS}: pass an annotate output folder")
+    records, _ = read_annotations(path)
+    problems: list[Problem] = []
+    skipped: Counter = Counter()
+    for rec in records.values():
+        if rec.get("status") != "accepted" or not rec.get("steps"):
+            skipped["not an accepted chain"] += 1
+            continue
+        try:
+            a = Annotation.from_dict(rec)
+        except (KeyError, TypeError, ValueError):
+            skipped["unreadable record"] += 1
+            continue
+        chain = a.extra.get("chain") or a.steps
+        a.problem.meta = {**a.problem.meta, "steps": list(chain), "from_mode": a.mode}
+        problems.append(a.problem)
+        if limit is not None and len(problems) >= limit:
+            break
+    if not problems:
+        raise SlowthinkError(f"--from-run {run_dir} has no accepted chain to use")
+    return problems, skipped, f"{len(problems)} accepted chains from {path}"
+
+
+def _out_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise SlowthinkError(f"--out {out} is a file: pass a folder for the annotations and datasets")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SlowthinkError(f"cannot create {out} ({e.strerror or e}): pass a writable --out folder") from None
+    for name in (ANNOTATIONS, CONFIG, SUMMARY, *DATASETS):
+        if (out / name).is_dir():
+            raise SlowthinkError(f"{out / name} is a folder, but the run writes a file there: move it or use another --out")
+
+
+class _Progress:
+    """A rich progress bar with the accept rate and the tokens so far; silent when disabled."""
+
+    def __init__(self, enabled: bool, total: int, done: int, label: str, console=None) -> None:
+        self._p = None
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._p = Progress(
+            TextColumn(f"{label:<16}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("accepted {task.fields[rate]}"), TextColumn("{task.fields[tokens]} tok"),
+            TimeElapsedColumn(), console=console or Console(stderr=True),
+        )
+        self._task = self._p.add_task(label, total=total + done, completed=done, rate="-", tokens=0)
+
+    def __enter__(self) -> _Progress:
+        if self._p:
+            self._p.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._p:
+            self._p.__exit__(*exc)
+
+    def update(self, k: int, accepted: int, finished: int, tokens: int) -> None:
+        if self._p:
+            rate = f"{accepted / finished:.0%} ({accepted}/{finished})" if finished else "-"
+            self._p.update(self._task, advance=k, rate=rate, tokens=tokens)
+
+
+def run_annotate(
+    config: AnnotateConfig,
+    *,
+    teacher=None,
+    policy=None,
+    progress: bool = True,
+    console=None,
+) -> AnnotateResult:
+    """Run (or resume) an annotation; write records, datasets, config.json and summary.json.
+
+    ``teacher`` / ``policy`` engine objects may be passed in (tests, notebooks); otherwise they are
+    built from the config's specs, only when some item still needs annotating."""
+    t0 = time.perf_counter()
+    mode: Mode = get_mode(config.mode)
+    options = mode.options(config.mode_options)
+    if mode.needs_teacher and not config.teacher and teacher is None:
+        raise SlowthinkError(f"mode '{mode.name}' needs a teacher: pass --teacher SPEC (e.g. llamacpp, openai:URL#MODEL)")
+    if mode.needs_policy and not config.policy and policy is None:
+        raise SlowthinkError(f"mode '{mode.name}' needs a policy engine: pass --policy SPEC (e.g. llamacpp)")
+    if config.teacher and teacher is None:
+        _check_spec(config.teacher, config.engine_options, "--teacher")
+    if config.policy and policy is None:
+        _check_spec(config.policy, _policy_options(config.policy, config.engine_options), "--policy")
+    problems, skipped, source = load_items(config)
+    usable = []
+    for p in problems:
+        why = mode.unusable(p, options)
+        if why:
+            skipped[why] += 1
+        else:
+            usable.append(p)
+    out = Path(config.out)
+    _out_dir(out)
+    teacher_id = _engine_id(config.policy if mode.needs_policy else config.teacher)
+    if teacher is not None and not config.teacher and not mode.needs_policy:
+        teacher_id = getattr(teacher, "name", "engine")
+    if policy is not None and not config.policy and mode.needs_policy:
+        teacher_id = getattr(policy, "name", "engine")
+    key_of = {p.id: (p.id, mode.name, teacher_id, mode.prompt_version) for p in usable}
+    records, bad_lines = read_annotations(out / ANNOTATIONS)
+    done = {k for k, r in records.items() if r.get("status") in ("accepted", "rejected")}
+    pending = [p for p in usable if key_of[p.id] not in done]
+    resumed = len(usable) - len(pending)
+    write_json(out / CONFIG, {"config": config.to_dict(), "options": _plain(options),
+                              "teacher_id": teacher_id, "prompt_version": mode.prompt_version,
+                              "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    new = 0
+    if pending:
+        if mode.needs_policy or config.policy:
+            policy = policy if policy is not None else _build(
+                config.policy, _policy_options(config.policy, config.engine_options), config.threads)
+        if config.teacher or teacher is not None:
+            teacher = teacher if teacher is not None else _build(config.teacher, config.engine_options, config.threads)
+        _check_images(pending, [e for e in (teacher, policy) if e is not None])
+        ctx = ModeContext(options=options, seed=config.seed, teacher=teacher, policy=policy, teacher_id=teacher_id)
+        prior = [records[key_of[p.id]] for p in usable if key_of[p.id] in done]
+        accepted = sum(r.get("status") == "accepted" for r in prior)
+        tokens = sum(_tokens(r) for r in prior)
+        succeeded = False
+        with RecordWriter(out / ANNOTATIONS) as writer, _Progress(progress, len(pending), resumed, mode.name, console) as bar:
+            for i in range(0, len(pending), config.batch_size):
+                batch = pending[i : i + config.batch_size]
+                anns = mode.run(batch, ctx)
+                failed = [a for a in anns if a.status == "error"]
+                fresh = any(key_of[p.id] not in records for p in batch)
+                if not succeeded and fresh and len(failed) == len(batch):
+                    raise SlowthinkError(
+                        f"every item of the first batch failed in the engine ({len(batch)} of {len(batch)}), so the "
+                        f"run stopped and recorded nothing for them: {failed[0].reasons[-1]}"
+                    )
+                succeeded = succeeded or len(failed) < len(batch)
+                dicts = [a.to_dict() for a in anns]
+                writer.write(dicts)
+                for d in dicts:
+                    records[record_key(d)] = d
+                new += len(dicts)
+                accepted += sum(a.status == "accepted" for a in anns)
+                tokens += sum(a.usage.total_tokens for a in anns)
+                bar.update(len(anns), accepted, resumed + new, tokens)
+    current = [records[k] for k in key_of.values() if k in records]
+    datasets = export_datasets(out, _accepted(records.values()))
+    summary = summarize(current, skipped, time.perf_counter() - t0, new=new, resumed=resumed)
+    summary.update({
+        "mode": mode.name, "teacher": teacher_id, "prompt_version": mode.prompt_version, "source": source,
+        "datasets": datasets, "unreadable_lines": bad_lines,
+        **({"engine_stats": dict(teacher.stats)} if isinstance(getattr(teacher, "stats", None), dict) else {}),
+    })
+    write_json(out / SUMMARY, summary)
+    return AnnotateResult(out, summary, new, resumed, datasets)
+
+
+def _plain(options: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(options)
+
+
+def _tokens(rec: dict[str, Any]) -> int:
+    u = rec.get("usage") or {}
+    return int(u.get("prompt_tokens", 0)) + int(u.get("generated_tokens", 0))
+
+
+def _accepted(records) -> list[Annotation]:
+    out = []
+    for r in records:
+        if r.get("status") == "accepted":
+            try:
+                out.append(Annotation.from_dict(r))
+            except (KeyError, TypeError, ValueError):
+                continue
+    return out
+
+
+def _check_images(problems: list[Problem], engines: list) -> None:
+    with_image = next((p for p in problems if p.images), None)
+    if with_image is None:
+        return
+    for engine in engines:
+        if not getattr(engine, "supports_images", True):
+            raise SlowthinkError(
+                f"engine '{engine.name}' is text-only but item {with_image.id} has an image: pass --ignore-images "
+                "to drop images, or a multimodal teacher (openai:URL#MODEL, hf:PATH, vllm:MODEL)"
+            )
+
+
+def summarize(records: list[dict[str, Any]], skipped: Counter, wall_s: float, *, new: int, resumed: int) -> dict[str, Any]:
+    """Accepted / rejected by reason / errors, input rows skipped by reason, tokens and wall time."""
+    status = Counter(r.get("status") for r in records)
+    reasons = Counter(reason_code((r.get("reasons") or ["unknown"])[-1]) for r in records if r.get("status") == "rejected")
+    methods = Counter(r.get("method") for r in records if r.get("status") == "accepted")
+    usage = Counter()
+    for r in records:
+        for k, v in (r.get("usage") or {}).items():
+            usage[k] += int(v)
+    steps = [len(r.get("steps") or []) for r in records if r.get("status") == "accepted"]
+    return {
+        "items": len(records),
+        "accepted": status["accepted"],
+        "rejected": status["rejected"],
+        "errors": status["error"],
+        "accept_rate": round(status["accepted"] / len(records), 4) if records else None,
+        "rejected_by_reason": dict(reasons.most_common()),
+        "accepted_by_method": dict(methods.most_common()),
+        "skipped_inputs": dict(skipped),
+        "steps_per_accepted": round(sum(steps) / len(steps), 2) if steps else None,
+        "tokens": {"prompt": usage["prompt_tokens"], "generated": usage["generated_tokens"],
+                   "calls": usage["calls"]},
+        "new": new,
+        "resumed": resumed,
+        "wall_time_s": round(wall_s, 2),
+        "items_per_min": round(new / wall_s * 60, 2) if new and wall_s > 0 else None,
+    }

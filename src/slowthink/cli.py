@@ -194,6 +194,10 @@ from slowthink.evaluate.cli import eval_command, report_command  # noqa: E402  (
 app.command("eval")(eval_command)
 app.command("report")(report_command)
 
+from slowthink.annotate.cli import annotate_command  # noqa: E402  (light: typer, rich, types)
+
+app.command("annotate")(annotate_command)
+
 
 def main(args: list[str] | None = None) -> None:
     """The ``slowthink`` console script: usage errors and SlowthinkErrors print one line, exit 2."""

@@ -20,6 +20,24 @@ _NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?|(?<![\w\d])\.\d+")
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")
 _FINAL = re.compile(r"final answer is\s*:?\s*(.*)", re.IGNORECASE | re.DOTALL)
+_DECLINE = re.compile(
+    r"\b(?:I'?m sorry|I am sorry|I (?:can ?not|can't|am unable to|'m unable to|won't) "
+    r"(?:help|assist|answer|provide|identify|recognize|recognise|comply|do that))",
+    re.IGNORECASE,
+)
+
+
+def declines(text: str) -> bool:
+    """Whether a teacher reply is a refusal: an assistant declining ("I'm sorry, I can't help"), or an
+    answer that declines (grading's :func:`~slowthink.grading.is_refusal`: "cannot be determined").
+
+    >>> declines("I'm sorry, I cannot help with that."), declines("Cannot be determined."), declines("7")
+    (True, True, False)
+    """
+    from slowthink.grading import is_refusal
+
+    head = text.strip()[:300]
+    return bool(_DECLINE.search(head)) or is_refusal(head)
 
 
 def strip_calculator_notes(text: str) -> str:

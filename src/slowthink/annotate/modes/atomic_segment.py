@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from slowthink.annotate.modes.base import Ask, Mode, ModeContext, ModeOptions, call, engine_error
 from slowthink.annotate.records import Annotation
 from slowthink.annotate.text import (
+    declines,
     final_answer_of,
     final_step,
     label_steps,
@@ -34,7 +35,7 @@ from slowthink.annotate.text import (
     strip_label,
 )
 from slowthink.formats.base import user_prompt
-from slowthink.grading import gold_text, grade, is_refusal
+from slowthink.grading import gold_text, grade
 from slowthink.prompts import get_template
 from slowthink.search.base import stable_seed
 from slowthink.types import Message, Problem, Request
@@ -128,7 +129,7 @@ class AtomicSegmentMode(Mode):
                 reply = ask.results[0].text
                 a.response = reply
                 steps = teacher_steps(reply)
-                reason = "refusal" if is_refusal(reply[:300]) and len(steps) < 2 else None
+                reason = "refusal" if declines(reply) and len(steps) < 2 else None
                 reason = reason or check_chain(steps, a.problem.meta[opts.source], a.problem, opts.max_step_chars)
                 split_steps, _ = splits[id(a)]
                 if reason is None and len(steps) < len(split_steps):

@@ -19,9 +19,9 @@ from rapidfuzz import fuzz
 
 from slowthink.annotate.modes.base import Ask, Mode, ModeContext, ModeOptions, call, engine_error
 from slowthink.annotate.records import Annotation
-from slowthink.annotate.text import final_answer_of, label_steps, strip_label
+from slowthink.annotate.text import declines, final_answer_of, label_steps, strip_label
 from slowthink.formats.base import user_prompt
-from slowthink.grading import grade, is_refusal
+from slowthink.grading import grade
 from slowthink.prompts import get_template
 from slowthink.prompts.annotate import NEGATIVE_ERRORS
 from slowthink.search.base import stable_seed
@@ -123,7 +123,7 @@ class NegativesMode(Mode):
         step = f"Step {k + 1}: {body}"
         if not body:
             return step, "empty reply"
-        if is_refusal(body):
+        if declines(body):
             return step, "refusal"
         if fuzz.ratio(body, strip_label(chain[k])) >= opts.max_similarity:
             return step, "not corrupted: the step is unchanged"

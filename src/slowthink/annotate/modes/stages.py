@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 from slowthink.annotate.modes.base import Ask, Mode, ModeContext, ModeOptions, call, engine_error
 from slowthink.annotate.records import Annotation
+from slowthink.annotate.text import declines
 from slowthink.formats.base import user_prompt
 from slowthink.formats.stages import STAGES
-from slowthink.grading import gold_text, grade, is_refusal
+from slowthink.grading import gold_text, grade
 from slowthink.prompts import clip_head, get_template
 from slowthink.search.base import stable_seed
 from slowthink.types import Message, Problem, Request
@@ -135,8 +136,8 @@ class StagesMode(Mode):
             return "runaway: cut at max_tokens", None
         stages, reason = check_stages(text)
         if reason:
-            return ("refusal" if is_refusal(text[:300]) else reason), None
-        if is_refusal(stages["conclusion"]):
+            return ("refusal" if declines(text) else reason), None
+        if declines(stages["conclusion"]):
             return "refusal: CONCLUSION declines to answer", None
         return None, stages
 

@@ -1,6 +1,6 @@
 """``slowthink annotate`` as a plain typer-compatible function (registered by the main CLI).
 
-``python -m slowthink.annotate.cli ...`` runs the same command without the main CLI.
+``python -m slowthink.annotate.cli --mode ...`` runs the same command without the main CLI.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ def annotate_command(
                                                   "other keys go to meta (atomic-segment reads meta 'solution').")] = None,
     benchmark_option: Annotated[list[str] | None, typer.Option("--benchmark-option", "-O",
                                                                help="Loader option key=value (split=train, size=200, seed=...).")] = None,
+    release: Annotated[str | None, typer.Option(help="Import a released dataset given by --data instead of annotating: "
+                                                "llava-cot-100k | amath-sft | amath-prm | prm800k | math-shepherd.")] = None,
     from_run: Annotated[str | None, typer.Option(help="Items from the accepted chains of an earlier annotate folder "
                                                  "(negatives, rollout-labels).")] = None,
     limit: Annotated[int | None, typer.Option(help="Annotate the first LIMIT items only.")] = None,
@@ -53,7 +55,7 @@ def annotate_command(
     """Build SFT / PRM training data with a teacher: LLaVA-CoT stages, AtomThink atomic steps,
     corrupted-step negatives, Monte-Carlo step labels. Resumable: re-run the same command."""
     from slowthink.annotate.config import AnnotateConfig, read_recipe
-    from slowthink.annotate.runner import run_annotate
+    from slowthink.annotate.runner import run_annotate, run_import
     from slowthink.benchmarks import parse_options
 
     try:
@@ -67,6 +69,12 @@ def annotate_command(
                                                   max_retries=max_retries, engine_option=engine_option) or None,
             "ignore_images": ignore_images or None,
         }
+        if release is not None:
+            if not data or not out:
+                raise SlowthinkError("--release needs the released file as --data and an --out folder")
+            result = run_import(release, data, out, limit=limit)
+            _print(result, as_json)
+            return
         given = {k: v for k, v in flags.items() if v is not None}
         settings: dict[str, Any] = {}
         if recipe is not None:
@@ -83,6 +91,10 @@ def annotate_command(
     except SlowthinkError as e:
         fail(str(e))
         return
+    _print(result, as_json)
+
+
+def _print(result, as_json: bool) -> None:
     s = result.summary
     if as_json:
         sys.stdout.write(json.dumps(s, indent=2, ensure_ascii=False) + "\n")

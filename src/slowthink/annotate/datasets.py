@@ -192,7 +192,7 @@ def rows_of(a: Annotation) -> dict[str, list[Row]]:
         return {}
     p = a.problem
     question = user_prompt(p)
-    if a.mode == "stages":
+    if a.stages is not None:  # LLaVA-CoT stages (the stages mode, LLaVA-CoT-100k)
         human = f"{IMAGE_TOKEN}\n{question}" if p.images else question
         image = p.images[0] if p.images else None
         return {SFT_LLAVA: [LlavaSFTRow(a.id, [{"from": "human", "value": human},

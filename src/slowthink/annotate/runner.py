@@ -339,3 +339,29 @@ def summarize(records: list[dict[str, Any]], skipped: Counter, wall_s: float, *,
         "wall_time_s": round(wall_s, 2),
         "items_per_min": round(new / wall_s * 60, 2) if new and wall_s > 0 else None,
     }
+
+
+def run_import(release: str, data: str, out: str, *, limit: int | None = None) -> AnnotateResult:
+    """Load a released dataset (:mod:`slowthink.annotate.loaders`) into an annotate folder: the same
+    records (appended, deduplicated by key), datasets and summary as an annotation run."""
+    from slowthink.annotate.loaders import load_release
+
+    t0 = time.perf_counter()
+    rel = load_release(release, data, limit)
+    folder = Path(out)
+    _out_dir(folder)
+    records, bad_lines = read_annotations(folder / ANNOTATIONS)
+    fresh = [a.to_dict() for a in rel.annotations if a.key not in records]
+    with RecordWriter(folder / ANNOTATIONS) as writer:
+        writer.write(fresh)
+    for d in fresh:
+        records[record_key(d)] = d
+    keys = {a.key for a in rel.annotations}
+    datasets = export_datasets(folder, _accepted(records.values()))
+    summary = summarize([records[k] for k in keys], rel.skipped, time.perf_counter() - t0,
+                        new=len(fresh), resumed=len(keys) - len(fresh))
+    summary.update({"mode": f"release:{release}", "teacher": f"release:{release}", "prompt_version": "release",
+                    "source": f"{len(rel.annotations)} records from {data}", "datasets": datasets,
+                    "unreadable_lines": bad_lines})
+    write_json(folder / SUMMARY, summary)
+    return AnnotateResult(folder, summary, len(fresh), len(keys) - len(fresh), datasets)

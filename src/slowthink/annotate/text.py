@@ -15,7 +15,7 @@ from slowthink.prompts import get_template
 FINAL_MARKER = get_template("atomic.final_marker")
 _CALC_NOTE = re.compile(r"<<[^<>]*>>")
 _STEP_LABEL = re.compile(r"^\s*\**\s*Step\s*\d+\s*\**\s*[:.]\s*\**\s*", re.IGNORECASE)
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\"'$])")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'$])")
 _NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?|(?<![\w\d])\.\d+")
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")

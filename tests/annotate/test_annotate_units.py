@@ -1,0 +1,136 @@
+"""Pieces of the data engine: text helpers, record and dataset validation, mode options, the
+atomic-segment checks against a scripted teacher, and the command line."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import json
+
+import pytest
+
+from slowthink.annotate import AnnotateConfig, PRMRow, read_dataset, run_annotate
+from slowthink.annotate.datasets import PRM, SFT_STEPS, LlavaSFTRow, RowError
+from slowthink.annotate.modes import get_mode
+from slowthink.annotate.text import missing_numbers, parse_step_reply, split_solution
+from slowthink.cli import main
+from slowthink.types import SlowthinkError
+from tests.annotate.conftest import write_jsonl
+
+MODULES = ["slowthink.annotate.text", "slowthink.annotate.runner", "slowthink.annotate.modes.stages"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_doctests(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("reply, content, action, repaired", [
+    ('{"content": "Step 1: a", "next_action": "continue"}', "Step 1: a", "continue", None),
+    ("{'content': 'Step 2: b', 'next_action': 'verify'}", "Step 2: b", "verify", "single quotes"),
+    ('{"content": "Step 3: c", "next_action": "final_answer"', "Step 3: c", "final_answer", "closing brace"),
+])
+def test_step_replies_are_repaired(reply, content, action, repaired):
+    got, reason = parse_step_reply(reply, ("continue", "verify", "final_answer"))
+    assert reason is None and (got.content, got.action, got.repaired) == (content, action, repaired)
+
+
+@pytest.mark.parametrize("reply, reason", [
+    ('{"content": "", "next_action": "continue"}', "JSON without a 'content' step"),
+    ('{"content": "x", "next_action": "think"}', "unknown next_action 'think'"),
+    ('{"content": "x" "next_action": "continue"}', "malformed JSON"),
+    ('["content"]', "no JSON object in the reply"),
+])
+def test_unreadable_step_replies_give_a_reason(reply, reason):
+    assert parse_step_reply(reply, ("continue", "final_answer")) == (None, reason)
+
+
+def test_split_and_number_checks():
+    steps, answer = split_solution("He buys 3 packs of 12 = <<3*12=36>>36 pens. He gives 6 away.\nSo 36-6 = 30.\n#### 30")
+    assert steps == ["He buys 3 packs of 12 = 36 pens.", "He gives 6 away.", "So 36-6 = 30."] and answer == "30"
+    assert missing_numbers("3 packs of 12 cost $1,200.50", ["Step 1: 3 packs", "Step 2: 12 cost 1200.5"]) == []
+    assert missing_numbers("3 packs of 12", ["Step 12: 3 packs"]) == ["12"]  # a step label is not a number kept
+
+
+def test_rows_validate_on_write_and_read(tmp_path):
+    with pytest.raises(RowError, match="one label per completion step"):
+        PRMRow("x", "q", ["a", "b"], [True])
+    with pytest.raises(RowError, match="soft_labels must be numbers in"):
+        PRMRow("x", "q", ["a"], [True], soft_labels=[1.5])
+    with pytest.raises(RowError, match="must hold <image>"):
+        LlavaSFTRow("x", [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}], image="a.png")
+    path = tmp_path / PRM
+    path.write_text(json.dumps({"id": "a", "prompt": "q", "completions": ["s"], "labels": [True]}) + "\n"
+                    + json.dumps({"id": "b", "prompt": "q", "completions": ["s"], "labels": ["+"]}) + "\n")
+    with pytest.raises(SlowthinkError, match=r"prm.jsonl:2 breaks the prm.jsonl layout: labels must be a list of booleans"):
+        read_dataset(path)
+
+
+def test_mode_options_are_checked():
+    with pytest.raises(SlowthinkError, match="mode 'stages' has no option 'k'; valid: hint_field, max_attempts"):
+        get_mode("stages").options({"k": 3})
+    with pytest.raises(SlowthinkError, match="option max_attempts must be int"):
+        get_mode("stages").options({"max_attempts": "many"})
+    with pytest.raises(SlowthinkError, match="errors must be a comma list"):
+        get_mode("negatives").options({"errors": "typo"})
+    with pytest.raises(SlowthinkError, match="unknown annotate mode 'stage'"):
+        get_mode("stage")
+
+
+def segment_rule(prompt: str, body: dict) -> str:
+    if "[lose]" in prompt:  # drops the 6
+        return "Step 1: He buys 3 packs of 12, 36 pens.\nStep 2: He has 30 left.\nStep 3: To sum up, the final answer is: 30"
+    if "[coarse]" in prompt:
+        return ("Step 1: He buys 3 packs of 12 = 36 pens and gives 6 away, so 36 - 6 = 30.\n"
+                "Step 2: To sum up, the final answer is: 30")
+    return ("Intro text.\nStep 1: He buys 3 packs of 12 pens.\nStep 2: That is 3 * 12 = 36 pens.\n"
+            "Step 3: He gives 6 away.\nStep 4: 36 - 6 = 30.\nStep 5: To sum up, the final answer is: 30")
+
+
+def test_atomic_segment_keeps_the_teacher_only_when_it_beats_the_split(tmp_path, scripted):
+    _, _, spec = scripted(segment_rule)
+    sol = "He buys 3 packs of 12 = <<3*12=36>>36 pens. He gives 6 away.\nSo 36-6 = 30.\n#### 30"
+    data = write_jsonl(tmp_path / "d.jsonl", [
+        {"id": "ok", "q": "[ok] Pens?", "a": "30", "r": sol},
+        {"id": "lose", "q": "[lose] Pens?", "a": "30", "r": sol},
+        {"id": "coarse", "q": "[coarse] Pens?", "a": "30", "r": sol},
+        {"id": "bad", "q": "[ok] Pens?", "a": "31", "r": sol},
+        {"id": "nosol", "q": "[ok] Pens?", "a": "30"},
+    ])
+    out = tmp_path / "o"
+    r = run_annotate(AnnotateConfig(mode="atomic-segment", teacher=spec, data=data, fields="question=q,answer=a,solution=r",
+                                    out=str(out), mode_options={"max_attempts": 1}), progress=False)
+    recs = {json.loads(x)["id"]: json.loads(x) for x in (out / "annotations.jsonl").read_text().splitlines()}
+    assert recs["ok"]["method"] == "teacher" and len(recs["ok"]["steps"]) == 5
+    assert recs["lose"]["method"] == "split" and recs["lose"]["reasons"] == ["numbers lost: 6 (attempt 1)"]
+    assert recs["coarse"]["method"] == "split" and recs["coarse"]["reasons"][0].startswith("coarser than the split: 2 < 4")
+    assert recs["bad"]["status"] == "rejected" and recs["bad"]["reasons"][-1].startswith("wrong answer: '30' vs '31' (split)")
+    assert r.summary["skipped_inputs"] == {"no source text in 'solution'": 1}
+    assert r.summary["accepted_by_method"] == {"split": 2, "teacher": 1}
+    rows = read_dataset(out / SFT_STEPS)
+    assert rows[-1].step == "Step 4: To sum up, the final answer is: 30"
+
+
+def test_cli_annotate_recipe_and_one_line_errors(tmp_path, capsys):
+    data = write_jsonl(tmp_path / "d.jsonl", [{"q": "Pens?", "a": "30", "r": "3 * 12 = 36. 36 - 6 = 30.\n#### 30"}])
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"mode: atomic-segment\ndata: {data}\nfields: question=q,answer=a,solution=r\n"
+                      f"out: {tmp_path / 'o'}\nmode_options: {{max_step_chars: 300}}\n")
+    with pytest.raises(SystemExit) as e:
+        main(["annotate", "--config", str(recipe), "--no-progress", "--json"])
+    assert e.value.code == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["accepted"] == 1 and s["datasets"] == {SFT_STEPS: 3} and s["teacher"] == "none"
+    for args, message in [
+        (["annotate", "--mode", "stages", "--data", data, "--out", str(tmp_path / "x")], "mode 'stages' needs a teacher"),
+        (["annotate", "--mode", "nope", "--data", data, "--out", str(tmp_path / "x")], "unknown annotate mode 'nope'"),
+        (["annotate", "--mode", "stages", "--out", str(tmp_path / "x")], "name the items once"),
+        (["annotate", "--mode", "stages", "--teacher", "llamacpp", "--max-concurrency", "4", "--data", data,
+          "--out", str(tmp_path / "x")], "engine 'llamacpp' has no option 'max_concurrency'"),
+        (["annotate", "--config", str(tmp_path / "none.yaml")], "cannot be read"),
+    ]:
+        with pytest.raises(SystemExit) as e:
+            main(args)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and message in err and err.count("\n") == 1, err

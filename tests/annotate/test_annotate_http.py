@@ -216,6 +216,26 @@ def test_rollout_labels_soft_and_hard_from_one_batched_call(tmp_path, scripted):
     assert len(gen) == 6 and all(b["n"] == 4 for b in gen)  # 2 prefixes x 3 items, one engine call
 
 
+def test_rollout_labels_binary_search_finds_the_first_wrong_step(tmp_path, scripted):
+    def rule(prompt: str, body: dict):
+        answer = 8 if "= 8" in text_of_last(body) else 7
+        return f"Step 4: To sum up, the final answer is: {answer}"
+    proxy, _, spec = scripted(rule)
+    chain = ["Step 1: We add 3 and 4.", "Step 2: 3 + 4 = 8."] + [f"Step {k}: 8 + 0 = 8." for k in range(3, 8)] + [
+        "Step 8: To sum up, the final answer is: 8"]
+    data = items(tmp_path, [{"id": f"r{i}", "question": "What is 3 + 4?", "answer": "7", "steps": chain} for i in range(2)])
+    out = tmp_path / "o"
+    r = run_annotate(AnnotateConfig(mode="rollout-labels", policy=spec, data=data, fields="steps=steps", out=str(out),
+                                    engine_options={**FAST, "prefix_mode": "continue"},
+                                    mode_options={"k": 2, "search": "binary"}), progress=False)
+    assert r.summary["accepted"] == 2
+    rows = read_dataset(out / PRM)
+    assert rows[0].completions == chain[:2] and rows[0].labels == [True, False] and rows[0].soft_labels is None
+    # depths 5, 3, 2 (wrong) then 1 (right): four rounds of one request per item, where measuring
+    # every prefix takes 7 requests per item
+    assert len(proxy.generation_attempts()) == 8
+
+
 def text_of_last(body: dict) -> str:
     msgs = body.get("messages") or []
     return str(msgs[-1].get("content")) if msgs and msgs[-1].get("role") == "assistant" else ""

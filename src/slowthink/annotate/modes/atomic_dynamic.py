@@ -5,7 +5,8 @@ question, the steps so far and the allowed actions; the teacher replies with ONE
 action, ``{"content": "Step k: ...", "next_action": "continue" | "verify" | "final_answer"}``.
 A malformed reply is repaired where cheap (:func:`~slowthink.annotate.text.parse_step_reply`) and
 otherwise asked again with a new seed, at most ``json_retries`` times per state, after which the
-item is rejected. A reply that repeats the previous step counts as malformed. After
+item is rejected. A reply that repeats the previous step, or whose step runs over
+``max_step_chars``, counts as malformed. After
 ``final_answer``, or when ``max_steps`` is hit, a closing request (one call for all such items)
 asks for the plain ``Step N: To sum up, the final answer is: ...`` line, unless the last step
 already holds it; the final answer is graded against the standard answer.
@@ -37,10 +38,12 @@ class DynamicOptions(ModeOptions):
     temperature: float = 0.2
     step_tokens: int = 200
     close_tokens: int = 100
+    max_step_chars: int = 400
+    """A step longer than this is runaway text, not one atomic step (handled like a malformed reply)."""
 
     def __post_init__(self) -> None:
-        if self.max_steps < 1 or self.json_retries < 0 or self.step_tokens < 1 or self.close_tokens < 1:
-            raise ValueError("max_steps, step_tokens and close_tokens must be >= 1, json_retries >= 0")
+        if min(self.max_steps, self.step_tokens, self.close_tokens, self.max_step_chars) < 1 or self.json_retries < 0:
+            raise ValueError("max_steps, step_tokens, close_tokens and max_step_chars must be >= 1, json_retries >= 0")
 
 
 @dataclass
@@ -78,6 +81,8 @@ class AtomicDynamicMode(Mode):
                 reply, reason = parse_step_reply(a.response, ACTIONS)
                 if reply is not None and s.steps and strip_label(reply.content) == strip_label(s.steps[-1]):
                     reply, reason = None, "repeated step"
+                if reply is not None and len(strip_label(reply.content)) > opts.max_step_chars:
+                    reply, reason = None, f"step not atomic (over {opts.max_step_chars} characters)"
                 if reply is None:
                     s.failures += 1
                     a.extra.setdefault("malformed", []).append(reason)

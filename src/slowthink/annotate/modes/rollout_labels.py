@@ -40,10 +40,15 @@ class RolloutOptions(ModeOptions):
     """``meta`` field holding the chain; without one the policy writes it (greedy)."""
     batched: bool = True
     """One engine call for all prefixes of the batch (False: one call per prefix)."""
+    search: str = "all"
+    """``all``: every prefix (Math-Shepherd); ``binary``: OmegaPRM's binary search for the first
+    wrong step (log2 of the steps rounds, one engine call per round for the batch)."""
 
     def __post_init__(self) -> None:
         if self.k < 1 or self.max_tokens < 1:
             raise ValueError("k and max_tokens must be >= 1")
+        if self.search not in ("all", "binary"):
+            raise ValueError(f"search must be all or binary, got {self.search!r}")
 
 
 class RolloutLabelsMode(Mode):
@@ -60,43 +65,71 @@ class RolloutLabelsMode(Mode):
         trees = {id(a): Tree(a.problem, self.name, fmt, config) for a in anns}
         chains = {id(a): chain_of(a.problem, opts.source) for a in anns}
         self._write_chains([a for a in anns if not chains[id(a)]], trees, chains, fmt, ctx)
-        jobs: list[Job] = []
-        owner: dict[int, Annotation] = {}
+        nodes: dict[int, list[int]] = {}
         for a in anns:
             if a.status == "error":
                 continue
-            tree, chain = trees[id(a)], chains[id(a)]
-            if not chain:
+            if not chains[id(a)]:
                 a.reject("no chain: the policy wrote no steps")
                 continue
-            node = 0
-            for i, step in enumerate(chain):
-                node = tree.add(node, step + "\n", kind="step").id
-                if i < len(chain) - 1 or final_answer_of([step]) is None:
-                    spec = StepSpec(kind="response", opener="", stop=[], max_tokens=opts.max_tokens)
-                    seed = stable_seed(ctx.seed, a.id, "rollout", i + 1)
-                    jobs.append(Job(tree, node, spec, n=opts.k, temperature=opts.temperature, seed=seed))
-                    owner[id(jobs[-1])] = a
-        if opts.batched:
-            expand(ctx.policy, jobs)
-        else:
-            for job in jobs:
-                expand(ctx.policy, [job])
-        results: dict[int, dict[int, list[bool]]] = {}
+            node, ids = 0, []
+            for step in chains[id(a)]:
+                node = trees[id(a)].add(node, step + "\n", kind="step").id
+                ids.append(node)
+            nodes[id(a)] = ids
+        live = [a for a in anns if id(a) in nodes]
+        hits: dict[int, dict[int, list[bool]]] = {id(a): {} for a in live}
+        if opts.search == "all":
+            self._measure([(a, d) for a in live for d in range(1, len(chains[id(a)]) + 1)],
+                          trees, chains, nodes, hits, opts, ctx)
+        else:  # OmegaPRM: binary search for the first step whose prefix no rollout rescues
+            bounds = {id(a): (0, len(chains[id(a)])) for a in live}
+            while todo := [(a, (lo + hi) // 2 + 1) for a in live if a.status != "error"
+                           for lo, hi in [bounds[id(a)]] if lo < hi]:
+                self._measure(todo, trees, chains, nodes, hits, opts, ctx)
+                for a, depth in todo:
+                    if a.status == "error":
+                        continue
+                    lo, hi = bounds[id(a)]
+                    bounds[id(a)] = (depth, hi) if any(hits[id(a)][depth]) else (lo, depth - 1)
+            for a in live:  # the chain up to its first wrong step (all of it when none is wrong)
+                first_wrong = bounds[id(a)][0] + 1
+                chains[id(a)] = chains[id(a)][:first_wrong]
+                a.extra["first_wrong_step"] = first_wrong if first_wrong in hits[id(a)] else None
+        for a in anns:
+            _charge(a, trees[id(a)])
+            if a.status == "rejected" and not a.reasons:
+                self._label(a, chains[id(a)], hits[id(a)], soft=opts.search == "all")
+        return anns
+
+    def _measure(self, todo: list[tuple[Annotation, int]], trees: dict, chains: dict, nodes: dict,
+                 hits: dict[int, dict[int, list[bool]]], opts: RolloutOptions, ctx: ModeContext) -> None:
+        """Whether each completion reaches the gold answer, for the prefixes ``(annotation, depth)``:
+        one engine call for all of them (``batched``), or one per prefix. A final step that states
+        an answer needs no rollout: its own answer is graded."""
+        fmt = AtomicFormat()
+        jobs: list[Job] = []
+        owner: dict[int, tuple[Annotation, int]] = {}
+        for a, depth in todo:
+            chain = chains[id(a)]
+            if depth == len(chain) and final_answer_of(chain[-1:]) is not None:
+                answer = final_answer_of(chain[-1:])
+                hits[id(a)][depth] = [grade(answer, a.problem).correct]
+                continue
+            spec = StepSpec(kind="response", opener="", stop=[], max_tokens=opts.max_tokens)
+            seed = stable_seed(ctx.seed, a.id, "rollout", depth)
+            jobs.append(Job(trees[id(a)], nodes[id(a)][depth - 1], spec, n=opts.k, temperature=opts.temperature, seed=seed))
+            owner[id(jobs[-1])] = (a, depth)
+        for group in ([jobs] if opts.batched else [[j] for j in jobs]):
+            expand(ctx.policy, group)
         for job in jobs:
-            a = owner[id(job)]
+            a, depth = owner[id(job)]
             ok = [c for c in job.results if c.finish_reason != "error"]
             if not ok:
                 engine_error(a, next((c.error for c in job.results if c.error), None) or "engine error")
                 continue
             prefix = job.tree.text(job.node_id)
-            hits = [self._correct(fmt, prefix + c.text, a.problem) for c in ok]
-            results.setdefault(id(a), {})[job.tree.node(job.node_id).depth] = hits
-        for a in anns:
-            _charge(a, trees[id(a)])
-            if a.status == "rejected" and not a.reasons:
-                self._label(a, chains[id(a)], results.get(id(a), {}))
-        return anns
+            hits[id(a)][depth] = [self._correct(fmt, prefix + c.text, a.problem) for c in ok]
 
     def _write_chains(self, anns: list[Annotation], trees: dict, chains: dict, fmt: AtomicFormat,
                       ctx: ModeContext) -> None:
@@ -124,16 +157,16 @@ class RolloutLabelsMode(Mode):
         return answer is not None and grade(answer, problem).correct
 
     @staticmethod
-    def _label(a: Annotation, chain: list[str], hits: dict[int, list[bool]]) -> None:
-        soft: list[float] = []
-        for depth, step in enumerate(chain, 1):
-            if depth in hits:
-                soft.append(sum(hits[depth]) / len(hits[depth]))
-            else:  # the final step: its own answer decides
-                answer = final_answer_of([step])
-                soft.append(1.0 if answer is not None and grade(answer, a.problem).correct else 0.0)
-        a.steps, a.soft_labels = list(chain), soft
-        a.labels = [s > 0 for s in soft]
+    def _label(a: Annotation, chain: list[str], hits: dict[int, list[bool]], soft: bool) -> None:
+        """Soft label = share of right rollouts, hard = any (``search=all``); with ``binary`` the
+        steps before the first wrong one are ``+`` (a measured later prefix rescued them) and only
+        hard labels are kept (the rollout shares measured are in ``extra``)."""
+        if soft:
+            shares = [sum(hits[d]) / len(hits[d]) for d in range(1, len(chain) + 1)]
+            a.soft_labels, a.labels = shares, [x > 0 for x in shares]
+        else:
+            a.labels = [any(hits[d]) if d in hits else True for d in range(1, len(chain) + 1)]
+        a.steps = list(chain)
         a.answer = final_answer_of(chain[-1:])
         a.status, a.method = "accepted", a.method or "rollout"
         a.extra["rollouts_right"] = {str(d): sum(h) for d, h in sorted(hits.items())}

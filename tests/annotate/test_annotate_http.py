@@ -239,3 +239,21 @@ def test_rollout_labels_binary_search_finds_the_first_wrong_step(tmp_path, scrip
 def text_of_last(body: dict) -> str:
     msgs = body.get("messages") or []
     return str(msgs[-1].get("content")) if msgs and msgs[-1].get("role") == "assistant" else ""
+
+
+def test_negatives_from_an_earlier_run(tmp_path, scripted):
+    data = items(tmp_path, [{"id": f"g{i}", "question": f"Pens {i}?", "answer": str(30 + i),
+                             "solution": f"He buys 3 packs of 12 = 36 pens. He gives {6 - i} away.\n#### {30 + i}"}
+                            for i in range(3)])
+    seg = tmp_path / "seg"
+    run_annotate(AnnotateConfig(mode="atomic-segment", data=data, fields="solution=solution", out=str(seg)), progress=False)
+    _, _, spec = scripted(lambda p, b: "Step {0}: 3 packs of 12 = 38 pens.".format(
+        re.search(r"Rewrite ONLY step (\d+)", p).group(1)))
+    out = tmp_path / "neg"
+    r = run_annotate(AnnotateConfig(mode="negatives", teacher=spec, from_run=str(seg), out=str(out)), progress=False)
+    assert r.summary["accepted"] == 3 and r.summary["source"].startswith("3 accepted chains from")
+    rows = read_dataset(out / PRM)
+    pos = [row for row in rows if row.id.endswith("#pos")]
+    assert len(rows) == 6 and all(len(p.completions) == 3 and all(p.labels) for p in pos)
+    with pytest.raises(SlowthinkError, match="holds no annotations.jsonl"):
+        run_annotate(AnnotateConfig(mode="negatives", teacher=spec, from_run=str(tmp_path), out=str(out)), progress=False)

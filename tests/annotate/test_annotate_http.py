@@ -247,8 +247,8 @@ def test_negatives_from_an_earlier_run(tmp_path, scripted):
                             for i in range(3)])
     seg = tmp_path / "seg"
     run_annotate(AnnotateConfig(mode="atomic-segment", data=data, fields="solution=solution", out=str(seg)), progress=False)
-    _, _, spec = scripted(lambda p, b: "Step {0}: 3 packs of 12 = 38 pens.".format(
-        re.search(r"Rewrite ONLY step (\d+)", p).group(1)))
+    step = re.compile(r"Rewrite ONLY step (\d+)")
+    _, _, spec = scripted(lambda p, b: f"Step {step.search(p).group(1)}: 3 packs of 12 = 38 pens.")
     out = tmp_path / "neg"
     r = run_annotate(AnnotateConfig(mode="negatives", teacher=spec, from_run=str(seg), out=str(out)), progress=False)
     assert r.summary["accepted"] == 3 and r.summary["source"].startswith("3 accepted chains from")

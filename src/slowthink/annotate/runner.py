@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -105,14 +105,10 @@ def load_items(config: AnnotateConfig):
         return problems_from_run(Path(config.from_run), config.limit)
     from slowthink.benchmarks import load_benchmark
 
-    opts = dict(config.benchmark_options)
-    if config.fields is not None:
-        opts["fields"] = config.fields
-    load = load_benchmark(config.benchmark or "jsonl", config.data, limit=config.limit, **opts)
-    if config.ignore_images:
-        for p in load.problems:
-            p.images = []
-    return load.problems, Counter(load.skipped), load.summary()
+    fields = {} if config.fields is None else {"fields": config.fields}
+    load = load_benchmark(config.benchmark or "jsonl", config.data, limit=config.limit, **config.benchmark_options, **fields)
+    problems = [replace(p, images=[]) for p in load.problems] if config.ignore_images else load.problems
+    return problems, Counter(load.skipped), load.summary()
 
 
 def problems_from_run(run_dir: Path, limit: int | None = None) -> tuple[list[Problem], Counter, str]:

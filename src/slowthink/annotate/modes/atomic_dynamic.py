@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from slowthink.annotate.modes.base import Ask, Mode, ModeContext, ModeOptions, call, engine_error
+from slowthink.annotate.modes.base import Ask, Mode, ModeContext, ModeOptions, replies
 from slowthink.annotate.records import Annotation
 from slowthink.annotate.text import final_answer_of, label_steps, parse_step_reply, strip_label
 from slowthink.formats.base import user_prompt
@@ -68,16 +68,12 @@ class AtomicDynamicMode(Mode):
         round_no = 0
         while live:
             round_no += 1
+            by_annotation = {id(s.annotation): s for s in live}
             asks = [Ask(s.annotation, self._step_request(s, opts, ctx.seed)) for s in live]
-            call(ctx.teacher, asks)
-            for s, ask in zip(live, asks):
-                a = s.annotation
-                if ask.error:
-                    engine_error(a, ask.error)
-                    s.done = True
-                    continue
+            for a, completion in replies(ctx.teacher, asks):
+                s = by_annotation[id(a)]
                 a.attempts += 1
-                a.response = ask.results[0].text
+                a.response = completion.text
                 reply, reason = parse_step_reply(a.response, ACTIONS)
                 if reply is not None and s.steps and strip_label(reply.content) == strip_label(s.steps[-1]):
                     reply, reason = None, "repeated step"
@@ -98,7 +94,7 @@ class AtomicDynamicMode(Mode):
                     s.done = True
                     if reply.action != "final_answer":
                         a.extra["hit_step_bound"] = True
-            live = [s for s in live if not s.done]
+            live = [s for s in live if not s.done and s.annotation.status != "error"]
         closing = [s for s in states if s.annotation.status == "rejected" and not s.annotation.reasons
                    and final_answer_of(s.steps[-1:]) is None]
         self._close(closing, opts, ctx)
@@ -132,14 +128,12 @@ class AtomicDynamicMode(Mode):
                 [Message("user", text, images=list(p.images))], max_tokens=opts.close_tokens, temperature=0.0,
                 seed=stable_seed(ctx.seed, p.id, "close"),
             )))
-        call(ctx.teacher, asks)
-        for s, ask in zip(states, asks):
-            if ask.error:
-                engine_error(s.annotation, ask.error)
-                continue
-            line = next((ln for ln in ask.results[0].text.splitlines() if final_answer_of([ln])), None)
+        by_annotation = {id(s.annotation): s for s in states}
+        for a, completion in replies(ctx.teacher, asks):
+            s = by_annotation[id(a)]
+            line = next((ln for ln in completion.text.splitlines() if final_answer_of([ln])), None)
             if line is None:
-                s.annotation.response = ask.results[0].text
+                s.annotation.response = completion.text
                 s.annotation.reject("no final answer: the closing reply has none")
             else:
                 s.steps.append(line.strip())

@@ -22,7 +22,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from slowthink.annotate.modes.base import Ask, Mode, ModeContext, ModeOptions, call, engine_error
+from slowthink.annotate.modes.base import Ask, Mode, ModeContext, ModeOptions, replies
 from slowthink.annotate.records import Annotation
 from slowthink.annotate.text import (
     declines,
@@ -119,15 +119,8 @@ class AtomicSegmentMode(Mode):
         live = list(anns) if ctx.teacher is not None else []
         for attempt in range(1, opts.max_attempts + 1):
             asks = [Ask(a, self._request(a, opts, ctx.seed, attempt)) for a in live]
-            call(ctx.teacher, asks) if asks else None
-            for ask in asks:
-                a = ask.annotation
-                if ask.error:
-                    engine_error(a, ask.error)
-                    continue
-                a.attempts = attempt
-                reply = ask.results[0].text
-                a.response = reply
+            for a, completion in replies(ctx.teacher, asks, attempt):
+                reply = completion.text
                 steps = teacher_steps(reply)
                 reason = "refusal" if declines(reply) and len(steps) < 2 else None
                 reason = reason or check_chain(steps, a.problem.meta[opts.source], a.problem, opts.max_step_chars)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -135,6 +135,22 @@ def call(engine: Engine, asks: Sequence[Ask]) -> None:
         if id(ask.annotation) not in seen:
             ask.annotation.usage.calls += 1
             seen.add(id(ask.annotation))
+
+
+def replies(engine: Engine, asks: Sequence[Ask], attempt: int | None = None) -> Iterator[tuple[Annotation, Completion]]:
+    """Run ``asks`` in one engine call (:func:`call`) and yield ``(annotation, first completion)`` for
+    each that got an answer; an ask the engine failed marks its annotation ``error`` instead. With
+    ``attempt``, each answered annotation records it and the reply text (``attempts``, ``response``)."""
+    call(engine, asks)
+    for ask in asks:
+        a = ask.annotation
+        if ask.error:
+            engine_error(a, ask.error)
+            continue
+        if attempt is not None:
+            a.attempts = attempt
+            a.response = ask.results[0].text
+        yield a, ask.results[0]
 
 
 def engine_error(a: Annotation, message: str) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from rapidfuzz import fuzz
 
-from slowthink.annotate.modes.base import Ask, Mode, ModeContext, ModeOptions, call, engine_error
+from slowthink.annotate.modes.base import Ask, Mode, ModeContext, ModeOptions, replies
 from slowthink.annotate.records import Annotation
 from slowthink.annotate.text import declines, final_answer_of, label_steps, strip_label
 from slowthink.formats.base import user_prompt
@@ -82,14 +82,7 @@ class NegativesMode(Mode):
         live = list(anns)
         for attempt in range(1, opts.max_attempts + 1):
             asks = [Ask(a, self._request(a, *plan[id(a)], opts, ctx.seed, attempt)) for a in live]
-            call(ctx.teacher, asks)
-            for ask in asks:
-                a = ask.annotation
-                if ask.error:
-                    engine_error(a, ask.error)
-                    continue
-                a.attempts = attempt
-                a.response = ask.results[0].text
+            for a, _ in replies(ctx.teacher, asks, attempt):
                 chain, k, kind = plan[id(a)]
                 step, reason = self._corrupted(a.response, chain, k, a.problem, opts)
                 if reason:

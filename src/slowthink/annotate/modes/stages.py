@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from slowthink.annotate.modes.base import Ask, Mode, ModeContext, ModeOptions, call, engine_error
+from slowthink.annotate.modes.base import Ask, Mode, ModeContext, ModeOptions, replies
 from slowthink.annotate.records import Annotation
 from slowthink.annotate.text import declines
 from slowthink.formats.base import user_prompt
@@ -82,16 +82,8 @@ class StagesMode(Mode):
         live = list(anns)
         for attempt in range(1, opts.max_attempts + 1):
             asks = [Ask(a, self._request(a, opts, ctx.seed, attempt)) for a in live]
-            call(ctx.teacher, asks)
             to_verify: list[Annotation] = []
-            for ask in asks:
-                a = ask.annotation
-                if ask.error:
-                    engine_error(a, ask.error)
-                    continue
-                a.attempts = attempt
-                reply = ask.results[0]
-                a.response = reply.text
+            for a, reply in replies(ctx.teacher, asks, attempt):
                 reason, stages = self._check(a.problem, reply.text, reply.finish_reason)
                 if reason:
                     a.reject(f"{reason} (attempt {attempt})")
@@ -154,13 +146,8 @@ class StagesMode(Mode):
             ))
             for a in items
         ]
-        call(ctx.teacher, asks)
-        for ask in asks:
-            a = ask.annotation
-            if ask.error:
-                engine_error(a, ask.error)
-                continue
-            verdict = ask.results[0].text.strip().lower()
+        for a, reply in replies(ctx.teacher, asks):
+            verdict = reply.text.strip().lower()
             a.extra.setdefault("verifications", []).append(verdict[:80])
             if "invalid" in verdict:
                 a.reject(f"wrong answer: teacher verification said invalid (attempt {attempt})")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -151,36 +152,20 @@ def _out_dir(out: Path) -> None:
             raise SlowthinkError(f"{out / name} is a folder, but the run writes a file there: move it or use another --out")
 
 
-class _Progress:
-    """A rich progress bar with the accept rate and the tokens so far; silent when disabled."""
+def _progress_bar(label: str, console=None):
+    """A rich progress bar with the accept rate and the tokens so far (``fields``: rate, tokens)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    def __init__(self, enabled: bool, total: int, done: int, label: str, console=None) -> None:
-        self._p = None
-        if not enabled:
-            return
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    return Progress(
+        TextColumn(f"{label:<16}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("accepted {task.fields[rate]}"), TextColumn("{task.fields[tokens]} tok"),
+        TimeElapsedColumn(), console=console or Console(stderr=True),
+    )
 
-        self._p = Progress(
-            TextColumn(f"{label:<16}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("accepted {task.fields[rate]}"), TextColumn("{task.fields[tokens]} tok"),
-            TimeElapsedColumn(), console=console or Console(stderr=True),
-        )
-        self._task = self._p.add_task(label, total=total + done, completed=done, rate="-", tokens=0)
 
-    def __enter__(self) -> _Progress:
-        if self._p:
-            self._p.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._p:
-            self._p.__exit__(*exc)
-
-    def update(self, k: int, accepted: int, finished: int, tokens: int) -> None:
-        if self._p:
-            rate = f"{accepted / finished:.0%} ({accepted}/{finished})" if finished else "-"
-            self._p.update(self._task, advance=k, rate=rate, tokens=tokens)
+def _rate(accepted: int, finished: int) -> str:
+    return f"{accepted / finished:.0%} ({accepted}/{finished})" if finished else "-"
 
 
 def run_annotate(
@@ -242,7 +227,10 @@ def run_annotate(
         accepted = sum(r.get("status") == "accepted" for r in prior)
         tokens = sum(_tokens(r) for r in prior)
         succeeded = False
-        with RecordWriter(out / ANNOTATIONS) as writer, _Progress(progress, len(pending), resumed, mode.name, console) as bar:
+        bar = _progress_bar(mode.name, console) if progress else None
+        with RecordWriter(out / ANNOTATIONS) as writer, bar or nullcontext():
+            task = bar.add_task(mode.name, total=len(usable), completed=resumed, rate=_rate(accepted, resumed),
+                                tokens=tokens) if bar else None
             for i in range(0, len(pending), config.batch_size):
                 batch = pending[i : i + config.batch_size]
                 anns = mode.run(batch, ctx)
@@ -261,7 +249,8 @@ def run_annotate(
                 new += len(dicts)
                 accepted += sum(a.status == "accepted" for a in anns)
                 tokens += sum(a.usage.total_tokens for a in anns)
-                bar.update(len(anns), accepted, resumed + new, tokens)
+                if bar:
+                    bar.update(task, advance=len(anns), rate=_rate(accepted, resumed + new), tokens=tokens)
     current = [records[k] for k in key_of.values() if k in records]
     datasets = export_datasets(out, _accepted(records.values()))
     summary = summarize(current, skipped, time.perf_counter() - t0, new=new, resumed=resumed)

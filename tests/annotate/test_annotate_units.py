@@ -17,7 +17,8 @@ from slowthink.cli import main
 from slowthink.types import SlowthinkError
 from tests.annotate.conftest import write_jsonl
 
-MODULES = ["slowthink.annotate.text", "slowthink.annotate.runner", "slowthink.annotate.modes.stages"]
+MODULES = ["slowthink.annotate.text", "slowthink.annotate.runner", "slowthink.annotate.modes.stages",
+           "slowthink.annotate.config"]
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -134,3 +135,62 @@ def test_cli_annotate_recipe_and_one_line_errors(tmp_path, capsys):
             main(args)
         err = capsys.readouterr().err
         assert e.value.code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_progress_bar_shows_accept_rate_and_cost(tmp_path, scripted):
+    import io
+
+    from rich.console import Console
+
+    from tests.annotate.test_annotate_http import stages
+
+    _, _, spec = scripted(lambda p, b: stages("7") if "[ok]" in p else "no tags at all")
+    data = write_jsonl(tmp_path / "d.jsonl", [{"q": "[ok] 3 + 4?", "a": "7"}, {"q": "[bad] 3 + 4?", "a": "7"}])
+    buf = io.StringIO()
+    r = run_annotate(AnnotateConfig(mode="stages", teacher=spec, data=data, fields="question=q,answer=a", out=str(tmp_path / "o"),
+                                    price="1000,2000", mode_options={"max_attempts": 1}),
+                     console=Console(file=buf, width=160))
+    text = buf.getvalue()
+    assert "accepted 50% (1/2)" in text and "$" in text
+    t = r.summary["tokens"]
+    assert t["cost_usd"] == pytest.approx((t["prompt"] * 1000 + t["generated"] * 2000) / 1e6)
+    with pytest.raises(SlowthinkError, match="--price 'cheap'"):
+        AnnotateConfig(mode="stages", out="x", data="d", price="cheap")
+
+
+def test_images_go_to_the_teacher_and_into_the_llava_rows(tmp_path, scripted):
+    from PIL import Image
+
+    from tests.annotate.test_annotate_http import stages
+
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "red.png")
+    seen = []
+
+    def rule(prompt, body):
+        parts = body["messages"][-1]["content"]
+        seen.append(any(isinstance(p, dict) and p.get("type") == "image_url" for p in parts))
+        return stages("7")
+
+    _, _, spec = scripted(rule)
+    data = write_jsonl(tmp_path / "d.jsonl", [{"q": "3 + 4?", "a": "7", "image": "red.png"}])
+    out = tmp_path / "o"
+    run_annotate(AnnotateConfig(mode="stages", teacher=spec, data=data, fields="question=q,answer=a,image=image",
+                                out=str(out)), progress=False)
+    assert seen == [True]
+    (row,) = read_dataset(out / "sft_llava.jsonl")
+    assert row.image.endswith("red.png") and row.conversations[0]["value"].startswith("<image>\n3 + 4?")
+    with pytest.raises(SlowthinkError, match="text-only but item d-0 has an image: pass --ignore-images"):
+        run_annotate(AnnotateConfig(mode="stages", teacher=spec, data=data, fields="question=q,answer=a,image=image",
+                                    out=str(tmp_path / "o2"), engine_options={"supports_images": False}), progress=False)
+
+
+def test_cli_prints_the_summary(tmp_path, capsys):
+    data = write_jsonl(tmp_path / "d.jsonl", [{"q": "Pens?", "a": "30", "r": "3 * 12 = 36. 36 - 6 = 30.\n#### 30"},
+                                              {"q": "No solution?", "a": "1"}])
+    with pytest.raises(SystemExit) as e:
+        main(["annotate", "--mode", "atomic-segment", "--data", data, "--map", "question=q,answer=a,solution=r",
+              "--out", str(tmp_path / "o"), "--no-progress"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0
+    assert "accepted 1 (100.0%)" in out and "skipped inputs: no source text in 'solution' 1" in out
+    assert "sft_steps.jsonl (3 rows)" in out

@@ -47,6 +47,8 @@ def annotate_command(
                                                    "before the next. Default 16.")] = None,
     seed: Annotated[int | None, typer.Option(help="Base seed of every request.")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads of an in-process engine (1 when runs share cores).")] = None,
+    price: Annotated[str | None, typer.Option(help="USD per million prompt and generated tokens, e.g. 2.5,10: the "
+                                              "progress bar and summary show the cost so far.")] = None,
     ignore_images: Annotated[bool, typer.Option("--ignore-images", help="Drop images (text-only teachers).")] = False,
     recipe: Annotated[str | None, typer.Option("--config", help="YAML recipe of annotate settings; flags win.")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
@@ -62,7 +64,7 @@ def annotate_command(
         flags: dict[str, Any] = {
             "mode": mode, "teacher": teacher, "policy": policy, "benchmark": benchmark, "data": data,
             "fields": field_map, "from_run": from_run, "limit": limit, "out": out, "batch_size": batch_size,
-            "seed": seed, "threads": threads,
+            "seed": seed, "threads": threads, "price": price,
             "benchmark_options": parse_options(benchmark_option) if benchmark_option else None,
             "mode_options": parse_options(mode_option) if mode_option else None,
             "engine_options": engine_flag_options(api_key_env=api_key_env, timeout=timeout, max_concurrency=max_concurrency,
@@ -109,7 +111,8 @@ def _print(result, as_json: bool) -> None:
         if s[key]:
             console.print(f"{title}: " + ", ".join(f"{k} {v}" for k, v in s[key].items()), highlight=False)
     t = s["tokens"]
-    console.print(f"tokens: {t['prompt']} prompt + {t['generated']} generated in {t['calls']} item-calls · "
+    cost = f" · ${t['cost_usd']:.4f}" if t.get("cost_usd") is not None else ""
+    console.print(f"tokens: {t['prompt']} prompt + {t['generated']} generated in {t['calls']} item-calls{cost} · "
                   f"{s['wall_time_s']:.1f}s", highlight=False)
     files = ", ".join(f"{name} ({n} rows)" for name, n in s["datasets"].items()) or "no dataset rows"
     console.print(f"[bold]wrote[/bold] {result.out_dir}: {files}", soft_wrap=True, highlight=False)

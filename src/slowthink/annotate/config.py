@@ -47,6 +47,9 @@ class AnnotateConfig:
     seed: int = 0
     threads: int | None = None
     ignore_images: bool = False
+    price: str | None = None
+    """USD per million prompt and generated tokens, ``"2.5,10"``: the progress bar and the summary
+    show the cost so far (``None``: tokens only)."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -59,8 +62,33 @@ class AnnotateConfig:
                 "name the items once: --data FILE (with --map), --benchmark NAME, or --from-run DIR"
             )
 
+        parse_price(self.price)  # a bad price is one error line before any work
+
+    def cost(self, prompt_tokens: int, generated_tokens: int) -> float | None:
+        """USD for these tokens at ``price`` (``None`` without a price)."""
+        p = parse_price(self.price)
+        return None if p is None else round((prompt_tokens * p[0] + generated_tokens * p[1]) / 1e6, 6)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def parse_price(price: str | None) -> tuple[float, float] | None:
+    """``"2.5,10"`` -> ``(2.5, 10.0)``: USD per million prompt and generated tokens.
+
+    >>> parse_price("2.5,10"), parse_price(None)
+    ((2.5, 10.0), None)
+    """
+    if price is None:
+        return None
+    try:
+        prompt, generated = (float(x) for x in str(price).split(","))
+    except ValueError:
+        raise SlowthinkError(f"--price {price!r}: write USD per million prompt and generated tokens, "
+                             "e.g. --price 2.5,10") from None
+    if prompt < 0 or generated < 0:
+        raise SlowthinkError(f"--price {price!r}: prices must be >= 0")
+    return prompt, generated
 
 
 def read_recipe(path: str, explicit: set[str]) -> dict[str, Any]:

@@ -153,19 +153,25 @@ def _out_dir(out: Path) -> None:
 
 
 def _progress_bar(label: str, console=None):
-    """A rich progress bar with the accept rate and the tokens so far (``fields``: rate, tokens)."""
+    """A rich progress bar with the accept rate and the cost so far (``fields``: rate, cost)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(
         TextColumn(f"{label:<16}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("accepted {task.fields[rate]}"), TextColumn("{task.fields[tokens]} tok"),
+        TextColumn("accepted {task.fields[rate]}"), TextColumn("{task.fields[cost]}"),
         TimeElapsedColumn(), console=console or Console(stderr=True),
     )
 
 
 def _rate(accepted: int, finished: int) -> str:
     return f"{accepted / finished:.0%} ({accepted}/{finished})" if finished else "-"
+
+
+def _cost_text(config: AnnotateConfig, tokens: Counter) -> str:
+    usd = config.cost(tokens["prompt_tokens"], tokens["generated_tokens"])
+    total = f"{tokens['prompt_tokens'] + tokens['generated_tokens']} tok"
+    return total if usd is None else f"{total} ${usd:.4f}"
 
 
 def run_annotate(
@@ -225,12 +231,14 @@ def run_annotate(
         ctx = ModeContext(options=options, seed=config.seed, teacher=teacher, policy=policy, teacher_id=teacher_id)
         prior = [records[key_of[p.id]] for p in usable if key_of[p.id] in done]
         accepted = sum(r.get("status") == "accepted" for r in prior)
-        tokens = sum(_tokens(r) for r in prior)
+        tokens: Counter = Counter()
+        for r in prior:
+            tokens.update({k: int(v) for k, v in (r.get("usage") or {}).items()})
         succeeded = False
         bar = _progress_bar(mode.name, console) if progress else None
         with RecordWriter(out / ANNOTATIONS) as writer, bar or nullcontext():
             task = bar.add_task(mode.name, total=len(usable), completed=resumed, rate=_rate(accepted, resumed),
-                                tokens=tokens) if bar else None
+                                cost=_cost_text(config, tokens)) if bar else None
             for i in range(0, len(pending), config.batch_size):
                 batch = pending[i : i + config.batch_size]
                 anns = mode.run(batch, ctx)
@@ -248,16 +256,19 @@ def run_annotate(
                     records[record_key(d)] = d
                 new += len(dicts)
                 accepted += sum(a.status == "accepted" for a in anns)
-                tokens += sum(a.usage.total_tokens for a in anns)
+                for a in anns:
+                    tokens.update({"prompt_tokens": a.usage.prompt_tokens, "generated_tokens": a.usage.generated_tokens})
                 if bar:
-                    bar.update(task, advance=len(anns), rate=_rate(accepted, resumed + new), tokens=tokens)
+                    bar.update(task, advance=len(anns), rate=_rate(accepted, resumed + new), cost=_cost_text(config, tokens))
     current = [records[k] for k in key_of.values() if k in records]
     datasets = export_datasets(out, _accepted(records.values()))
     summary = summarize(current, skipped, time.perf_counter() - t0, new=new, resumed=resumed)
+    summary["tokens"]["cost_usd"] = config.cost(summary["tokens"]["prompt"], summary["tokens"]["generated"])
     summary.update({
         "mode": mode.name, "teacher": teacher_id, "prompt_version": mode.prompt_version, "source": source,
         "datasets": datasets, "unreadable_lines": bad_lines,
-        **({"engine_stats": dict(teacher.stats)} if isinstance(getattr(teacher, "stats", None), dict) else {}),
+        **{f"{role}_engine_stats": dict(e.stats) for role, e in (("teacher", teacher), ("policy", policy))
+           if isinstance(getattr(e, "stats", None), dict)},
     })
     write_json(out / SUMMARY, summary)
     return AnnotateResult(out, summary, new, resumed, datasets)
@@ -267,11 +278,6 @@ def _plain(options: Any) -> dict[str, Any]:
     from dataclasses import asdict
 
     return asdict(options)
-
-
-def _tokens(rec: dict[str, Any]) -> int:
-    u = rec.get("usage") or {}
-    return int(u.get("prompt_tokens", 0)) + int(u.get("generated_tokens", 0))
 
 
 def _accepted(records) -> list[Annotation]:

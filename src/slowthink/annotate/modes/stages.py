@@ -91,9 +91,10 @@ class StagesMode(Mode):
                 a.stages = stages
                 a.steps = [stages[s] for s in STAGES]
                 a.answer = stages["conclusion"]
-                if grade(stages["conclusion"], a.problem).correct:
+                verdict = grade(stages["conclusion"], a.problem)
+                if verdict.correct:
                     a.status, a.method = "accepted", "teacher"
-                elif opts.verify and grade(stages["conclusion"], a.problem).method not in RULES_DECIDE:
+                elif opts.verify and verdict.method not in RULES_DECIDE:
                     to_verify.append(a)
                 else:
                     a.reject(f"wrong answer: CONCLUSION {clip_head(a.answer, 60)!r} vs {gold_text(a.problem.answer)!r} "

@@ -194,3 +194,38 @@ def test_cli_prints_the_summary(tmp_path, capsys):
     assert e.value.code == 0
     assert "accepted 1 (100.0%)" in out and "skipped inputs: no source text in 'solution' 1" in out
     assert "sft_steps.jsonl (3 rows)" in out
+
+
+class RaisingTeacher:
+    """An in-process engine double: raises for a request holding ``[boom]``, else a valid reply."""
+
+    name = "raising"
+    supports_images = False
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def generate(self, requests):
+        from slowthink.types import Completion
+        from tests.annotate.test_annotate_http import stages
+
+        self.calls += 1
+        if any("[boom]" in m.content for r in requests for m in r.messages):
+            raise RuntimeError("boom")
+        return [[Completion(stages("7"), prompt_tokens=5, generated_tokens=9)] for _ in requests]
+
+
+def test_an_item_that_raises_gets_an_error_record_and_is_retried(tmp_path):
+    data = write_jsonl(tmp_path / "d.jsonl", [
+        {"id": "a", "q": "3 + 4?", "a": "7"}, {"id": "b", "q": "[boom] 3 + 4?", "a": "7"},
+        {"id": "c", "q": "3 + 4?", "a": "7"}, {"id": "a", "q": "again 3 + 4?", "a": "7"},
+    ])
+    config = AnnotateConfig(mode="stages", data=data, fields="question=q,answer=a,id=id", out=str(tmp_path / "o"))
+    teacher = RaisingTeacher()
+    r = run_annotate(config, teacher=teacher, progress=False)
+    assert (r.summary["accepted"], r.summary["errors"]) == (2, 1)
+    assert r.summary["skipped_inputs"] == {"duplicate id": 1} and r.summary["teacher"] == "raising"
+    recs = {json.loads(x)["id"]: json.loads(x) for x in (tmp_path / "o" / "annotations.jsonl").read_text().splitlines()}
+    assert recs["b"]["status"] == "error" and recs["b"]["reasons"] == ["raised RuntimeError: boom"]
+    again = run_annotate(config, teacher=teacher, progress=False)
+    assert again.new == 1 and again.resumed == 2  # only the errored item runs again

@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -198,26 +198,16 @@ def run_annotate(
     if config.policy and policy is None:
         _check_spec(config.policy, _policy_options(config.policy, config.engine_options), "--policy")
     problems, skipped, source = load_items(config)
-    usable = []
-    for p in problems:
-        why = mode.unusable(p, options)
-        if why:
-            skipped[why] += 1
-        else:
-            usable.append(p)
+    usable = _usable(problems, mode, options, skipped)
     out = Path(config.out)
     _out_dir(out)
-    teacher_id = _engine_id(config.policy if mode.needs_policy else config.teacher)
-    if teacher is not None and not config.teacher and not mode.needs_policy:
-        teacher_id = getattr(teacher, "name", "engine")
-    if policy is not None and not config.policy and mode.needs_policy:
-        teacher_id = getattr(policy, "name", "engine")
+    teacher_id = _teacher_id(config, mode, teacher, policy)
     key_of = {p.id: (p.id, mode.name, teacher_id, mode.prompt_version) for p in usable}
     records, bad_lines = read_annotations(out / ANNOTATIONS)
     done = {k for k, r in records.items() if r.get("status") in ("accepted", "rejected")}
     pending = [p for p in usable if key_of[p.id] not in done]
     resumed = len(usable) - len(pending)
-    write_json(out / CONFIG, {"config": config.to_dict(), "options": _plain(options),
+    write_json(out / CONFIG, {"config": config.to_dict(), "options": asdict(options),
                               "teacher_id": teacher_id, "prompt_version": mode.prompt_version,
                               "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     new = 0
@@ -241,7 +231,7 @@ def run_annotate(
                                 cost=_cost_text(config, tokens)) if bar else None
             for i in range(0, len(pending), config.batch_size):
                 batch = pending[i : i + config.batch_size]
-                anns = mode.run(batch, ctx)
+                anns = run_batch(mode, batch, ctx)
                 failed = [a for a in anns if a.status == "error"]
                 fresh = any(key_of[p.id] not in records for p in batch)
                 if not succeeded and fresh and len(failed) == len(batch):
@@ -274,10 +264,42 @@ def run_annotate(
     return AnnotateResult(out, summary, new, resumed, datasets)
 
 
-def _plain(options: Any) -> dict[str, Any]:
-    from dataclasses import asdict
+def _usable(problems: list[Problem], mode: Mode, options: Any, skipped: Counter) -> list[Problem]:
+    """The items the mode can annotate; the others counted in ``skipped`` by reason."""
+    usable: dict[str, Problem] = {}
+    for p in problems:
+        why = "duplicate id" if p.id in usable else mode.unusable(p, options)
+        if why:
+            skipped[why] += 1
+        else:
+            usable[p.id] = p
+    return list(usable.values())
 
-    return asdict(options)
+
+def _teacher_id(config: AnnotateConfig, mode: Mode, teacher, policy) -> str:
+    """Who annotates, as recorded in the dedup key: the engine spec without its options (the policy's
+    for ``rollout-labels``), an engine object's name, or ``none`` (the deterministic split)."""
+    spec, engine = (config.policy, policy) if mode.needs_policy else (config.teacher, teacher)
+    if spec:
+        return _engine_id(spec)
+    return getattr(engine, "name", "engine") if engine is not None else SPLIT_TEACHER
+
+
+def run_batch(mode: Mode, batch: list[Problem], ctx: ModeContext) -> list[Annotation]:
+    """``mode.run`` on a batch; when it raises (a bug or an engine that raises instead of returning
+    error completions), the batch is run item by item so only the item(s) that raise get an
+    ``error`` record. A :class:`SlowthinkError` (a setting every item would hit) stops the run."""
+    try:
+        return mode.run(batch, ctx)
+    except (SlowthinkError, KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:
+        if len(batch) > 1:
+            return [a for p in batch for a in run_batch(mode, [p], ctx)]
+        a = mode.new(batch[0], ctx)
+        a.status = "error"
+        a.reasons.append(f"raised {type(e).__name__}: {str(e)[:300]}")
+        return [a]
 
 
 def _accepted(records) -> list[Annotation]:

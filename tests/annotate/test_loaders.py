@@ -83,3 +83,21 @@ def test_bad_release_input_is_one_error_line(tmp_path):
     (tmp_path / "e.jsonl").write_text(json.dumps({"x": 1}) + "\n")
     with pytest.raises(SlowthinkError, match="holds no usable math-shepherd row"):
         load_release("math-shepherd", tmp_path / "e.jsonl")
+
+
+def test_our_step_rows_read_back_as_amath_sft(tmp_path):
+    """The per-step rows we write carry AtomThink's step prompt: the AMATH-SFT loader rebuilds the chains."""
+    from slowthink.annotate import AnnotateConfig, run_annotate
+    from tests.annotate.conftest import write_jsonl
+
+    data = write_jsonl(tmp_path / "d.jsonl", [
+        {"q": "Pens?", "a": "30", "r": "3 * 12 = 36. 36 - 6 = 30.\n#### 30"},
+        {"q": "Apples?", "a": "7", "r": "3 + 4 = 7.\n#### 7"},
+    ])
+    out = tmp_path / "seg"
+    run_annotate(AnnotateConfig(mode="atomic-segment", data=data, fields="question=q,answer=a,solution=r", out=str(out)),
+                 progress=False)
+    written = {json.loads(x)["problem"]["question"]: json.loads(x)["steps"]
+               for x in (out / "annotations.jsonl").read_text().splitlines()}
+    rel = load_release("amath-sft", out / SFT_STEPS)
+    assert {a.problem.question: a.steps for a in rel.annotations} == written

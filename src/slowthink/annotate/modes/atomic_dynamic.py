@@ -144,9 +144,9 @@ class AtomicDynamicMode(Mode):
         a = s.annotation
         a.extra["actions"] = s.actions
         a.extra["repaired_replies"] = s.repairs
+        a.steps = label_steps(s.steps)  # a rejected record keeps the steps it got
         if a.status != "rejected" or a.reasons:
             return
-        a.steps = label_steps(s.steps)
         a.answer = final_answer_of(a.steps[-1:])
         if a.answer is not None and grade(a.answer, a.problem).correct:
             a.status, a.method = "accepted", "teacher"

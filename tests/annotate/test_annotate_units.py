@@ -158,6 +158,13 @@ def test_progress_bar_shows_accept_rate_and_cost(tmp_path, scripted):
         AnnotateConfig(mode="stages", out="x", data="d", price="cheap")
 
 
+def test_items_per_round_follow_max_concurrency():
+    base = {"mode": "stages", "out": "x", "data": "d"}
+    assert AnnotateConfig(**base).items_per_round == 16
+    assert AnnotateConfig(**base, engine_options={"max_concurrency": 32}).items_per_round == 64
+    assert AnnotateConfig(**base, batch_size=4, engine_options={"max_concurrency": 32}).items_per_round == 4
+
+
 def test_images_go_to_the_teacher_and_into_the_llava_rows(tmp_path, scripted):
     from PIL import Image
 

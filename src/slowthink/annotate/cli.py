@@ -44,7 +44,7 @@ def annotate_command(
     max_retries: Annotated[int | None, typer.Option(help="Retries of a transient HTTP failure (429/5xx), with backoff.")] = None,
     engine_option: Annotated[list[str] | None, typer.Option("--engine-option", "-E", help="Engine option key=value (repeatable).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Items per round (one engine call); a finished batch is written "
-                                                   "before the next. Default 16.")] = None,
+                                                   "before the next. Default 16, or 2x --max-concurrency.")] = None,
     seed: Annotated[int | None, typer.Option(help="Base seed of every request.")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads of an in-process engine (1 when runs share cores).")] = None,
     price: Annotated[str | None, typer.Option(help="USD per million prompt and generated tokens, e.g. 2.5,10: the "

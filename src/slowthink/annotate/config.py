@@ -41,9 +41,10 @@ class AnnotateConfig:
     engine_options: dict[str, Any] = field(default_factory=dict)
     """Options of the teacher engine (the policy gets those its kind has)."""
     mode_options: dict[str, Any] = field(default_factory=dict)
-    batch_size: int = 16
+    batch_size: int | None = None
     """Items per round: a round is one engine call for all of them (an HTTP engine sends them at
-    once, at most its ``max_concurrency`` in flight); a finished batch is written before the next."""
+    once, at most its ``max_concurrency`` in flight); a finished batch is written before the next.
+    ``None``: 16, or twice ``max_concurrency`` when that is larger (keeps a paid API's slots busy)."""
     seed: int = 0
     threads: int | None = None
     ignore_images: bool = False
@@ -52,8 +53,8 @@ class AnnotateConfig:
     show the cost so far (``None``: tokens only)."""
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise SlowthinkError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise SlowthinkError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.limit is not None and self.limit < 1:
             raise SlowthinkError(f"--limit must be >= 1, got {self.limit}")
         sources = [s for s in (self.benchmark or self.data, self.from_run) if s]
@@ -63,6 +64,14 @@ class AnnotateConfig:
             )
 
         parse_price(self.price)  # a bad price is one error line before any work
+
+    @property
+    def items_per_round(self) -> int:
+        """``batch_size``, or its default (16, or twice ``max_concurrency`` when larger)."""
+        if self.batch_size is not None:
+            return self.batch_size
+        concurrency = self.engine_options.get("max_concurrency")
+        return max(16, 2 * concurrency) if isinstance(concurrency, int) else 16
 
     def cost(self, prompt_tokens: int, generated_tokens: int) -> float | None:
         """USD for these tokens at ``price`` (``None`` without a price)."""

@@ -229,8 +229,9 @@ def run_annotate(
         with RecordWriter(out / ANNOTATIONS) as writer, bar or nullcontext():
             task = bar.add_task(mode.name, total=len(usable), completed=resumed, rate=_rate(accepted, resumed),
                                 cost=_cost_text(config, tokens)) if bar else None
-            for i in range(0, len(pending), config.batch_size):
-                batch = pending[i : i + config.batch_size]
+            step = config.items_per_round
+            for i in range(0, len(pending), step):
+                batch = pending[i : i + step]
                 anns = run_batch(mode, batch, ctx)
                 failed = [a for a in anns if a.status == "error"]
                 fresh = any(key_of[p.id] not in records for p in batch)

@@ -59,3 +59,20 @@ def test_atomic_segment_with_the_embedded_teacher(tmp_path):
     recs = check_structure(out, r.summary, 2)
     assert {rec["method"] for rec in recs if rec["status"] == "accepted"} <= {"teacher", "split"}
     assert r.summary["accepted"] == 2  # the split is the fallback: these solutions always pass it
+
+
+@pytest.mark.hf
+def test_stages_with_an_in_process_vlm_teacher_and_images(tmp_path, tiny_llava_dir):
+    """A tiny random LLaVA (hf engine) as the teacher: the image reaches the model in process; its
+    output is noise, so every item is rejected with a reason, and nothing crashes."""
+    from PIL import Image
+
+    Image.new("RGB", (28, 28), "blue").save(tmp_path / "blue.png")
+    data = write_jsonl(tmp_path / "d.jsonl", [{"id": "v", "q": "What colour is the square?", "a": "blue", "image": "blue.png"}])
+    out = tmp_path / "o"
+    r = run_annotate(AnnotateConfig(mode="stages", teacher=f"hf:{tiny_llava_dir}", data=data,
+                                    fields="question=q,answer=a,image=image", out=str(out),
+                                    mode_options={"max_attempts": 2, "max_tokens": 16}), progress=False)
+    rec = json.loads((out / "annotations.jsonl").read_text())
+    assert r.summary["items"] == 1 and rec["status"] == "rejected" and len(rec["reasons"]) == 2
+    assert rec["problem"]["images"][0].endswith("blue.png") and rec["usage"]["prompt_tokens"] > 0

@@ -19,7 +19,8 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'$])")
 _NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?|(?<![\w\d])\.\d+")
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")
-_FINAL = re.compile(r"final answer is\s*:?\s*(.*)", re.IGNORECASE | re.DOTALL)
+#: A step that states the answer (the atomic format's final-answer cues).
+_FINAL = re.compile(r"(?:final answer is|the answer is)\s*:?\s*(.*)", re.IGNORECASE | re.DOTALL)
 _DECLINE = re.compile(
     r"\b(?:I'?m sorry|I am sorry|I (?:can ?not|can't|am unable to|'m unable to|won't) "
     r"(?:help|assist|answer|provide|identify|recognize|recognise|comply|do that))",
@@ -68,7 +69,12 @@ def final_step(answer: str, number: int) -> str:
 
 
 def final_answer_of(steps: list[str]) -> str | None:
-    """The answer of a chain: what follows ``final answer is`` in its last step that has it."""
+    """The answer of a chain: what follows ``final answer is`` / ``the answer is`` in its last step
+    that has it.
+
+    >>> final_answer_of(["Step 1: 3 + 4 = 7", "Step 2: To sum up, the final answer is: 7."]), final_answer_of(["The answer is 9"])
+    ('7', '9')
+    """
     for step in reversed(steps):
         m = _FINAL.search(step)
         if m:

@@ -257,3 +257,31 @@ def test_negatives_from_an_earlier_run(tmp_path, scripted):
     assert len(rows) == 6 and all(len(p.completions) == 3 and all(p.labels) for p in pos)
     with pytest.raises(SlowthinkError, match="holds no annotations.jsonl"):
         run_annotate(AnnotateConfig(mode="negatives", teacher=spec, from_run=str(tmp_path), out=str(out)), progress=False)
+
+
+def test_stages_on_llava_conversation_input_with_hints(tmp_path, scripted):
+    prompts = []
+
+    def rule(prompt, body):
+        prompts.append(prompt)
+        return stages("B" if "farthest" in prompt else "2")
+
+    _, _, spec = scripted(rule)
+    (tmp_path / "img").mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "img" / "map.png")
+    data = tmp_path / "input.jsonl"
+    data.write_text(json.dumps({"id": "sqa-1", "image": "img/map.png", "hints": ["Maine is in New England."],
+                                "conversations": [{"from": "human", "value": "<image>\nWhich is farthest north? A. Ohio B. Maine"},
+                                                  {"from": "gpt", "value": "B"},
+                                                  {"from": "human", "value": "How many states?"},
+                                                  {"from": "gpt", "value": "2"}]}) + "\n")
+    out = tmp_path / "o"
+    r = run_annotate(AnnotateConfig(mode="stages", teacher=spec, data=str(data), data_layout="llava", out=str(out)),
+                     progress=False)
+    assert r.summary["accepted"] == 2 and r.summary["source"].startswith("2 LLaVA question/answer pairs")
+    assert any("Standard answer: B\nHint: Maine is in New England." in p for p in prompts)
+    assert not any("<image>" in p for p in prompts)
+    rows = read_dataset(out / SFT_LLAVA)
+    assert [row.id for row in rows] == ["sqa-1", "sqa-1#1"] and rows[0].image == str(tmp_path / "img" / "map.png")

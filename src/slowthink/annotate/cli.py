@@ -27,6 +27,8 @@ def annotate_command(
     data: Annotated[str | None, typer.Option(help="A data file (JSONL/JSON/CSV/TSV/parquet), read with --map.")] = None,
     field_map: Annotated[str | None, typer.Option("--map", help="Fields of --data: 'question=q,answer=a,solution=rationale'; "
                                                   "other keys go to meta (atomic-segment reads meta 'solution').")] = None,
+    data_layout: Annotated[str | None, typer.Option(help="table (default: --data read with --map) | llava (LLaVA "
+                                                    "conversations, LLaVA-CoT's input: one item per human/gpt pair).")] = None,
     benchmark_option: Annotated[list[str] | None, typer.Option("--benchmark-option", "-O",
                                                                help="Loader option key=value (split=train, size=200, seed=...).")] = None,
     release: Annotated[str | None, typer.Option(help="Import a released dataset given by --data instead of annotating: "
@@ -63,7 +65,7 @@ def annotate_command(
     try:
         flags: dict[str, Any] = {
             "mode": mode, "teacher": teacher, "policy": policy, "benchmark": benchmark, "data": data,
-            "fields": field_map, "from_run": from_run, "limit": limit, "out": out, "batch_size": batch_size,
+            "fields": field_map, "data_layout": data_layout, "from_run": from_run, "limit": limit, "out": out, "batch_size": batch_size,
             "seed": seed, "threads": threads, "price": price,
             "benchmark_options": parse_options(benchmark_option) if benchmark_option else None,
             "mode_options": parse_options(mode_option) if mode_option else None,

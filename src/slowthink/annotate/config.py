@@ -34,6 +34,9 @@ class AnnotateConfig:
     benchmark: str | None = None
     data: str | None = None
     fields: str | dict[str, Any] | None = None
+    data_layout: str = "table"
+    """``table``: ``--data`` read with ``--map`` like eval; ``llava``: LLaVA conversation data (LLaVA-CoT's
+    input layout), one item per human/gpt pair, the gpt turn as the standard answer."""
     benchmark_options: dict[str, Any] = field(default_factory=dict)
     from_run: str | None = None
     """Items from the accepted records of an earlier annotate folder (their steps in ``meta["steps"]``)."""
@@ -57,6 +60,10 @@ class AnnotateConfig:
             raise SlowthinkError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.limit is not None and self.limit < 1:
             raise SlowthinkError(f"--limit must be >= 1, got {self.limit}")
+        if self.data_layout not in ("table", "llava"):
+            raise SlowthinkError(f"--data-layout must be table or llava, got {self.data_layout!r}")
+        if self.data_layout == "llava" and (self.benchmark or not self.data):
+            raise SlowthinkError("--data-layout llava reads --data FILE (LLaVA conversations), not --benchmark")
         sources = [s for s in (self.benchmark or self.data, self.from_run) if s]
         if len(sources) != 1:
             raise SlowthinkError(

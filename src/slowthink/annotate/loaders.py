@@ -200,6 +200,41 @@ def load_math_shepherd(path: Path, out: Release) -> None:
         out.annotations.append(_record(out.name, p.id, p, steps, labels=[c == "+" for c in marks]))
 
 
+def llava_items(path: Path, limit: int | None = None) -> tuple[list[Problem], Counter, str]:
+    """Items to annotate from LLaVA conversation data (LLaVA-CoT's input: ``{"id", "image",
+    "conversations": [human, gpt, ...], "hints"}``): one item per human/gpt pair, the gpt turn as the
+    standard answer, ``hints`` in ``meta``; image paths relative to the data file's folder."""
+    if not path.is_file():
+        raise SlowthinkError(f"data file not found: {path}; pass a LLaVA conversation JSONL/JSON file")
+    problems: list[Problem] = []
+    skipped: Counter = Counter()
+    for line, row in _rows(path):
+        conv = row.get("conversations") if isinstance(row, dict) else None
+        if not isinstance(conv, list):
+            skipped["no conversations"] += 1
+            continue
+        image = row.get("image")
+        images = [str(path.parent / image)] if isinstance(image, str) and image else []
+        for k in range(0, len(conv) - 1, 2):
+            human, gpt = conv[k], conv[k + 1]
+            if not (isinstance(human, dict) and isinstance(gpt, dict)) or (human.get("from"), gpt.get("from")) != ("human", "gpt"):
+                skipped["turns not human/gpt"] += 1
+                continue
+            question, answer = _strip_image(str(human.get("value", ""))), str(gpt.get("value", "")).strip()
+            if not question or not answer:
+                skipped["empty question or answer"] += 1
+                continue
+            rid = str(row.get("id", line))
+            problems.append(Problem(id=rid if k == 0 else f"{rid}#{k // 2}", question=question, answer=answer,
+                                    images=images, meta={"hints": row.get("hints") or []}))
+        if limit is not None and len(problems) >= limit:
+            problems = problems[:limit]
+            break
+    if not problems:
+        raise SlowthinkError(f"{path} holds no human/gpt pair to annotate; check the file is in the LLaVA layout")
+    return problems, skipped, f"{len(problems)} LLaVA question/answer pairs from {path}"
+
+
 RELEASES: dict[str, Callable[[Path, Release], None]] = {
     "llava-cot-100k": load_llava_cot,
     "amath-sft": load_amath_sft,

@@ -104,6 +104,11 @@ def load_items(config: AnnotateConfig):
     """The run's items: ``(problems, skipped-by-reason, source description)``."""
     if config.from_run:
         return problems_from_run(Path(config.from_run), config.limit)
+    if config.data_layout == "llava":
+        from slowthink.annotate.loaders import llava_items
+
+        problems, skipped, source = llava_items(Path(config.data), config.limit)
+        return ([replace(p, images=[]) for p in problems] if config.ignore_images else problems), skipped, source
     from slowthink.benchmarks import load_benchmark
 
     fields = {} if config.fields is None else {"fields": config.fields}

@@ -38,8 +38,9 @@ class StagesOptions(ModeOptions):
     verify: bool = True
     """Ask the teacher whether the CONCLUSION agrees where the grading rules cannot decide."""
     verify_max_tokens: int = 16
-    hint_field: str = "hint"
-    """``meta`` field holding hints (a string or a list), added as LLaVA-CoT's ``Hint:`` lines."""
+    hint_field: str = "hints"
+    """``meta`` field holding hints (a string or a list; LLaVA-CoT's input has ``hints``), added as
+    ``Hint:`` lines."""
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1 or self.max_tokens < 1 or self.verify_max_tokens < 1:

@@ -73,10 +73,11 @@ def part_segment(args, data_dir: Path) -> dict:
     load = load_benchmark("gsm8k", split="train", limit=args.gsm8k)
     split_ok = sum(not missing_numbers(p.meta["solution"], split_chain(p.meta["solution"], p)) for p in load.problems)
     base = dict(mode="atomic-segment", benchmark="gsm8k", benchmark_options={"split": "train"}, threads=1)
-    split_out = data_dir / "gsm8k-split"
+    split_out, teacher_out = data_dir / "gsm8k-split", data_dir / "gsm8k-teacher"
+    for folder in (split_out, teacher_out):  # measure a fresh run, not a resumed one
+        shutil.rmtree(folder, ignore_errors=True)
     r, wall, _ = timed(lambda: run_annotate(AnnotateConfig(**base, limit=args.gsm8k, out=str(split_out)), progress=False))
     rows = {"split": {**segment_row(split_out, r.summary, wall), "numbers_preserved": round(split_ok / len(load.problems), 4)}}
-    teacher_out = data_dir / "gsm8k-teacher"
     opts = {"max_attempts": 1, "max_tokens": args.segment_tokens}
     r, wall, _ = timed(lambda: run_annotate(AnnotateConfig(**base, teacher="llamacpp", limit=args.gsm8k_teacher,
                                                            out=str(teacher_out), mode_options=opts), progress=False))
@@ -178,6 +179,7 @@ def part_stages(args, data_dir: Path) -> dict:
     proc, spec, _ = start_server(gguf)
     try:
         folder = data_dir / "mathv-stages"
+        shutil.rmtree(folder, ignore_errors=True)
         opts = {"max_attempts": args.stages_attempts, "max_tokens": args.stages_tokens}
         r, wall, _ = timed(lambda: run_annotate(AnnotateConfig(
             mode="stages", teacher=spec, benchmark="math-v", limit=args.mathv, ignore_images=True, out=str(folder),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
@@ -169,16 +170,6 @@ def _progress_bar(label: str, console=None):
     )
 
 
-def _rate(accepted: int, finished: int) -> str:
-    return f"{accepted / finished:.0%} ({accepted}/{finished})" if finished else "-"
-
-
-def _cost_text(config: AnnotateConfig, tokens: Counter) -> str:
-    usd = config.cost(tokens["prompt_tokens"], tokens["generated_tokens"])
-    total = f"{tokens['prompt_tokens'] + tokens['generated_tokens']} tok"
-    return total if usd is None else f"{total} ${usd:.4f}"
-
-
 def run_annotate(
     config: AnnotateConfig,
     *,
@@ -217,45 +208,22 @@ def run_annotate(
                               "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     new = 0
     if pending:
-        if mode.needs_policy or config.policy:
-            policy = policy if policy is not None else _build(
-                config.policy, _policy_options(config.policy, config.engine_options), config.threads)
-        if config.teacher or teacher is not None:
-            teacher = teacher if teacher is not None else _build(config.teacher, config.engine_options, config.threads)
+        teacher, policy = _engines(config, mode, teacher, policy)
         _check_images(pending, [e for e in (teacher, policy) if e is not None])
         ctx = ModeContext(options=options, seed=config.seed, teacher=teacher, policy=policy, teacher_id=teacher_id)
-        prior = [records[key_of[p.id]] for p in usable if key_of[p.id] in done]
-        accepted = sum(r.get("status") == "accepted" for r in prior)
-        tokens: Counter = Counter()
-        for r in prior:
-            tokens.update({k: int(v) for k, v in (r.get("usage") or {}).items()})
-        succeeded = False
+        tally = _Tally()
+        tally.add(records[key_of[p.id]] for p in usable if key_of[p.id] in done)
         bar = _progress_bar(mode.name, console) if progress else None
         with RecordWriter(out / ANNOTATIONS) as writer, bar or nullcontext():
-            task = bar.add_task(mode.name, total=len(usable), completed=resumed, rate=_rate(accepted, resumed),
-                                cost=_cost_text(config, tokens)) if bar else None
-            step = config.items_per_round
-            for i in range(0, len(pending), step):
-                batch = pending[i : i + step]
-                anns = run_batch(mode, batch, ctx)
-                failed = [a for a in anns if a.status == "error"]
-                fresh = any(key_of[p.id] not in records for p in batch)
-                if not succeeded and fresh and len(failed) == len(batch):
-                    raise SlowthinkError(
-                        f"every item of the first batch failed in the engine ({len(batch)} of {len(batch)}), so the "
-                        f"run stopped and recorded nothing for them: {failed[0].reasons[-1]}"
-                    )
-                succeeded = succeeded or len(failed) < len(batch)
-                dicts = [a.to_dict() for a in anns]
+            task = bar.add_task(mode.name, total=len(usable), completed=resumed, rate=tally.rate,
+                                cost=tally.cost(config)) if bar else None
+            for dicts in _batches(mode, pending, ctx, config.items_per_round, lambda k: key_of[k] in records):
                 writer.write(dicts)
-                for d in dicts:
-                    records[record_key(d)] = d
+                records.update((record_key(d), d) for d in dicts)
                 new += len(dicts)
-                accepted += sum(a.status == "accepted" for a in anns)
-                for a in anns:
-                    tokens.update({"prompt_tokens": a.usage.prompt_tokens, "generated_tokens": a.usage.generated_tokens})
+                tally.add(dicts)
                 if bar:
-                    bar.update(task, advance=len(anns), rate=_rate(accepted, resumed + new), cost=_cost_text(config, tokens))
+                    bar.update(task, advance=len(dicts), rate=tally.rate, cost=tally.cost(config))
     current = [records[k] for k in key_of.values() if k in records]
     datasets = export_datasets(out, _accepted(records.values()))
     summary = summarize(current, skipped, time.perf_counter() - t0, new=new, resumed=resumed)
@@ -268,6 +236,59 @@ def run_annotate(
     })
     write_json(out / SUMMARY, summary)
     return AnnotateResult(out, summary, new, resumed, datasets)
+
+
+@dataclass
+class _Tally:
+    """What the progress bar shows: items finished and accepted, tokens so far."""
+
+    finished: int = 0
+    accepted: int = 0
+    tokens: Counter = field(default_factory=Counter)
+
+    def add(self, recs: Iterable[dict[str, Any]]) -> None:
+        for r in recs:
+            self.finished += 1
+            self.accepted += r.get("status") == "accepted"
+            for k in ("prompt_tokens", "generated_tokens"):
+                self.tokens[k] += int((r.get("usage") or {}).get(k, 0))
+
+    @property
+    def rate(self) -> str:
+        return f"{self.accepted / self.finished:.0%} ({self.accepted}/{self.finished})" if self.finished else "-"
+
+    def cost(self, config: AnnotateConfig) -> str:
+        usd = config.cost(self.tokens["prompt_tokens"], self.tokens["generated_tokens"])
+        total = f"{self.tokens['prompt_tokens'] + self.tokens['generated_tokens']} tok"
+        return total if usd is None else f"{total} ${usd:.4f}"
+
+
+def _engines(config: AnnotateConfig, mode: Mode, teacher, policy) -> tuple[Any, Any]:
+    """The teacher and policy engines (given objects win; specs are built now, when work is left)."""
+    if policy is None and (mode.needs_policy or config.policy):
+        policy = _build(config.policy, _policy_options(config.policy, config.engine_options), config.threads)
+    if teacher is None and config.teacher:
+        teacher = _build(config.teacher, config.engine_options, config.threads)
+    return teacher, policy
+
+
+def _batches(mode: Mode, pending: list[Problem], ctx: ModeContext, size: int,
+             seen: Callable[[str], bool]) -> Iterator[list[dict[str, Any]]]:
+    """The records of each batch of ``size`` items. When every item of the first batch fails in
+    the engine and one of them had no record yet (``seen(id)`` False), the run stops with one
+    :class:`SlowthinkError` line and nothing of that batch is recorded."""
+    succeeded = False
+    for i in range(0, len(pending), size):
+        batch = pending[i : i + size]
+        anns = run_batch(mode, batch, ctx)
+        failed = [a for a in anns if a.status == "error"]
+        if not succeeded and len(failed) == len(batch) and any(not seen(p.id) for p in batch):
+            raise SlowthinkError(
+                f"every item of the first batch failed in the engine ({len(batch)} of {len(batch)}), so the "
+                f"run stopped and recorded nothing for them: {failed[0].reasons[-1]}"
+            )
+        succeeded = succeeded or len(failed) < len(batch)
+        yield [a.to_dict() for a in anns]
 
 
 def _usable(problems: list[Problem], mode: Mode, options: Any, skipped: Counter) -> list[Problem]:

@@ -101,3 +101,18 @@ def test_our_step_rows_read_back_as_amath_sft(tmp_path):
                for x in (out / "annotations.jsonl").read_text().splitlines()}
     rel = load_release("amath-sft", out / SFT_STEPS)
     assert {a.problem.question: a.steps for a in rel.annotations} == written
+
+
+def test_reasoning_stages_of_an_import_are_cut_into_atomic_steps(tmp_path):
+    """LLaVA-CoT-100k -> annotate folder -> atomic-segment of its REASONING stages (split, no teacher)."""
+    from slowthink.annotate import AnnotateConfig, run_annotate
+
+    rel = tmp_path / "rel"
+    run_import("llava-cot-100k", str(FIX / "llava_cot_train.jsonl"), str(rel))
+    out = tmp_path / "seg"
+    r = run_annotate(AnnotateConfig(mode="atomic-segment", from_run=str(rel), out=str(out),
+                                    mode_options={"source": "reasoning"}), progress=False)
+    assert r.summary["accepted"] == 2
+    rows = read_dataset(out / SFT_STEPS)
+    assert [row.step for row in rows if row.item == "sqa-1#1"] == ["Step 1: Ohio and Maine: 2.",
+                                                                  "Step 2: To sum up, the final answer is: 2"]

@@ -120,7 +120,7 @@ def load_items(config: AnnotateConfig):
 
 def problems_from_run(run_dir: Path, limit: int | None = None) -> tuple[list[Problem], Counter, str]:
     """The accepted items of an earlier annotate folder, their steps in ``meta["steps"]`` (the input
-    of ``negatives`` and ``rollout-labels``)."""
+    of ``negatives`` and ``rollout-labels``) and LLaVA-CoT stages in ``meta[stage]``."""
     path = run_dir / ANNOTATIONS
     if not path.is_file():
         raise SlowthinkError(f"--from-run {run_dir} holds no {ANNOTATIONS}: pass an annotate output folder")
@@ -137,7 +137,8 @@ def problems_from_run(run_dir: Path, limit: int | None = None) -> tuple[list[Pro
             skipped["unreadable record"] += 1
             continue
         chain = a.extra.get("chain") or a.steps
-        a.problem.meta = {**a.problem.meta, "steps": list(chain), "from_mode": a.mode}
+        # stages by name too: ``atomic-segment --from-run DIR -M source=reasoning`` cuts REASONING stages
+        a.problem.meta = {**a.problem.meta, **(a.stages or {}), "steps": list(chain), "from_mode": a.mode}
         problems.append(a.problem)
         if limit is not None and len(problems) >= limit:
             break

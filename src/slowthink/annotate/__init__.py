@@ -27,14 +27,16 @@ from slowthink.annotate.datasets import (
     StepSFTRow,
     read_dataset,
 )
+from slowthink.annotate.loaders import RELEASES, load_release
 from slowthink.annotate.modes import MODES, get_mode
 from slowthink.annotate.records import Annotation, Usage
-from slowthink.annotate.runner import ANNOTATIONS, AnnotateResult, run_annotate
+from slowthink.annotate.runner import ANNOTATIONS, AnnotateResult, run_annotate, run_import
 
 __all__ = [
     "ANNOTATIONS",
     "MODES",
     "PRM",
+    "RELEASES",
     "SFT_LLAVA",
     "SFT_STEPS",
     "AnnotateConfig",
@@ -45,6 +47,8 @@ __all__ = [
     "StepSFTRow",
     "Usage",
     "get_mode",
+    "load_release",
     "read_dataset",
     "run_annotate",
+    "run_import",
 ]

@@ -285,3 +285,18 @@ def test_stages_on_llava_conversation_input_with_hints(tmp_path, scripted):
     assert not any("<image>" in p for p in prompts)
     rows = read_dataset(out / SFT_LLAVA)
     assert [row.id for row in rows] == ["sqa-1", "sqa-1#1"] and rows[0].image == str(tmp_path / "img" / "map.png")
+
+
+def test_a_corrupted_final_step_must_answer_wrong(tmp_path, scripted):
+    def rule(prompt: str, body: dict):
+        return "Step 1: To sum up, the final answer is: 7." if "[keep]" in prompt else "Step 1: To sum up, the final answer is: 9"
+    _, _, spec = scripted(rule)
+    chain = ["Step 1: To sum up, the final answer is: 7"]
+    data = items(tmp_path, [{"id": "keep", "question": "[keep] 3 + 4?", "answer": "7", "steps": chain},
+                            {"id": "flip", "question": "[flip] 3 + 4?", "answer": "7", "steps": chain}])
+    out = tmp_path / "o"
+    run_annotate(AnnotateConfig(mode="negatives", teacher=spec, data=data, fields="steps=steps", out=str(out),
+                                mode_options={"max_attempts": 1, "max_similarity": 99.5}), progress=False)
+    recs = {json.loads(x)["id"]: json.loads(x) for x in (out / "annotations.jsonl").read_text().splitlines()}
+    assert recs["keep"]["reasons"] == ["not corrupted: the final answer is still right (attempt 1)"]
+    assert recs["flip"]["status"] == "accepted" and recs["flip"]["labels"] == [False]

@@ -300,3 +300,25 @@ def test_a_corrupted_final_step_must_answer_wrong(tmp_path, scripted):
     recs = {json.loads(x)["id"]: json.loads(x) for x in (out / "annotations.jsonl").read_text().splitlines()}
     assert recs["keep"]["reasons"] == ["not corrupted: the final answer is still right (attempt 1)"]
     assert recs["flip"]["status"] == "accepted" and recs["flip"]["labels"] == [False]
+
+
+def test_an_accepted_item_is_on_disk_before_its_batch_ends(tmp_path, scripted):
+    out = tmp_path / "o"
+    seen_on_disk = []
+    holder = {}
+
+    def rule(prompt: str, body: dict):
+        if "[late]" in prompt:
+            if holder["t"].count("late") == 0:
+                return "no tags"
+            path = out / "annotations.jsonl"  # the second round: is the first item written already?
+            seen_on_disk.append([json.loads(x)["id"] for x in path.read_text().splitlines()] if path.exists() else [])
+        return stages("7")
+
+    _, teacher, spec = scripted(rule)
+    holder["t"] = teacher
+    data = items(tmp_path, [{"id": "early", "question": "3 + 4?", "answer": "7"},
+                            {"id": "late", "question": "[late] 3 + 4?", "answer": "7"}])
+    r = run_annotate(AnnotateConfig(mode="stages", teacher=spec, data=data, out=str(out)), progress=False)
+    assert seen_on_disk == [["early"]] and r.summary["accepted"] == 2 and r.new == 2
+    assert [json.loads(x)["id"] for x in (out / "annotations.jsonl").read_text().splitlines()] == ["early", "late"]

@@ -8,9 +8,10 @@
                                          benchmark_options={"split": "train"}, limit=20, out="data/gsm8k-atomic"))
     result.summary["accepted"], result.datasets    # {"sft_steps.jsonl": 93}
 
-The output folder holds ``annotations.jsonl`` (append-only: one record per finished item, written,
-flushed and fsynced a batch at a time, so a ``kill -9`` loses at most the batch in flight; a torn
-last line is trimmed before the next append), ``config.json``, ``summary.json`` and the datasets
+The output folder holds ``annotations.jsonl`` (append-only: one record per finished item, flushed and
+fsynced: accepted items when their round ends, the rest of a batch when it ends, so a ``kill -9``
+loses at most the unfinished items of the batch in flight; a torn last line is trimmed before the
+next append), ``config.json``, ``summary.json`` and the datasets
 (``sft_llava.jsonl``, ``sft_steps.jsonl``, ``prm.jsonl``, rebuilt from the accepted records at the
 end of every run). Re-running the same command skips items whose (id, mode, teacher, prompt
 version) already has an accepted or rejected record; ``error`` records (engine failures) are
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
@@ -212,19 +213,27 @@ def run_annotate(
         teacher, policy = _engines(config, mode, teacher, policy)
         _check_images(pending, [e for e in (teacher, policy) if e is not None])
         ctx = ModeContext(options=options, seed=config.seed, teacher=teacher, policy=policy, teacher_id=teacher_id)
-        tally = _Tally()
-        tally.add(records[key_of[p.id]] for p in usable if key_of[p.id] in done)
         bar = _progress_bar(mode.name, console) if progress else None
         with RecordWriter(out / ANNOTATIONS) as writer, bar or nullcontext():
-            task = bar.add_task(mode.name, total=len(usable), completed=resumed, rate=tally.rate,
-                                cost=tally.cost(config)) if bar else None
-            for dicts in _batches(mode, pending, ctx, config.items_per_round, lambda k: key_of[k] in records):
-                writer.write(dicts)
-                records.update((record_key(d), d) for d in dicts)
-                new += len(dicts)
-                tally.add(dicts)
-                if bar:
-                    bar.update(task, advance=len(dicts), rate=tally.rate, cost=tally.cost(config))
+            sink = _Sink(writer, records, config, bar)
+            sink.tally.add(records[key_of[p.id]] for p in usable if key_of[p.id] in done)
+            sink.start(mode.name, len(usable))
+            ctx.finished = sink.write
+            step, succeeded = config.items_per_round, False
+            for i in range(0, len(pending), step):
+                batch = pending[i : i + step]
+                anns = run_batch(mode, batch, ctx)
+                failed = [a for a in anns if a.status == "error"]
+                # the first batch failing entirely stops the run (nothing of it was handed over early:
+                # only accepted annotations are), unless all of it had failed before
+                if not succeeded and len(failed) == len(batch) and any(key_of[p.id] not in records for p in batch):
+                    raise SlowthinkError(
+                        f"every item of the first batch failed in the engine ({len(batch)} of {len(batch)}), so the "
+                        f"run stopped and recorded nothing for them: {failed[0].reasons[-1]}"
+                    )
+                succeeded = succeeded or len(failed) < len(batch)
+                sink.write(anns)
+        new = sink.tally.new
     current = [records[k] for k in key_of.values() if k in records]
     datasets = export_datasets(out, _accepted(records.values()))
     summary = summarize(current, skipped, time.perf_counter() - t0, new=new, resumed=resumed)
@@ -241,10 +250,11 @@ def run_annotate(
 
 @dataclass
 class _Tally:
-    """What the progress bar shows: items finished and accepted, tokens so far."""
+    """What the progress bar shows: items finished and accepted, tokens so far; ``new`` records."""
 
     finished: int = 0
     accepted: int = 0
+    new: int = 0
     tokens: Counter = field(default_factory=Counter)
 
     def add(self, recs: Iterable[dict[str, Any]]) -> None:
@@ -264,6 +274,36 @@ class _Tally:
         return total if usd is None else f"{total} ${usd:.4f}"
 
 
+class _Sink:
+    """Writes finished annotations (each once: accepted ones as soon as a mode hands them over, the
+    rest of a batch when it ends), keeps ``records`` current and the progress bar moving."""
+
+    def __init__(self, writer: RecordWriter, records: dict[AnnotationKey, dict[str, Any]], config: AnnotateConfig,
+                 bar) -> None:
+        self.writer, self.records, self.config, self.bar = writer, records, config, bar
+        self.tally = _Tally()
+        self.written: set[int] = set()
+        self.task = None
+
+    def start(self, label: str, total: int) -> None:
+        if self.bar is not None:
+            self.task = self.bar.add_task(label, total=total, completed=self.tally.finished, rate=self.tally.rate,
+                                          cost=self.tally.cost(self.config))
+
+    def write(self, annotations: list[Annotation]) -> None:
+        fresh = [a for a in annotations if id(a) not in self.written]
+        if not fresh:
+            return
+        self.written.update(id(a) for a in fresh)
+        dicts = [a.to_dict() for a in fresh]
+        self.writer.write(dicts)
+        self.records.update((record_key(d), d) for d in dicts)
+        self.tally.add(dicts)
+        self.tally.new += len(dicts)
+        if self.bar is not None:
+            self.bar.update(self.task, advance=len(dicts), rate=self.tally.rate, cost=self.tally.cost(self.config))
+
+
 def _engines(config: AnnotateConfig, mode: Mode, teacher, policy) -> tuple[Any, Any]:
     """The teacher and policy engines (given objects win; specs are built now, when work is left)."""
     if policy is None and (mode.needs_policy or config.policy):
@@ -271,25 +311,6 @@ def _engines(config: AnnotateConfig, mode: Mode, teacher, policy) -> tuple[Any, 
     if teacher is None and config.teacher:
         teacher = _build(config.teacher, config.engine_options, config.threads)
     return teacher, policy
-
-
-def _batches(mode: Mode, pending: list[Problem], ctx: ModeContext, size: int,
-             seen: Callable[[str], bool]) -> Iterator[list[dict[str, Any]]]:
-    """The records of each batch of ``size`` items. When every item of the first batch fails in
-    the engine and one of them had no record yet (``seen(id)`` False), the run stops with one
-    :class:`SlowthinkError` line and nothing of that batch is recorded."""
-    succeeded = False
-    for i in range(0, len(pending), size):
-        batch = pending[i : i + size]
-        anns = run_batch(mode, batch, ctx)
-        failed = [a for a in anns if a.status == "error"]
-        if not succeeded and len(failed) == len(batch) and any(not seen(p.id) for p in batch):
-            raise SlowthinkError(
-                f"every item of the first batch failed in the engine ({len(batch)} of {len(batch)}), so the "
-                f"run stopped and recorded nothing for them: {failed[0].reasons[-1]}"
-            )
-        succeeded = succeeded or len(failed) < len(batch)
-        yield [a.to_dict() for a in anns]
 
 
 def _usable(problems: list[Problem], mode: Mode, options: Any, skipped: Counter) -> list[Problem]:

@@ -131,7 +131,8 @@ class AtomicSegmentMode(Mode):
                     a.reject(f"{reason} (attempt {attempt})")
                     continue
                 a.status, a.method, a.steps = "accepted", "teacher", steps
-                a.extra["numbers_preserved"] = True
+                a.answer = final_answer_of(steps[-1:])
+            ctx.accepted(live)
             live = [a for a in live if a.status == "rejected"]
             if not live:
                 break
@@ -140,12 +141,9 @@ class AtomicSegmentMode(Mode):
                 continue
             steps, reason = splits[id(a)]
             if reason is None:
-                a.status, a.method, a.steps = "accepted", "split", steps
+                a.status, a.method, a.steps, a.answer = "accepted", "split", steps, final_answer_of(steps[-1:])
             else:
                 a.reject(f"{reason} (split)")
-        for a in anns:
-            if a.status == "accepted":
-                a.answer = final_answer_of(a.steps[-1:])
         return anns
 
     def _request(self, a: Annotation, opts: SegmentOptions, seed: int, attempt: int) -> Request:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -32,6 +32,15 @@ class ModeContext:
     teacher: Engine | None = None
     policy: Engine | None = None
     teacher_id: str = "none"
+    finished: Callable[[list[Annotation]], None] | None = None
+    """Where accepted annotations go as soon as they are final, before their batch ends (the runner
+    writes them at once); the rest of a batch is written when ``Mode.run`` returns."""
+
+    def accepted(self, annotations: Iterable[Annotation]) -> None:
+        """Hand over the accepted ones among ``annotations`` (a round's items) to ``finished``."""
+        final = [a for a in annotations if a.status == "accepted"]
+        if final and self.finished is not None:
+            self.finished(final)
 
 
 @dataclass

@@ -92,6 +92,7 @@ class NegativesMode(Mode):
                 a.steps = chain[:k] + [step]
                 a.labels = [True] * k + [False]
                 a.extra.update({"chain": chain, "corrupted_step": k + 1, "error": kind})
+            ctx.accepted(live)
             live = [a for a in live if a.status == "rejected"]
             if not live:
                 break

@@ -101,6 +101,7 @@ class StagesMode(Mode):
                     a.reject(f"wrong answer: CONCLUSION {clip_head(a.answer, 60)!r} vs {gold_text(a.problem.answer)!r} "
                              f"(attempt {attempt})")
             self._verify(to_verify, opts, ctx, attempt)
+            ctx.accepted(live)
             live = [a for a in live if a.status == "rejected"]
             if not live:
                 break

@@ -282,7 +282,9 @@ class _Sink:
                  bar) -> None:
         self.writer, self.records, self.config, self.bar = writer, records, config, bar
         self.tally = _Tally()
-        self.written: set[int] = set()
+        self.written: set[AnnotationKey] = set()
+        """Keys written by this run (never object ids: a finished batch's objects are freed and their
+        ids reused)."""
         self.task = None
 
     def start(self, label: str, total: int) -> None:
@@ -291,10 +293,10 @@ class _Sink:
                                           cost=self.tally.cost(self.config))
 
     def write(self, annotations: list[Annotation]) -> None:
-        fresh = [a for a in annotations if id(a) not in self.written]
+        fresh = [a for a in annotations if a.key not in self.written]
         if not fresh:
             return
-        self.written.update(id(a) for a in fresh)
+        self.written.update(a.key for a in fresh)
         dicts = [a.to_dict() for a in fresh]
         self.writer.write(dicts)
         self.records.update((record_key(d), d) for d in dicts)

@@ -236,3 +236,12 @@ def test_an_item_that_raises_gets_an_error_record_and_is_retried(tmp_path):
     assert recs["b"]["status"] == "error" and recs["b"]["reasons"] == ["raised RuntimeError: boom"]
     again = run_annotate(config, teacher=teacher, progress=False)
     assert again.new == 1 and again.resumed == 2  # only the errored item runs again
+
+
+def test_every_item_of_many_small_batches_is_written_once(tmp_path):
+    data = write_jsonl(tmp_path / "d.jsonl", [{"id": str(i), "q": f"{i} + 4?", "a": "7"} for i in range(40)])
+    out = tmp_path / "o"
+    r = run_annotate(AnnotateConfig(mode="stages", data=data, fields="question=q,answer=a,id=id", out=str(out),
+                                    batch_size=1), teacher=RaisingTeacher(), progress=False)
+    ids = [json.loads(x)["id"] for x in (out / "annotations.jsonl").read_text().splitlines()]
+    assert sorted(ids, key=int) == [str(i) for i in range(40)] and r.new == 40 and r.summary["accepted"] == 40

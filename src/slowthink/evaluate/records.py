@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from slowthink.jsonl import RecordWriter, trim_partial_line, write_json
+from slowthink.jsonl import RecordWriter, write_json  # the run folder's writer, shared with annotate/
 from slowthink.types import SlowthinkError
 
 RECORDS = "records.jsonl"
@@ -43,7 +43,6 @@ __all__ = [
     "read_json",
     "read_records",
     "record_key",
-    "trim_partial_line",
     "write_json",
 ]
 

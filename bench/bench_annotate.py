@@ -221,10 +221,9 @@ def main() -> None:
         result[name] = parts[name](args, data_dir)
         result[name]["part_wall_s"] = round(time.perf_counter() - t0, 1)
         print(f"{name} done in {result[name]['part_wall_s']}s", file=sys.stderr)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+        if args.out:  # after every part, so a run cut short keeps what it measured
+            Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

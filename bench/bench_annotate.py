@@ -31,7 +31,7 @@ from collections import Counter
 from pathlib import Path
 
 from slowthink.annotate import AnnotateConfig, run_annotate
-from slowthink.annotate.modes.atomic_segment import split_chain
+from slowthink.annotate.modes.atomic_segment import split_chain, teacher_steps
 from slowthink.annotate.runner import reason_code
 from slowthink.annotate.text import missing_numbers
 from slowthink.benchmarks import load_benchmark
@@ -53,16 +53,19 @@ def timed(fn):
 
 def segment_row(out: Path, summary: dict, wall: float) -> dict:
     recs = records(out)
-    lost = sum(reason_code(x) == "numbers lost" for r in recs for x in r["reasons"] if "(attempt" in x)
-    teacher_replies = sum(r["attempts"] for r in recs)
+    replies = [r for r in recs if r["response"] is not None]
+    steps = [teacher_steps(r["response"]) for r in replies]
     return {
         "items": summary["items"],
         "accept_rate": summary["accept_rate"],
         "accepted_by_method": summary["accepted_by_method"],
         "rejected_by_reason": summary["rejected_by_reason"],
         "steps_per_accepted": summary["steps_per_accepted"],
-        "teacher_replies": teacher_replies,
-        "teacher_replies_losing_numbers": lost,
+        "teacher_replies": len(replies),
+        "teacher_reply_failures": dict(Counter(reason_code(r["reasons"][0]) for r in replies if r["reasons"])),
+        "teacher_replies_with_2_steps": sum(len(s) >= 2 for s in steps),
+        "teacher_replies_keeping_every_number": sum(
+            len(s) >= 2 and not missing_numbers(r["problem"]["meta"]["solution"], s) for r, s in zip(replies, steps)),
         "tokens": summary["tokens"],
         "wall_s": wall,
         "items_per_min": round(len(recs) / wall * 60, 1) if wall else None,
@@ -81,10 +84,7 @@ def part_segment(args, data_dir: Path) -> dict:
     opts = {"max_attempts": 1, "max_tokens": args.segment_tokens}
     r, wall, _ = timed(lambda: run_annotate(AnnotateConfig(**base, teacher="llamacpp", limit=args.gsm8k_teacher,
                                                            out=str(teacher_out), mode_options=opts), progress=False))
-    row = segment_row(teacher_out, r.summary, wall)
-    row["numbers_preserved_teacher_replies"] = (
-        round(1 - row["teacher_replies_losing_numbers"] / row["teacher_replies"], 4) if row["teacher_replies"] else None)
-    rows["teacher_smollm2"] = row
+    rows["teacher_smollm2"] = segment_row(teacher_out, r.summary, wall)
     split_same = [json.loads(x) for x in (split_out / "annotations.jsonl").read_text().splitlines()][: args.gsm8k_teacher]
     rows["split_on_teacher_items"] = {
         "items": len(split_same),

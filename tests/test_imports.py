@@ -350,17 +350,17 @@ ALLOWED: dict[str, frozenset[str]] = {
         "benchmarks",
         "clifields",
         "clikit",
-        "records",
+        "jsonl",
         "distributed",
         "inspect",
         "stats",
     },
-    "records": BASE,
+    "jsonl": BASE,
     "distributed": BASE,
     "stats": frozenset(),
     # AtomThink's capability analysis: reads run folders, runs a classifier model and a step scorer
     "analyze": BASE
-    | {"prompts", "grading", "formats", "engines", "scorers", "records", "clifields", "clikit", "inspect", "stats"},
+    | {"prompts", "grading", "formats", "engines", "scorers", "jsonl", "clifields", "clikit", "inspect", "stats"},
     # packages to come
     "annotate": BASE
     | {
@@ -373,12 +373,12 @@ ALLOWED: dict[str, frozenset[str]] = {
         "benchmarks",
         "clifields",
         "clikit",
-        "records",
+        "jsonl",
         "distributed",
     },
     # train builds PRM inputs with the prm scorer itself (one place for the input layout)
     "train": BASE | {"prompts", "formats", "engines", "scorers", "clifields", "clikit"},
-    "inspect": BASE | {"prompts", "grading", "formats", "records", "clifields", "clikit"},
+    "inspect": BASE | {"prompts", "grading", "formats", "jsonl", "clifields", "clikit"},
     "serve": BASE | {"prompts", "grading", "formats", "engines", "scorers", "search", "clifields", "clikit"},
 }
 #: On top of everything: the command line may import any package.

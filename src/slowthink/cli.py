@@ -213,6 +213,10 @@ app.command("view")(view_command)
 app.add_typer(train_app, name="train")
 app.add_typer(analyze_app, name="analyze")
 
+from slowthink.annotate.cli import annotate_command  # noqa: E402  (light: typer, rich, types)
+
+app.command("annotate")(annotate_command)
+
 
 def main(args: list[str] | None = None) -> None:
     """The ``slowthink`` console script: usage errors and SlowthinkErrors print one line, exit 2."""

@@ -17,11 +17,11 @@ trimmed before the next append.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
+from slowthink.jsonl import RecordWriter, write_json  # the run folder's writer, shared with annotate/
 from slowthink.types import SlowthinkError
 
 RECORDS = "records.jsonl"
@@ -32,6 +32,20 @@ VIEW = "view.html"
 RECORD_VERSION = 1
 
 RecordKey = tuple[str, str, str]
+
+__all__ = [
+    "CONFIG",
+    "METRICS",
+    "RECORDS",
+    "RECORD_VERSION",
+    "REPORT",
+    "RecordWriter",
+    "iter_records",
+    "read_json",
+    "read_records",
+    "record_key",
+    "write_json",
+]
 
 
 def record_key(rec: dict[str, Any]) -> RecordKey:
@@ -59,77 +73,6 @@ def read_records(path: Path) -> tuple[dict[RecordKey, dict[str, Any]], int]:
 
 def iter_records(run_dir: Path) -> Iterator[dict[str, Any]]:
     yield from read_records(Path(run_dir) / RECORDS)[0].values()
-
-
-def trim_partial_line(path: Path) -> bool:
-    """Cut a last line without its newline (a write interrupted by a kill). Returns True if cut."""
-    if not path.is_file():
-        return False
-    with path.open("rb+") as f:
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        if size == 0:
-            return False
-        f.seek(size - 1)
-        if f.read(1) == b"\n":
-            return False
-        # walk back to the previous newline
-        pos = size - 1
-        chunk = 4096
-        while pos > 0:
-            start = max(0, pos - chunk)
-            f.seek(start)
-            buf = f.read(pos - start)
-            i = buf.rfind(b"\n")
-            if i >= 0:
-                f.truncate(start + i + 1)
-                return True
-            pos = start
-        f.truncate(0)
-        return True
-
-
-class RecordWriter:
-    """Appends records a batch at a time: one write, flush, ``os.fsync``. The file is opened (and a
-    line cut by a kill trimmed) at the first write, so a run stopped before its first record leaves
-    no records file."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._f: BinaryIO | None = None
-
-    def write(self, records: Iterable[dict[str, Any]]) -> None:
-        """Append the batch in one write (a kill leaves whole lines or a cut last line), then fsync."""
-        if self._f is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            trim_partial_line(self.path)
-            self._f = self.path.open("ab")
-        data = "".join(json.dumps(rec, ensure_ascii=False, default=str) + "\n" for rec in records)
-        self._f.write(data.encode("utf-8"))
-        self._f.flush()
-        os.fsync(self._f.fileno())
-
-    def close(self) -> None:
-        if self._f is not None:
-            self._f.close()
-            self._f = None
-
-    def __enter__(self) -> RecordWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically (temp file, fsync, rename)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, ensure_ascii=False, default=str)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def read_json(path: Path, what: str) -> Any:

@@ -3,14 +3,14 @@
 ``user`` holds the user turn every format, judge and PRM wrapper shares (:func:`user_prompt`);
 ``formats`` the reasoning-format prompts (stages, atomic, free) and the list of LLaVA-CoT
 :data:`STAGES`; ``judge`` the judge and scorer prompts; ``grading`` the LLM grading judge's; ``prm``
-the input wrappers of process reward models; ``analyze`` the capability classifier's. Templates are ``str.format`` strings; look them up
+the input wrappers of process reward models; ``analyze`` the capability classifier's; ``annotate`` the data engine's (with a version per mode). Templates are ``str.format`` strings; look them up
 with :func:`get_template`. This package imports nothing of slowthink but :mod:`slowthink.types`,
 so every role may use it.
 """
 
 from __future__ import annotations
 
-from slowthink.prompts import analyze, formats, grading, judge, prm, user
+from slowthink.prompts import analyze, annotate, formats, grading, judge, prm, user
 from slowthink.prompts.formats import STAGES
 from slowthink.prompts.user import user_prompt
 
@@ -21,6 +21,7 @@ TEMPLATES: dict[str, str] = {
     **judge.TEMPLATES,
     **prm.TEMPLATES,
     **analyze.TEMPLATES,
+    **annotate.TEMPLATES,
 }
 
 

@@ -43,6 +43,7 @@ demo: install
 
 test: install
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
 	$(PY) -m pytest -q
 
 lint: install

@@ -62,10 +62,14 @@ def segment_row(out: Path, summary: dict, wall: float) -> dict:
         "rejected_by_reason": summary["rejected_by_reason"],
         "steps_per_accepted": summary["steps_per_accepted"],
         "teacher_replies": len(replies),
-        "teacher_reply_failures": dict(Counter(reason_code(r["reasons"][0]) for r in replies if r["reasons"])),
+        "teacher_reply_failures": dict(
+            Counter(reason_code(r["reasons"][0]) for r in replies if r["reasons"])
+        ),
         "teacher_replies_with_2_steps": sum(len(s) >= 2 for s in steps),
         "teacher_replies_keeping_every_number": sum(
-            len(s) >= 2 and not missing_numbers(r["problem"]["meta"]["solution"], s) for r, s in zip(replies, steps)),
+            len(s) >= 2 and not missing_numbers(r["problem"]["meta"]["solution"], s)
+            for r, s in zip(replies, steps)
+        ),
         "tokens": summary["tokens"],
         "wall_s": wall,
         "items_per_min": round(len(recs) / wall * 60, 1) if wall else None,
@@ -74,39 +78,69 @@ def segment_row(out: Path, summary: dict, wall: float) -> dict:
 
 def part_segment(args, data_dir: Path) -> dict:
     load = load_benchmark("gsm8k", split="train", limit=args.gsm8k)
-    split_ok = sum(not missing_numbers(p.meta["solution"], split_chain(p.meta["solution"], p)) for p in load.problems)
+    split_ok = sum(
+        not missing_numbers(p.meta["solution"], split_chain(p.meta["solution"], p)) for p in load.problems
+    )
     base = dict(mode="atomic-segment", benchmark="gsm8k", benchmark_options={"split": "train"}, threads=1)
     split_out, teacher_out = data_dir / "gsm8k-split", data_dir / "gsm8k-teacher"
     for folder in (split_out, teacher_out):  # measure a fresh run, not a resumed one
         shutil.rmtree(folder, ignore_errors=True)
-    r, wall, _ = timed(lambda: run_annotate(AnnotateConfig(**base, limit=args.gsm8k, out=str(split_out)), progress=False))
-    rows = {"split": {**segment_row(split_out, r.summary, wall), "numbers_preserved": round(split_ok / len(load.problems), 4)}}
+    r, wall, _ = timed(
+        lambda: run_annotate(AnnotateConfig(**base, limit=args.gsm8k, out=str(split_out)), progress=False)
+    )
+    rows = {
+        "split": {
+            **segment_row(split_out, r.summary, wall),
+            "numbers_preserved": round(split_ok / len(load.problems), 4),
+        }
+    }
     opts = {"max_attempts": 1, "max_tokens": args.segment_tokens}
-    r, wall, _ = timed(lambda: run_annotate(AnnotateConfig(**base, teacher="llamacpp", limit=args.gsm8k_teacher,
-                                                           out=str(teacher_out), mode_options=opts), progress=False))
+    r, wall, _ = timed(
+        lambda: run_annotate(
+            AnnotateConfig(
+                **base, teacher="llamacpp", limit=args.gsm8k_teacher, out=str(teacher_out), mode_options=opts
+            ),
+            progress=False,
+        )
+    )
     rows["teacher_smollm2"] = segment_row(teacher_out, r.summary, wall)
-    split_same = [json.loads(x) for x in (split_out / "annotations.jsonl").read_text().splitlines()][: args.gsm8k_teacher]
+    split_same = [json.loads(x) for x in (split_out / "annotations.jsonl").read_text().splitlines()][
+        : args.gsm8k_teacher
+    ]
     rows["split_on_teacher_items"] = {
         "items": len(split_same),
         "steps_per_accepted": round(sum(len(x["steps"]) for x in split_same) / max(1, len(split_same)), 2),
     }
-    return {"dataset": f"GSM8K train, first {args.gsm8k} (teacher: first {args.gsm8k_teacher})",
-            "teacher_options": opts, "rows": rows}
+    return {
+        "dataset": f"GSM8K train, first {args.gsm8k} (teacher: first {args.gsm8k_teacher})",
+        "teacher_options": opts,
+        "rows": rows,
+    }
 
 
 def chain_sum_training(size: int, seed: int) -> tuple[str, dict]:
     """A JSONL file of up to ``size`` distinct chain_sum questions made with ``seed`` that are not in
     the seed-1234 test set (2 one-digit terms leave few distinct questions: the counts say how many)."""
-    test = {p.question for p in load_benchmark("reasoning-gym:chain_sum", size=100, seed=TEST_SEED, **CHAIN_SUM).problems}
+    test = {
+        p.question
+        for p in load_benchmark("reasoning-gym:chain_sum", size=100, seed=TEST_SEED, **CHAIN_SUM).problems
+    }
     train = load_benchmark("reasoning-gym:chain_sum", size=size * 10, seed=seed, **CHAIN_SUM).problems
     kept: dict[str, object] = {}
     for p in train:
         if p.question not in test and p.question not in kept and len(kept) < size:
             kept[p.question] = p
     path = Path(tempfile.mkdtemp()) / "chain_sum_train.jsonl"
-    path.write_text("".join(json.dumps({"id": p.id, "question": p.question, "answer": p.answer}) + "\n"
-                            for p in kept.values()))
-    counts = {"generated": len(train), "in_test_set": sum(p.question in test for p in train), "kept": len(kept)}
+    path.write_text(
+        "".join(
+            json.dumps({"id": p.id, "question": p.question, "answer": p.answer}) + "\n" for p in kept.values()
+        )
+    )
+    counts = {
+        "generated": len(train),
+        "in_test_set": sum(p.question in test for p in train),
+        "kept": len(kept),
+    }
     return str(path), counts
 
 
@@ -119,33 +153,57 @@ def part_rollouts(args, data_dir: Path) -> dict:
         folder = data_dir / ("chain_sum-rollouts" if batched else "chain_sum-rollouts-per-prefix")
         shutil.rmtree(folder, ignore_errors=True)
         engine.calls.clear()
-        config = AnnotateConfig(mode="rollout-labels", data=data, out=str(folder), batch_size=args.rollout_batch,
-                                mode_options={"k": args.k, "max_tokens": args.rollout_tokens, "batched": batched})
+        config = AnnotateConfig(
+            mode="rollout-labels",
+            data=data,
+            out=str(folder),
+            batch_size=args.rollout_batch,
+            mode_options={"k": args.k, "max_tokens": args.rollout_tokens, "batched": batched},
+        )
         r, wall, cpu = timed(lambda c=config: run_annotate(c, policy=engine, progress=False))
         recs = [x for x in records(folder) if x["status"] == "accepted"]
         soft = [s for x in recs for s in x["soft_labels"]]
         labels[name] = [x["soft_labels"] for x in recs]
         samples = sum(c.n_samples for c in engine.calls)
         out[name] = {
-            "wall_s": wall, "cpu_s": cpu, "engine_calls": engine.n_calls, "samples": samples,
-            "samples_per_s": round(samples / wall, 2), "generated_tokens": r.summary["tokens"]["generated"],
+            "wall_s": wall,
+            "cpu_s": cpu,
+            "engine_calls": engine.n_calls,
+            "samples": samples,
+            "samples_per_s": round(samples / wall, 2),
+            "generated_tokens": r.summary["tokens"]["generated"],
             "generated_tok_per_s": round(r.summary["tokens"]["generated"] / wall, 1),
         }
         if batched:
             out["labels"] = {
-                "items": len(recs), "steps": len(soft), "steps_per_chain": round(len(soft) / max(1, len(recs)), 2),
+                "items": len(recs),
+                "steps": len(soft),
+                "steps_per_chain": round(len(soft) / max(1, len(recs)), 2),
                 "hard_positive_share": round(sum(s > 0 for s in soft) / max(1, len(soft)), 4),
-                "soft_histogram": dict(Counter("0" if s == 0 else "1" if s == 1 else "(0,0.5)" if s < 0.5 else "[0.5,1)"
-                                               for s in soft)),
-                "first_step_positive_share": round(sum(x["soft_labels"][0] > 0 for x in recs) / max(1, len(recs)), 4),
+                "soft_histogram": dict(
+                    Counter(
+                        "0" if s == 0 else "1" if s == 1 else "(0,0.5)" if s < 0.5 else "[0.5,1)"
+                        for s in soft
+                    )
+                ),
+                "first_step_positive_share": round(
+                    sum(x["soft_labels"][0] > 0 for x in recs) / max(1, len(recs)), 4
+                ),
                 "chains_right": sum(x["labels"][-1] for x in recs),
             }
-    out["ratio_wall_per_prefix_over_batched"] = round(out["per_prefix"]["wall_s"] / out["batched"]["wall_s"], 3)
+    out["ratio_wall_per_prefix_over_batched"] = round(
+        out["per_prefix"]["wall_s"] / out["batched"]["wall_s"], 3
+    )
     out["ratio_cpu_per_prefix_over_batched"] = round(out["per_prefix"]["cpu_s"] / out["batched"]["cpu_s"], 3)
     out["same_labels"] = labels["batched"] == labels["per_prefix"]
-    return {"dataset": f"reasoning-gym chain_sum (2 one-digit terms), seed {args.rg_seed}: distinct questions not in the "
-                       f"seed-{TEST_SEED} test set", "questions": counts, "k": args.k,
-            "rollout_tokens": args.rollout_tokens, **out}
+    return {
+        "dataset": f"reasoning-gym chain_sum (2 one-digit terms), seed {args.rg_seed}: distinct questions not in the "
+        f"seed-{TEST_SEED} test set",
+        "questions": counts,
+        "k": args.k,
+        "rollout_tokens": args.rollout_tokens,
+        **out,
+    }
 
 
 def start_server(gguf: str) -> tuple[subprocess.Popen, str, Path]:
@@ -155,8 +213,25 @@ def start_server(gguf: str) -> tuple[subprocess.Popen, str, Path]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = Path(tempfile.mkdtemp()) / "server.log"
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--host", "127.0.0.1", "--port", str(port),
-           "--n_ctx", "4096", "--n_threads", "1", "--n_threads_batch", "1", "--verbose", "False"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        gguf,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "4096",
+        "--n_threads",
+        "1",
+        "--n_threads_batch",
+        "1",
+        "--verbose",
+        "False",
+    ]
     proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 120
@@ -181,18 +256,37 @@ def part_stages(args, data_dir: Path) -> dict:
         folder = data_dir / "mathv-stages"
         shutil.rmtree(folder, ignore_errors=True)
         opts = {"max_attempts": args.stages_attempts, "max_tokens": args.stages_tokens}
-        r, wall, _ = timed(lambda: run_annotate(AnnotateConfig(
-            mode="stages", teacher=spec, benchmark="math-v", limit=args.mathv, ignore_images=True, out=str(folder),
-            mode_options=opts, engine_options={"max_concurrency": 2}), progress=False))
+        r, wall, _ = timed(
+            lambda: run_annotate(
+                AnnotateConfig(
+                    mode="stages",
+                    teacher=spec,
+                    benchmark="math-v",
+                    limit=args.mathv,
+                    ignore_images=True,
+                    out=str(folder),
+                    mode_options=opts,
+                    engine_options={"max_concurrency": 2},
+                ),
+                progress=False,
+            )
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=30)
     s = r.summary
-    return {"dataset": f"MATH-V testmini, first {args.mathv}, images dropped (SmolLM2 is text only)",
-            "teacher": "SmolLM2-135M-Instruct via llama_cpp.server (1 thread)", "options": opts,
-            "accept_rate": s["accept_rate"], "accepted": s["accepted"], "rejected_by_reason": s["rejected_by_reason"],
-            "accepted_by_method": s["accepted_by_method"], "tokens": s["tokens"], "wall_s": wall,
-            "items_per_min": round(s["items"] / wall * 60, 2)}
+    return {
+        "dataset": f"MATH-V testmini, first {args.mathv}, images dropped (SmolLM2 is text only)",
+        "teacher": "SmolLM2-135M-Instruct via llama_cpp.server (1 thread)",
+        "options": opts,
+        "accept_rate": s["accept_rate"],
+        "accepted": s["accepted"],
+        "rejected_by_reason": s["rejected_by_reason"],
+        "accepted_by_method": s["accepted_by_method"],
+        "tokens": s["tokens"],
+        "wall_s": wall,
+        "items_per_min": round(s["items"] / wall * 60, 2),
+    }
 
 
 def main() -> None:

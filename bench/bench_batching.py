@@ -90,7 +90,11 @@ VARIANTS = {
 RATIOS = [
     ("per_problem", "batched", "cross-problem batching (one call for all problems vs one per problem)"),
     ("per_candidate", "per_problem", "siblings in one request (n>1: one prefill) vs one call per candidate"),
-    ("per_candidate_reset", "per_candidate", "prefix-cache reuse across calls (llama.cpp KV cache kept vs reset)"),
+    (
+        "per_candidate_reset",
+        "per_candidate",
+        "prefix-cache reuse across calls (llama.cpp KV cache kept vs reset)",
+    ),
 ]
 
 
@@ -106,7 +110,9 @@ def run_one(engine, strategy, fmt, scorer_spec, problems, n, **opts):
         "engine_calls": rec.n_calls,
         "engine_time_s": round(rec.engine_time_s, 2),
         "overhead_ratio": round(wall / rec.engine_time_s, 4) if rec.engine_time_s else None,
-        "generated_tokens": sum(t.compute.generated_tokens + t.compute.scorer_generated_tokens for t in traces),
+        "generated_tokens": sum(
+            t.compute.generated_tokens + t.compute.scorer_generated_tokens for t in traces
+        ),
         "prompt_tokens": sum(t.compute.prompt_tokens + t.compute.scorer_prompt_tokens for t in traces),
         "answers": [t.answer for t in traces],
     }
@@ -115,8 +121,10 @@ def run_one(engine, strategy, fmt, scorer_spec, problems, n, **opts):
 def speedups(slow: dict, fast: dict) -> dict:
     """Wall-time and CPU-time ratios. On a machine shared with other jobs, wall time depends on the
     load of the moment; the process's CPU time (all engine threads are in process) does much less."""
-    return {"speedup_wall": round(slow["wall_s"] / fast["wall_s"], 3),
-            "speedup_cpu": round(slow["cpu_s"] / fast["cpu_s"], 3) if fast["cpu_s"] else None}
+    return {
+        "speedup_wall": round(slow["wall_s"] / fast["wall_s"], 3),
+        "speedup_cpu": round(slow["cpu_s"] / fast["cpu_s"], 3) if fast["cpu_s"] else None,
+    }
 
 
 def main() -> None:
@@ -129,12 +137,22 @@ def main() -> None:
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--threads", type=int, default=None, help="threads of the engine (default: all cores)")
     args = ap.parse_args()
-    problems = load_benchmark("reasoning-gym:chain_sum", size=args.limit, seed=1234, min_terms=2, max_terms=2,
-                              min_digits=1, max_digits=1).problems
+    problems = load_benchmark(
+        "reasoning-gym:chain_sum",
+        size=args.limit,
+        seed=1234,
+        min_terms=2,
+        max_terms=2,
+        min_digits=1,
+        max_digits=1,
+    ).problems
     report: dict = {"problems": len(problems), "n": args.n, "max_depth": args.max_depth, "results": {}}
     for spec in args.engines.split(","):
         engine = load_engine(spec, **({"n_threads": args.threads} if args.threads else {}))
-        runs = [("step_beam", "atomic", "symbolic", {"max_depth": args.max_depth}), ("stage_beam", "stages", "judge", {})]
+        runs = [
+            ("step_beam", "atomic", "symbolic", {"max_depth": args.max_depth}),
+            ("stage_beam", "stages", "judge", {}),
+        ]
         for strategy, fmt, scorer, opts in [r for r in runs if r[0] in args.strategies.split(",")]:
             key = f"{spec}/{strategy}"
             res: dict = {}
@@ -142,18 +160,28 @@ def main() -> None:
                 if name == "per_candidate_reset" and not hasattr(engine, "reset_cache"):
                     continue  # only llama.cpp keeps a prompt cache across calls
                 res[name] = run_one(VARIANTS[name](engine), strategy, fmt, scorer, problems, args.n, **opts)
-                print(key, name, {k: v for k, v in res[name].items() if k != "answers"}, file=sys.stderr, flush=True)
+                print(
+                    key,
+                    name,
+                    {k: v for k, v in res[name].items() if k != "answers"},
+                    file=sys.stderr,
+                    flush=True,
+                )
             ratios = {}
             for slow, fast, what in RATIOS:
                 if slow in res and fast in res:
                     ratios[f"{slow} / {fast}"] = {**speedups(res[slow], res[fast]), "isolates": what}
             slowest = max(res, key=lambda k: res[k]["cpu_s"])
-            ratios["total"] = {**speedups(res[slowest], res["batched"]),
-                               "isolates": f"all of the above ({slowest} / batched)"}
+            ratios["total"] = {
+                **speedups(res[slowest], res["batched"]),
+                "isolates": f"all of the above ({slowest} / batched)",
+            }
             report["results"][key] = {
                 "variants": res,
                 "ratios": ratios,
-                "same_answers_as_batched": {k: v["answers"] == res["batched"]["answers"] for k, v in res.items()},
+                "same_answers_as_batched": {
+                    k: v["answers"] == res["batched"]["answers"] for k, v in res.items()
+                },
             }
     print(json.dumps(report, indent=2))
 

@@ -79,9 +79,15 @@ def throughput(par, seq, ns: list[int], max_tokens: int) -> dict:
             engine.reset_cache()
             comps, wall, cpu = timed(lambda e=engine, bs=batches: [c for b in bs for c in e.generate(b)[0]])
             toks = sum(c.generated_tokens for c in comps)
-            row[name] = {"generated_tokens": toks, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
-                         "tok_per_s": round(toks / wall, 2)}
-        row["speedup_parallel_decode"] = round(row["parallel"]["tok_per_s"] / row["parallel_n_calls"]["tok_per_s"], 3)
+            row[name] = {
+                "generated_tokens": toks,
+                "wall_s": round(wall, 3),
+                "cpu_s": round(cpu, 3),
+                "tok_per_s": round(toks / wall, 2),
+            }
+        row["speedup_parallel_decode"] = round(
+            row["parallel"]["tok_per_s"] / row["parallel_n_calls"]["tok_per_s"], 3
+        )
         row["speedup_total"] = round(row["parallel"]["tok_per_s"] / row["sequential"]["tok_per_s"], 3)
         rows[str(n)] = row
         print("throughput", n, json.dumps(row), file=sys.stderr, flush=True)
@@ -96,8 +102,17 @@ def search(engine, stats_engine, strategy: str, problems, batch_size: int, **opt
     def run():
         for i in range(0, len(problems), batch_size):
             scorer = load_scorer("symbolic") if strategy != "quick" else None
-            traces.extend(solve(problems[i : i + batch_size], engine, get_format("atomic"), strategy,
-                                scorer=scorer, seed=1234, **opts))
+            traces.extend(
+                solve(
+                    problems[i : i + batch_size],
+                    engine,
+                    get_format("atomic"),
+                    strategy,
+                    scorer=scorer,
+                    seed=1234,
+                    **opts,
+                )
+            )
 
     _, wall, cpu = timed(run)
     after = stats_engine.stats
@@ -106,7 +121,9 @@ def search(engine, stats_engine, strategy: str, problems, batch_size: int, **opt
         "wall_s": round(wall, 2),
         "cpu_s": round(cpu, 2),
         "accuracy": round(sum(grade(t.answer, by_id[t.problem_id]).correct for t in traces) / n, 4),
-        "prompt_tokens_decoded_per_problem": round((after["prompt_tokens_decoded"] - before["prompt_tokens_decoded"]) / n, 1),
+        "prompt_tokens_decoded_per_problem": round(
+            (after["prompt_tokens_decoded"] - before["prompt_tokens_decoded"]) / n, 1
+        ),
         "prompt_tokens_sent_per_problem": round(sum(t.compute.prompt_tokens for t in traces) / n, 1),
         "generated_tokens_per_problem": round(sum(t.compute.generated_tokens for t in traces) / n, 1),
         "errors": sum(t.error is not None for t in traces),
@@ -123,7 +140,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=40, help="chain_sum problems for quick")
     ap.add_argument("--greedy-limit", type=int, default=12, help="chain_sum problems for greedy_step")
     ap.add_argument("--greedy-n", type=int, default=4, help="candidates per step of greedy_step")
-    ap.add_argument("--batch-size", type=int, default=8, help="problems per solve call (slowthink eval's default)")
+    ap.add_argument(
+        "--batch-size", type=int, default=8, help="problems per solve call (slowthink eval's default)"
+    )
     ap.add_argument("--variants", default="before,after", help="before, after, after_nocache")
     ap.add_argument("--n-seq", type=int, default=32, help="sequences of the parallel engine")
     ap.add_argument("--n-ctx", type=int, default=1024, help="tokens per sequence (both engines)")
@@ -132,22 +151,42 @@ def main() -> None:
     par = load_engine("llamacpp", n_threads=args.threads, n_ctx=args.n_ctx, n_seq=args.n_seq)
     seq = load_engine("llamacpp", n_threads=args.threads, n_ctx=args.n_ctx, parallel=False)
     parts = args.parts.split(",")
-    report: dict = {"threads": args.threads, "n_seq": args.n_seq, "n_ctx": args.n_ctx, "model": str(par.model_path)}
+    report: dict = {
+        "threads": args.threads,
+        "n_seq": args.n_seq,
+        "n_ctx": args.n_ctx,
+        "model": str(par.model_path),
+    }
     if "throughput" in parts:
         report["throughput"] = throughput(par, seq, [int(x) for x in args.ns.split(",")], args.max_tokens)
     engines = {"before": (seq, seq), "after": (par, par), "after_nocache": (NoCacheEngine(par), par)}
-    for strategy, limit, opts in [("quick", args.limit, {}), ("greedy_step", args.greedy_limit, {"n": args.greedy_n})]:
+    for strategy, limit, opts in [
+        ("quick", args.limit, {}),
+        ("greedy_step", args.greedy_limit, {"n": args.greedy_n}),
+    ]:
         if strategy not in parts or limit <= 0:
             continue
-        problems = load_benchmark("reasoning-gym:chain_sum", size=limit, seed=1234, min_terms=2, max_terms=2,
-                                  min_digits=1, max_digits=1).problems
+        problems = load_benchmark(
+            "reasoning-gym:chain_sum",
+            size=limit,
+            seed=1234,
+            min_terms=2,
+            max_terms=2,
+            min_digits=1,
+            max_digits=1,
+        ).problems
         res = {}
         for name in args.variants.split(","):
             engine, stats_engine = engines[name]
             stats_engine.reset_cache()
             res[name] = search(engine, stats_engine, strategy, problems, args.batch_size, **opts)
-            print(strategy, name, json.dumps({k: v for k, v in res[name].items() if k != "answers"}),
-                  file=sys.stderr, flush=True)
+            print(
+                strategy,
+                name,
+                json.dumps({k: v for k, v in res[name].items() if k != "answers"}),
+                file=sys.stderr,
+                flush=True,
+            )
         ratios = {}
         for slow, fast, what in [
             ("before", "after", "all three: shared prefill, parallel decode, per-problem prefix cache"),
@@ -161,9 +200,14 @@ def main() -> None:
                     "isolates": what,
                 }
         report[strategy] = {
-            "problems": limit, "batch_size": args.batch_size, **opts, "variants": res, "ratios": ratios,
+            "problems": limit,
+            "batch_size": args.batch_size,
+            **opts,
+            "variants": res,
+            "ratios": ratios,
             "same_answers_as_before": {k: v["answers"] == res["before"]["answers"] for k, v in res.items()}
-            if "before" in res else None,
+            if "before" in res
+            else None,
         }
     text = json.dumps(report, indent=2)
     print(text)

@@ -360,7 +360,18 @@ ALLOWED: dict[str, frozenset[str]] = {
     "stats": frozenset(),
     # AtomThink's capability analysis: reads run folders, runs a classifier model and a step scorer
     "analyze": BASE
-    | {"prompts", "grading", "formats", "engines", "scorers", "jsonl", "clifields", "clikit", "inspect", "stats"},
+    | {
+        "prompts",
+        "grading",
+        "formats",
+        "engines",
+        "scorers",
+        "jsonl",
+        "clifields",
+        "clikit",
+        "inspect",
+        "stats",
+    },
     # packages to come
     "annotate": BASE
     | {

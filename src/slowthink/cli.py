@@ -28,8 +28,12 @@ from slowthink.serve.app import api_key_from_env
 from slowthink.train.cli import app as train_app
 from slowthink.types import Problem, SlowthinkError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Step-by-step reasoning and test-time search for LLMs and VLMs.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Step-by-step reasoning and test-time search for LLMs and VLMs.",
+)
 out = Console()
 _fail = fail
 
@@ -44,7 +48,9 @@ def engine_spec_of(engine_spec: str, model: str | None, base_url: str | None = N
     if model is None:
         return engine_spec
     if ":" in engine_spec and not engine_spec.endswith(":"):
-        raise SlowthinkError(f"--model given twice: in --engine '{engine_spec}' and as --model '{model}'; keep one")
+        raise SlowthinkError(
+            f"--model given twice: in --engine '{engine_spec}' and as --model '{model}'; keep one"
+        )
     return f"{engine_spec.rstrip(':')}:{model}"
 
 
@@ -55,8 +61,20 @@ def build_scorer(strategy: str, scorer_spec: str | None, engine):
     return load_scorer(scorer_spec or "judge", engine=engine)
 
 
-def run_solve(problems, *, engine_spec, model, fmt_name, strategy, scorer=None, ignore_images=False,
-              base_url=None, engine_options=None, threads=None, **opts):
+def run_solve(
+    problems,
+    *,
+    engine_spec,
+    model,
+    fmt_name,
+    strategy,
+    scorer=None,
+    ignore_images=False,
+    base_url=None,
+    engine_options=None,
+    threads=None,
+    **opts,
+):
     fmt = get_format(fmt_name)
     try:
         make_config(strategy, **opts)  # validate options before loading a model
@@ -78,27 +96,59 @@ def run_solve(problems, *, engine_spec, model, fmt_name, strategy, scorer=None, 
 def solve(
     question: Annotated[str, typer.Argument(help="The question to answer.")],
     image: Annotated[list[str] | None, typer.Option("--image", help="Image file(s) of the question.")] = None,
-    choices: Annotated[str | None, typer.Option(help="Options of a multiple-choice question, separated by '|' or ';'.")] = None,
+    choices: Annotated[
+        str | None, typer.Option(help="Options of a multiple-choice question, separated by '|' or ';'.")
+    ] = None,
     answer: Annotated[str | None, typer.Option(help="Gold answer, to grade the result.")] = None,
     fmt: Annotated[str | None, EVAL_OPTIONS.option("format")] = None,
-    strategy: Annotated[str, typer.Option(help="Search strategy: direct | cot | quick | majority | best_of_n | "
-                                          "step_beam | greedy_step | stage_beam | sentence_beam.")] = "quick",
-    n: Annotated[int | None, typer.Option(help="Samples / candidates per step (strategy default if unset).")] = None,
+    strategy: Annotated[
+        str,
+        typer.Option(
+            help="Search strategy: direct | cot | quick | majority | best_of_n | "
+            "step_beam | greedy_step | stage_beam | sentence_beam."
+        ),
+    ] = "quick",
+    n: Annotated[
+        int | None, typer.Option(help="Samples / candidates per step (strategy default if unset).")
+    ] = None,
     beam: Annotated[int | None, EVAL_OPTIONS.option("beam")] = None,
-    scorer: Annotated[str | None, typer.Option(help="Verifier: judge | symbolic | prm:PATH[#protocol-or-preset,key=value] | "
-                                               "judge+symbolic (default: judge where one is needed).")] = None,
+    scorer: Annotated[
+        str | None,
+        typer.Option(
+            help="Verifier: judge | symbolic | prm:PATH[#protocol-or-preset,key=value] | "
+            "judge+symbolic (default: judge where one is needed)."
+        ),
+    ] = None,
     select: Annotated[str | None, EVAL_OPTIONS.option("select")] = None,
     aggregate: Annotated[str | None, EVAL_OPTIONS.option("aggregate")] = None,
-    precheck: Annotated[bool, typer.Option("--precheck", help="stage_beam: LLaVA-CoT's reasoning check inside "
-                                           "every REASONING comparison (a candidate judged incorrect loses).")] = False,
+    precheck: Annotated[
+        bool,
+        typer.Option(
+            "--precheck",
+            help="stage_beam: LLaVA-CoT's reasoning check inside "
+            "every REASONING comparison (a candidate judged incorrect loses).",
+        ),
+    ] = False,
     preset: Annotated[str | None, EVAL_OPTIONS.option("preset")] = None,
     temperature: Annotated[float | None, EVAL_OPTIONS.option("temperature")] = None,
     max_depth: Annotated[int | None, EVAL_OPTIONS.option("max_depth")] = None,
-    engine: Annotated[str, typer.Option(help="Engine spec: llamacpp | hf:PATH | openai:URL#MODEL | vllm:MODEL.")] = "llamacpp",
-    model: Annotated[str | None, typer.Option(help="Model path for the engine (e.g. a GGUF file), or the server's model name.")] = None,
-    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL (with --engine openai).")] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads of an in-process engine (default: all cores; "
-                                                "use 1 when other jobs share the cores).")] = None,
+    engine: Annotated[
+        str, typer.Option(help="Engine spec: llamacpp | hf:PATH | openai:URL#MODEL | vllm:MODEL.")
+    ] = "llamacpp",
+    model: Annotated[
+        str | None,
+        typer.Option(help="Model path for the engine (e.g. a GGUF file), or the server's model name."),
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible server URL (with --engine openai).")
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            help="CPU threads of an in-process engine (default: all cores; "
+            "use 1 when other jobs share the cores)."
+        ),
+    ] = None,
     seed: Annotated[int, EVAL_OPTIONS.option("seed")] = 0,
     ignore_images: Annotated[bool, EVAL_OPTIONS.option("ignore_images")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the Trace as JSON.")] = False,
@@ -113,16 +163,37 @@ def solve(
         if opts is not None and len([o for o in opts if o]) < 2:
             raise SlowthinkError("--choices needs at least two options separated by '|'")
         problem = Problem(id="cli", question=question, images=images, choices=opts, answer=answer)
-        extra = {k: v for k, v in {"beam": beam, "select": select, "aggregate": aggregate,
-                                   "precheck": precheck or None, "temperature": temperature}.items() if v is not None}
+        extra = {
+            k: v
+            for k, v in {
+                "beam": beam,
+                "select": select,
+                "aggregate": aggregate,
+                "precheck": precheck or None,
+                "temperature": temperature,
+            }.items()
+            if v is not None
+        }
         if preset is not None:
             applied = apply_preset(preset, [strategy], fmt=fmt, scorer=scorer, options=extra)
             fmt, scorer, extra = applied.format, applied.scorer, applied.options
         engine_options = ENGINE_FLAGS.build(engine_flags).options()
-        traces = run_solve([problem], engine_spec=engine, model=model, fmt_name=fmt or "atomic", strategy=strategy,
-                           scorer=scorer, ignore_images=ignore_images, base_url=base_url,
-                           engine_options=engine_options, threads=threads, n=n, max_depth=max_depth, seed=seed,
-                           **extra)
+        traces = run_solve(
+            [problem],
+            engine_spec=engine,
+            model=model,
+            fmt_name=fmt or "atomic",
+            strategy=strategy,
+            scorer=scorer,
+            ignore_images=ignore_images,
+            base_url=base_url,
+            engine_options=engine_options,
+            threads=threads,
+            n=n,
+            max_depth=max_depth,
+            seed=seed,
+            **extra,
+        )
     except SlowthinkError as e:
         _fail(str(e))
         return
@@ -141,7 +212,9 @@ def _show(trace, problem, as_json: bool) -> None:
 
 @app.command()
 def demo(
-    n: Annotated[int, typer.Option(help="Samples of the majority vote; stage_beam uses n/2 candidates per stage.")] = 8,
+    n: Annotated[
+        int, typer.Option(help="Samples of the majority vote; stage_beam uses n/2 candidates per stage.")
+    ] = 8,
     only: Annotated[str | None, typer.Option(help="Run one part only: majority | stage_beam.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the Traces as JSON.")] = False,
 ) -> None:
@@ -157,9 +230,13 @@ def demo(
     try:
         engine = load_engine("llamacpp")
         for strategy, fmt, opts in parts:
-            out.rule(f"[bold]{strategy}[/bold] over {fmt}, N={opts['n']}, on the embedded SmolLM2-135M-Instruct")
+            out.rule(
+                f"[bold]{strategy}[/bold] over {fmt}, N={opts['n']}, on the embedded SmolLM2-135M-Instruct"
+            )
             judge = build_scorer(strategy, None, engine)
-            trace = run_strategy([problem], engine, get_format(fmt), strategy, scorer=judge, seed=0, **opts)[0]
+            trace = run_strategy([problem], engine, get_format(fmt), strategy, scorer=judge, seed=0, **opts)[
+                0
+            ]
             _show(trace, problem, as_json)
     except SlowthinkError as e:
         _fail(str(e))
@@ -167,26 +244,59 @@ def demo(
 
 @app.command()
 def serve(
-    engine: Annotated[str, typer.Option(help="Engine spec: llamacpp | llamacpp:GGUF | hf:PATH | openai:URL#MODEL | vllm:MODEL.")] = "llamacpp",
-    model: Annotated[str | None, typer.Option(help="Model path for the engine (e.g. a GGUF file), or the upstream server's model name.")] = None,
-    base_url: Annotated[str | None, typer.Option(help="Upstream OpenAI-compatible server URL (with --engine openai).")] = None,
+    engine: Annotated[
+        str,
+        typer.Option(help="Engine spec: llamacpp | llamacpp:GGUF | hf:PATH | openai:URL#MODEL | vllm:MODEL."),
+    ] = "llamacpp",
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Model path for the engine (e.g. a GGUF file), or the upstream server's model name."
+        ),
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="Upstream OpenAI-compatible server URL (with --engine openai).")
+    ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    api_key_env: Annotated[str | None, typer.Option(help="Environment variable holding the key clients must send "
-                                                    "(Authorization: Bearer KEY); none: no key.")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="Format of models that name none (model?format=...).")] = "atomic",
-    model_name: Annotated[list[str] | None, typer.Option("--model-name", help="A model /v1/models lists, e.g. "
-                                                         "'majority?n=8' (repeatable; default: "
-                                                         + ", ".join(DEFAULT_MODELS) + ").")] = None,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(
+            help="Environment variable holding the key clients must send "
+            "(Authorization: Bearer KEY); none: no key."
+        ),
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="Format of models that name none (model?format=...).")
+    ] = "atomic",
+    model_name: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model-name",
+            help="A model /v1/models lists, e.g. "
+            "'majority?n=8' (repeatable; default: " + ", ".join(DEFAULT_MODELS) + ").",
+        ),
+    ] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads of an in-process engine.")] = None,
-    engine_option: Annotated[list[str] | None, typer.Option("--engine-option", "-E", help="Engine option key=value (repeatable).")] = None,
-    batch_window_ms: Annotated[float, typer.Option(help="Requests for the same model arriving within this window share one search batch.")] = 20.0,
+    engine_option: Annotated[
+        list[str] | None, typer.Option("--engine-option", "-E", help="Engine option key=value (repeatable).")
+    ] = None,
+    batch_window_ms: Annotated[
+        float,
+        typer.Option(help="Requests for the same model arriving within this window share one search batch."),
+    ] = 20.0,
     max_batch: Annotated[int, typer.Option(help="Most requests in one search batch.")] = 64,
     max_concurrent: Annotated[int, typer.Option(help="Most requests in flight; more get 429.")] = 64,
     max_body_mb: Annotated[float, typer.Option(help="Largest request body in MiB; larger get 413.")] = 20.0,
-    request_timeout: Annotated[float, typer.Option(help="Seconds a request may wait for its search; then 504.")] = 600.0,
-    allow_local_images: Annotated[bool, typer.Option("--allow-local-images", help="Accept local file paths as image URLs.")] = False,
-    no_coalesce: Annotated[bool, typer.Option("--no-coalesce", help="One search per request (no batching window).")] = False,
+    request_timeout: Annotated[
+        float, typer.Option(help="Seconds a request may wait for its search; then 504.")
+    ] = 600.0,
+    allow_local_images: Annotated[
+        bool, typer.Option("--allow-local-images", help="Accept local file paths as image URLs.")
+    ] = False,
+    no_coalesce: Annotated[
+        bool, typer.Option("--no-coalesce", help="One search per request (no batching window).")
+    ] = False,
 ) -> None:
     """Serve search strategies behind an OpenAI-compatible API (/v1/chat/completions, /v1/models);
     the model name picks the strategy and its settings (quick, majority?n=8, step_beam?n=4&beam=2&scorer=prm:DIR)."""
@@ -195,10 +305,18 @@ def serve(
         if threads is not None:
             options["n_threads"] = threads
         config = ServeConfig(
-            engine=engine_spec_of(engine, model, base_url), engine_options=options, format=fmt, models=tuple(model_name or DEFAULT_MODELS),
-            api_key=api_key_from_env(api_key_env), batch_window_ms=batch_window_ms, max_batch=max_batch,
-            max_concurrent=max_concurrent, max_body_bytes=int(max_body_mb * 1024 * 1024),
-            timeout_s=request_timeout, allow_local_images=allow_local_images, coalesce=not no_coalesce,
+            engine=engine_spec_of(engine, model, base_url),
+            engine_options=options,
+            format=fmt,
+            models=tuple(model_name or DEFAULT_MODELS),
+            api_key=api_key_from_env(api_key_env),
+            batch_window_ms=batch_window_ms,
+            max_batch=max_batch,
+            max_concurrent=max_concurrent,
+            max_body_bytes=int(max_body_mb * 1024 * 1024),
+            timeout_s=request_timeout,
+            allow_local_images=allow_local_images,
+            coalesce=not no_coalesce,
         )
         get_format(fmt)
         run_server(config, host=host, port=port)

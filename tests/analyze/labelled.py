@@ -23,8 +23,14 @@ LABELLED: list[tuple[str, str]] = [
     ("By the distributive law, 3(x + 2) becomes 3x + 6.", "formula_application"),
     # logical_deduction
     ("Since both angles are equal, the triangle must be isosceles.", "logical_deduction"),
-    ("If Tom gives away more than he has, then he would have a negative count, which cannot happen.", "logical_deduction"),
-    ("Because the sum is even, one of the two numbers is even as well, which means the other is even too.", "logical_deduction"),
+    (
+        "If Tom gives away more than he has, then he would have a negative count, which cannot happen.",
+        "logical_deduction",
+    ),
+    (
+        "Because the sum is even, one of the two numbers is even as well, which means the other is even too.",
+        "logical_deduction",
+    ),
     # knowledge_recall
     ("Recall that a week has 7 days.", "knowledge_recall"),
     ("We know that water boils at 100 degrees Celsius at sea level.", "knowledge_recall"),

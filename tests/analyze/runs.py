@@ -26,8 +26,14 @@ def write_run(run: Path, items: list[tuple[str, list[str], str, bool]]) -> Path:
     with (run / "records.jsonl").open("w") as f:
         for pid, steps, answer, ok in items:
             p = Problem(pid, f"Question {pid}?", answer="12")
-            rec = {"id": pid, "strategy": "quick", "key": "n=1", "problem": p.to_dict(),
-                   "trace": trace(pid, steps, answer).to_dict(), "grade": {"correct": ok}}
+            rec = {
+                "id": pid,
+                "strategy": "quick",
+                "key": "n=1",
+                "problem": p.to_dict(),
+                "trace": trace(pid, steps, answer).to_dict(),
+                "grade": {"correct": ok},
+            }
             f.write(json.dumps(rec) + "\n")
         f.write(json.dumps({"id": "boom", "strategy": "quick", "key": "n=1", "trace": None}) + "\n")
         f.write('{"id": "cut')

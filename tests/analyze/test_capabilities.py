@@ -33,8 +33,14 @@ CAPS = load_capabilities()
 
 def test_default_set_has_the_atomthink_capabilities():
     assert set(CAPS.names) == {
-        "image_recognition", "variable_definition", "calculation", "formula_application",
-        "logical_deduction", "knowledge_recall", "verification", "conclusion",
+        "image_recognition",
+        "variable_definition",
+        "calculation",
+        "formula_application",
+        "logical_deduction",
+        "knowledge_recall",
+        "verification",
+        "conclusion",
     }
     assert all(c.description and (c.keywords or c.patterns) for c in CAPS.capabilities)
 
@@ -54,8 +60,10 @@ def test_rules_give_the_default_to_a_step_without_any_cue():
 
 def test_an_edited_capability_set_is_used(tmp_path):
     f = tmp_path / "caps.yaml"
-    f.write_text("default: other\ncapabilities:\n  - name: counting\n    description: counts\n"
-                 "    keywords: [count]\n  - name: other\n    description: the rest\n")
+    f.write_text(
+        "default: other\ncapabilities:\n  - name: counting\n    description: counts\n"
+        "    keywords: [count]\n  - name: other\n    description: the rest\n"
+    )
     caps = load_capabilities(f)
     assert RulesClassifier(caps).classify(["Count the apples.", "Hmm."]).labels == ["counting", "other"]
 
@@ -80,7 +88,12 @@ def test_a_bad_capability_set_is_one_error(text, problem):
 def test_reply_parsing_is_robust():
     reply = "1: calculation\n[2] Verification\n3. logical deduction\nStep 4: `conclusion`\n5: juggling\n"
     assert parse_labels(reply, 6, CAPS) == [
-        "calculation", "verification", "logical_deduction", "conclusion", None, None
+        "calculation",
+        "verification",
+        "logical_deduction",
+        "conclusion",
+        None,
+        None,
     ]
     assert parse_labels("I cannot tell.", 2, CAPS) == [None, None]
 
@@ -125,7 +138,11 @@ def run(tmp_path) -> Path:
 
 def test_steps_are_the_chosen_paths(run):
     steps = run_steps(run)
-    assert [s.text for s in steps][:3] == ["Let x be the number of apples.", "Add: 7 + 5 = 12.", "The answer is 12."]
+    assert [s.text for s in steps][:3] == [
+        "Let x be the number of apples.",
+        "Add: 7 + 5 = 12.",
+        "The answer is 12.",
+    ]
     assert len(steps) == 8 and all("unchosen" not in s.text for s in steps)
     assert steps[2].history == ("Let x be the number of apples.", "Add: 7 + 5 = 12.")
 
@@ -136,8 +153,13 @@ def test_outcome_scores_on_a_run_with_known_answers(run, tmp_path):
     assert caps["calculation"]["steps"] == 4 and caps["calculation"]["score"] == 0.25
     assert caps["calculation"]["ci95"] == pytest.approx(list(wilson(1, 4)), abs=1e-4)
     assert caps["conclusion"]["steps"] == 3 and caps["conclusion"]["score"] == pytest.approx(1 / 3, abs=1e-4)
-    assert caps["variable_definition"] == {"steps": 1, "share": 0.125, "scored": 1, "score": 1.0,
-                                           "ci95": pytest.approx(list(wilson(1, 1)), abs=1e-4)}
+    assert caps["variable_definition"] == {
+        "steps": 1,
+        "share": 0.125,
+        "scored": 1,
+        "score": 1.0,
+        "ci95": pytest.approx(list(wilson(1, 1)), abs=1e-4),
+    }
     assert caps["image_recognition"]["steps"] == 0 and caps["image_recognition"]["score"] is None
 
 
@@ -151,13 +173,16 @@ class TextScorer:
 
     def score(self, queries):
         self.queries += queries
-        return [ScoreResult([0.2 if "7 + 6" in s or "4 + 4 = 8" in s else 0.9 for s in q.steps]) for q in queries]
+        return [
+            ScoreResult([0.2 if "7 + 6" in s or "4 + 4 = 8" in s else 0.9 for s in q.steps]) for q in queries
+        ]
 
 
 def test_step_scorer_profile_is_the_mean_step_score(run, tmp_path):
     scorer = TextScorer()
-    res = analyze_capabilities([run], tmp_path / "out", caps=CAPS, classifier=RulesClassifier(CAPS), scorer=scorer,
-                               plots=False)
+    res = analyze_capabilities(
+        [run], tmp_path / "out", caps=CAPS, classifier=RulesClassifier(CAPS), scorer=scorer, plots=False
+    )
     assert len(scorer.queries) == 3 and scorer.queries[0].steps[0] == "Let x be the number of apples."
     caps = res.profile.to_dict()["runs"]["model-a"]["capabilities"]
     assert caps["calculation"]["score"] == pytest.approx((0.9 + 0.2 + 0.2 + 0.9) / 4, abs=1e-4)
@@ -204,8 +229,9 @@ def test_a_run_without_steps_is_an_error(tmp_path):
 
 def test_llm_classifier_fallbacks_and_cost_reach_the_profile(run, tmp_path):
     engine = doubles.ScriptedEngine(lambda r, i: "1: variable definition\n2: nonsense")
-    res = analyze_capabilities([run], tmp_path / "o", caps=CAPS, classifier=LLMClassifier(CAPS, engine, batch=3),
-                               plots=False)
+    res = analyze_capabilities(
+        [run], tmp_path / "o", caps=CAPS, classifier=LLMClassifier(CAPS, engine, batch=3), plots=False
+    )
     data = res.profile.to_dict()
     assert data["classifier_fallbacks"] == 8 - 3  # one known label per request of 3, 3, 2 steps
     assert data["classifier_cost"]["calls"] == 1 and data["classifier_cost"]["prompt_tokens"] == 30
@@ -221,10 +247,13 @@ def test_two_runs_with_one_name_are_an_error(run, tmp_path):
 def test_judge_scorer_profile_counts_unscored_steps(run, tmp_path):
     def reply(r, i):
         step = r.messages[-1].content.split("Latest step:\n", 1)[1].splitlines()[0]
-        return " perhaps" if "Multiply" in step else (" Yes" if "7 + 5" in step or "answer" in step else " No")
+        return (
+            " perhaps" if "Multiply" in step else (" Yes" if "7 + 5" in step or "answer" in step else " No")
+        )
 
     judge = load_scorer("judge", engine=doubles.ScriptedEngine(reply))
-    res = analyze_capabilities([run], tmp_path / "o", caps=CAPS, classifier=RulesClassifier(CAPS), scorer=judge,
-                               plots=False)
+    res = analyze_capabilities(
+        [run], tmp_path / "o", caps=CAPS, classifier=RulesClassifier(CAPS), scorer=judge, plots=False
+    )
     calc = res.profile.to_dict()["runs"]["model-a"]["capabilities"]["calculation"]
     assert (calc["steps"], calc["scored"]) == (4, 3) and calc["score"] == pytest.approx(1 / 3, abs=1e-4)

@@ -22,7 +22,17 @@ def test_prm_scores_every_step(tmp_path) -> None:
     run = write_run(tmp_path / "model-a", MODEL_A)
     out = tmp_path / "cap"
     r = CliRunner().invoke(
-        app, ["analyze", "capabilities", str(run), "--scorer", f"prm:{prm}#step_tag", "--no-plots", "-o", str(out)]
+        app,
+        [
+            "analyze",
+            "capabilities",
+            str(run),
+            "--scorer",
+            f"prm:{prm}#step_tag",
+            "--no-plots",
+            "-o",
+            str(out),
+        ],
     )
     assert r.exit_code == 0, r.output
     data = json.loads((out / "capabilities.json").read_text())

@@ -24,8 +24,10 @@ def stages_reply(prompt: str, body: dict) -> str:
     n = int(q.split("+")[0].split()[-1])
     if n % 3 == 0:
         return "<SUMMARY> plan </SUMMARY> <CONCLUSION> 1 </CONCLUSION>"  # rejected: tags missing
-    return (f"<SUMMARY> add </SUMMARY> <CAPTION> {n} and 1 </CAPTION> <REASONING> {n} + 1 = {n + 1} </REASONING> "
-            f"<CONCLUSION> {n + 1} </CONCLUSION>")
+    return (
+        f"<SUMMARY> add </SUMMARY> <CAPTION> {n} and 1 </CAPTION> <REASONING> {n} + 1 = {n + 1} </REASONING> "
+        f"<CONCLUSION> {n + 1} </CONCLUSION>"
+    )
 
 
 def command(spec: str, data: str, out: Path) -> list[str]:
@@ -54,14 +56,20 @@ def comparable(path: Path) -> dict:
 
 @pytest.mark.slow
 def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, scripted):
-    data = write_jsonl(tmp_path / "d.jsonl", [{"q": f"What is {i} + 1?", "a": str(i + 1)} for i in range(N_ITEMS)])
+    data = write_jsonl(
+        tmp_path / "d.jsonl", [{"q": f"What is {i} + 1?", "a": str(i + 1)} for i in range(N_ITEMS)]
+    )
     _, _, fast = scripted(stages_reply)
-    ref = subprocess.run(command(fast, data, tmp_path / "ref"), env=env(), capture_output=True, text=True, timeout=120)
+    ref = subprocess.run(
+        command(fast, data, tmp_path / "ref"), env=env(), capture_output=True, text=True, timeout=120
+    )
     assert ref.returncode == 0, ref.stderr
 
     _, _, slow = scripted(stages_reply, delay_s=0.3)
     out = tmp_path / "killed"
-    proc = subprocess.Popen(command(slow, data, out), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        command(slow, data, out), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     records = out / "annotations.jsonl"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

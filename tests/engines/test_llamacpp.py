@@ -31,7 +31,9 @@ class TestLlamaCpp:
     def test_prefix_continued_exactly(self, smol_engine):
         prompt = smol_engine.render(Request(MSGS, prefix="Step 1:"))
         assert prompt.endswith("<|im_start|>assistant\nStep 1:")
-        [[c]] = smol_engine.generate([Request(MSGS, prefix="Step 1:", stop=["\n"], temperature=0, max_tokens=40)])
+        [[c]] = smol_engine.generate(
+            [Request(MSGS, prefix="Step 1:", stop=["\n"], temperature=0, max_tokens=40)]
+        )
         assert not c.text.startswith("Step 1")  # continues after the prefix, does not restart
         assert c.generated_tokens > 0 and c.prompt_tokens == smol_engine.count_tokens(prompt)
 
@@ -62,7 +64,9 @@ class TestLlamaCpp:
         assert len({c.text for c in a}) > 1  # siblings differ
 
     def test_logprobs(self, smol_engine):
-        [[c]] = smol_engine.generate([Request(MSGS, temperature=0, max_tokens=6, logprobs=True, top_logprobs=3)])
+        [[c]] = smol_engine.generate(
+            [Request(MSGS, temperature=0, max_tokens=6, logprobs=True, top_logprobs=3)]
+        )
         assert len(c.logprobs) == c.generated_tokens == len(c.top_logprobs)
         assert all(lp <= 0 for lp in c.logprobs)
         # greedy: the chosen token is the most likely one
@@ -97,10 +101,18 @@ class TestParallelSequences:
 
     def test_longer_prefix_decodes_only_the_new_tokens(self, par_engine):
         par_engine.reset_cache()
-        [[c1]] = par_engine.generate([Request(MSGS, prefix="Step 1:", stop=["\n"], temperature=0, max_tokens=24)])
+        [[c1]] = par_engine.generate(
+            [Request(MSGS, prefix="Step 1:", stop=["\n"], temperature=0, max_tokens=24)]
+        )
         before = par_engine.stats
-        req2 = Request(MSGS, prefix="Step 1:" + c1.text + "Step 2:", stop=["\n"], temperature=0, max_tokens=8,
-                       logprobs=True)
+        req2 = Request(
+            MSGS,
+            prefix="Step 1:" + c1.text + "Step 2:",
+            stop=["\n"],
+            temperature=0,
+            max_tokens=8,
+            logprobs=True,
+        )
         [[c2]] = par_engine.generate([req2])
         d = _delta(par_engine, before)
         assert c2.prompt_tokens > c1.prompt_tokens + 3
@@ -151,8 +163,9 @@ class TestParallelSequences:
                 assert c.finish_reason == "stop" and c.text.endswith(c.stop_str) and c.text.count("\n") <= 1
 
     def test_logprobs_one_per_generated_token(self, par_engine):
-        [comps] = par_engine.generate([Request(MSGS, n=2, temperature=0.7, seed=2, max_tokens=6, logprobs=True,
-                                               top_logprobs=3)])
+        [comps] = par_engine.generate(
+            [Request(MSGS, n=2, temperature=0.7, seed=2, max_tokens=6, logprobs=True, top_logprobs=3)]
+        )
         for c in comps:
             assert len(c.logprobs) == c.generated_tokens == len(c.top_logprobs)
             assert all(lp <= 0 for lp in c.logprobs)
@@ -160,7 +173,9 @@ class TestParallelSequences:
         assert all(abs(max(t.values()) - lp) < 1e-9 for t, lp in zip(g.top_logprobs, g.logprobs))
 
     def test_length_budget_and_context_overflow(self, par_engine):
-        [[c]] = par_engine.generate([Request(MSGS, prefix="Let me write a long story:", temperature=0, max_tokens=5)])
+        [[c]] = par_engine.generate(
+            [Request(MSGS, prefix="Let me write a long story:", temperature=0, max_tokens=5)]
+        )
         assert c.finish_reason == "length" and c.generated_tokens == 5
         long = [Message("user", "word " * 1500)]  # over n_ctx=1024
         [[bad], [good]] = par_engine.generate([Request(long, max_tokens=4), Request(MSGS, max_tokens=4)])
@@ -169,7 +184,10 @@ class TestParallelSequences:
 
     def test_eviction_with_more_prompts_than_sequences(self):
         eng = load_engine("llamacpp", n_threads=1, n_ctx=256, n_seq=2)
-        reqs = [_user(q, temperature=0, max_tokens=6) for q in ("Name a color.", "What is 12 * 3?", "Who wrote Hamlet?")]
+        reqs = [
+            _user(q, temperature=0, max_tokens=6)
+            for q in ("Name a color.", "What is 12 * 3?", "Who wrote Hamlet?")
+        ]
         first = eng.generate(reqs)  # 3 prompts, 2 sequences: two waves, the third evicts the first
         assert all(c.ok for [c] in first)
         before = eng.stats
@@ -209,7 +227,9 @@ class TestSampleToken:
 
     def draw(self, logits, seed=0, **kw):
         opts = {"temperature": 1.0, "top_p": 1.0, "top_k": 0, "min_p": 0.0, **kw}
-        return self.sample(self.np.asarray(logits, dtype=self.np.float32), self.np.random.default_rng(seed), **opts)
+        return self.sample(
+            self.np.asarray(logits, dtype=self.np.float32), self.np.random.default_rng(seed), **opts
+        )
 
     def test_greedy_and_filters_that_leave_one_token(self):
         logits = [0.1, 2.0, 1.9, -3.0]
@@ -221,7 +241,9 @@ class TestSampleToken:
     def test_seeded_and_following_the_distribution(self):
         np = self.np
         logits = np.log([0.1, 0.2, 0.3, 0.4])
-        assert [self.draw(logits, seed=s) for s in range(30)] == [self.draw(logits, seed=s) for s in range(30)]
+        assert [self.draw(logits, seed=s) for s in range(30)] == [
+            self.draw(logits, seed=s) for s in range(30)
+        ]
         counts = np.bincount([self.draw(logits, seed=s) for s in range(4000)], minlength=4) / 4000
         assert np.allclose(counts, [0.1, 0.2, 0.3, 0.4], atol=0.03)
         # top-p on the temperature-1 distribution keeps {0.4, 0.3} (cumulative 0.7 >= 0.6)

@@ -48,10 +48,14 @@ def analyze_capabilities(
     if not runs:
         raise SlowthinkError("no run folder given: pass one or more folders made by slowthink eval --out")
     if len({Path(run).resolve().name for run in runs}) != len(runs):
-        raise SlowthinkError("two run folders share a name: the profile labels runs by folder name; rename one")
+        raise SlowthinkError(
+            "two run folders share a name: the profile labels runs by folder name; rename one"
+        )
     steps: list[Step] = [s for run in runs for s in run_steps(Path(run))]
     if not steps:
-        raise SlowthinkError(f"no reasoning step in {', '.join(map(str, runs))}: the runs hold no trace with steps")
+        raise SlowthinkError(
+            f"no reasoning step in {', '.join(map(str, runs))}: the runs hold no trace with steps"
+        )
     progress(f"classifying {len(steps)} steps with {classifier.name}")
     labels = classifier.classify([s.text for s in steps])
     if scorer == "outcome":

@@ -42,7 +42,9 @@ class CapabilitySet:
 
 
 def _fail(source: str, problem: str) -> SlowthinkError:
-    return SlowthinkError(f"capability set {source}: {problem} (see the default capabilities.yaml of slowthink.analyze)")
+    return SlowthinkError(
+        f"capability set {source}: {problem} (see the default capabilities.yaml of slowthink.analyze)"
+    )
 
 
 def parse_capabilities(text: str, source: str) -> CapabilitySet:
@@ -51,7 +53,11 @@ def parse_capabilities(text: str, source: str) -> CapabilitySet:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise _fail(source, f"not valid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("capabilities"), list) or not data["capabilities"]:
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("capabilities"), list)
+        or not data["capabilities"]
+    ):
         raise _fail(source, "expected a mapping with a non-empty 'capabilities' list")
     caps = []
     for i, c in enumerate(data["capabilities"]):
@@ -67,7 +73,11 @@ def parse_capabilities(text: str, source: str) -> CapabilitySet:
             compiled = tuple(re.compile(str(p), re.IGNORECASE | re.MULTILINE) for p in pats)
         except re.error as e:
             raise _fail(source, f"capability '{c['name']}': bad pattern ({e})") from None
-        caps.append(Capability(c["name"], str(c.get("description") or ""), tuple(str(k).lower() for k in kws), compiled))
+        caps.append(
+            Capability(
+                c["name"], str(c.get("description") or ""), tuple(str(k).lower() for k in kws), compiled
+            )
+        )
     names = [c.name for c in caps]
     if len(set(names)) != len(names):
         raise _fail(source, "capability names must be unique")

@@ -87,7 +87,9 @@ class LLMClassifier:
                 Request(
                     [
                         Message("system", get_template("analyze.capability.system")),
-                        Message("user", get_template("analyze.capability").format(capabilities=caps, steps=body)),
+                        Message(
+                            "user", get_template("analyze.capability").format(capabilities=caps, steps=body)
+                        ),
                     ],
                     max_tokens=self.max_tokens_per_step * len(chunk) + 16,
                     temperature=0.0,

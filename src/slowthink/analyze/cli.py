@@ -26,22 +26,30 @@ def capabilities_command(
     runs: Annotated[list[Path], typer.Argument(help="Run folders made by slowthink eval --out.")],
     classifier: Annotated[
         str,
-        typer.Option(help="rules (keywords and patterns of the capability set), judge (an LLM on --engine) "
-                          "or an engine spec to classify with."),
+        typer.Option(
+            help="rules (keywords and patterns of the capability set), judge (an LLM on --engine) "
+            "or an engine spec to classify with."
+        ),
     ] = "rules",
     scorer: Annotated[
         str,
-        typer.Option(help="outcome (share of a capability's steps on chains graded right), prm:PATH or "
-                          "judge (mean step score; judge runs on --engine)."),
+        typer.Option(
+            help="outcome (share of a capability's steps on chains graded right), prm:PATH or "
+            "judge (mean step score; judge runs on --engine)."
+        ),
     ] = "outcome",
-    engine: Annotated[str, typer.Option(help="Engine spec of --classifier judge and --scorer judge.")] = "llamacpp",
+    engine: Annotated[
+        str, typer.Option(help="Engine spec of --classifier judge and --scorer judge.")
+    ] = "llamacpp",
     capabilities: Annotated[
         Path | None, typer.Option(help="A capability set YAML (default: the package's capabilities.yaml).")
     ] = None,
     batch: Annotated[int, typer.Option(min=1, help="Steps per classifier request.")] = 8,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads of a llamacpp engine.")] = None,
     plots: Annotated[bool, typer.Option(help="Write the bar and radar plots.")] = True,
-    out: Annotated[Path, typer.Option("-o", "--out", help="Folder to write the profile into.")] = Path("capabilities"),
+    out: Annotated[Path, typer.Option("-o", "--out", help="Folder to write the profile into.")] = Path(
+        "capabilities"
+    ),
 ) -> None:
     """Map every step of each run's chosen paths to a capability and score each capability per run:
     capabilities.json, capabilities.md/.html (table), capabilities_bar.png, capabilities_radar.png."""
@@ -60,7 +68,12 @@ def capabilities_command(
             judge_engine = (shared or _engine(engine, threads)) if needs_engine else None
             step_scorer = load_scorer(scorer, judge_engine)
         result = analyze_capabilities(
-            runs, out, caps=caps, classifier=clf, scorer=step_scorer, plots=plots,
+            runs,
+            out,
+            caps=caps,
+            classifier=clf,
+            scorer=step_scorer,
+            plots=plots,
             progress=lambda m: typer.echo(m, err=True),
         )
     except SlowthinkError as e:

@@ -38,13 +38,17 @@ def outcome_scores(steps: Sequence[Step]) -> list[float | None]:
 def step_scores(steps: Sequence[Step], scorer: Any) -> list[float | None]:
     """Scores of ``steps`` by a step scorer: one query per chosen path (its steps in order)."""
     if not isinstance(scorer, StepScorer):
-        raise SlowthinkError(f"scorer '{getattr(scorer, 'name', scorer)}' does not score steps; use outcome, judge or prm:PATH")
+        raise SlowthinkError(
+            f"scorer '{getattr(scorer, 'name', scorer)}' does not score steps; use outcome, judge or prm:PATH"
+        )
     paths: dict[tuple[str, str, str, str], list[int]] = defaultdict(list)
     for i, s in enumerate(steps):
         paths[(s.run, s.problem.id, s.strategy, s.key)].append(i)
     keys = list(paths)
     queries = [
-        ScoreQuery(steps[paths[k][0]].problem, [*steps[paths[k][0]].history, *(steps[i].text for i in paths[k])])
+        ScoreQuery(
+            steps[paths[k][0]].problem, [*steps[paths[k][0]].history, *(steps[i].text for i in paths[k])]
+        )
         for k in keys
     ]
     out: list[float | None] = [None] * len(steps)
@@ -115,8 +119,13 @@ class Profile:
 
 
 def build_profile(
-    caps: CapabilitySet, steps: Sequence[Step], labels: Labels, scores: Sequence[float | None],
-    *, classifier: str, scorer: str,
+    caps: CapabilitySet,
+    steps: Sequence[Step],
+    labels: Labels,
+    scores: Sequence[float | None],
+    *,
+    classifier: str,
+    scorer: str,
 ) -> Profile:
     prof = Profile(caps, classifier, scorer, labels)
     for s in steps:  # every run listed, in order, even with a capability of no step

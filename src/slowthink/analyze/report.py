@@ -54,7 +54,10 @@ def html_page(data: dict[str, Any]) -> str:
     head, rows = table_rows(data)
     e = html.escape
     body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows)
-    weakest = "".join(f"<li>weakest capability of {e(r)}: <b>{e(str(v['weakest']))}</b></li>" for r, v in data["runs"].items())
+    weakest = "".join(
+        f"<li>weakest capability of {e(r)}: <b>{e(str(v['weakest']))}</b></li>"
+        for r, v in data["runs"].items()
+    )
     return (
         "<!doctype html><meta charset=utf-8><title>slowthink capability profile</title>"
         "<style>body{font:14px sans-serif;margin:2em}table{border-collapse:collapse}"
@@ -79,8 +82,10 @@ def plot_bar(data: dict[str, Any], path: Path) -> Path:
         caps = data["runs"][r]["capabilities"]
         xs = [i + (k - (len(runs) - 1) / 2) * width for i in range(len(names))]
         ys = [caps[n]["score"] or 0.0 for n in names]
-        err = [[y - (caps[n]["ci95"] or [y, y])[0] for n, y in zip(names, ys)],
-               [(caps[n]["ci95"] or [y, y])[1] - y for n, y in zip(names, ys)]]
+        err = [
+            [y - (caps[n]["ci95"] or [y, y])[0] for n, y in zip(names, ys)],
+            [(caps[n]["ci95"] or [y, y])[1] - y for n, y in zip(names, ys)],
+        ]
         ax.bar(xs, ys, width, yerr=err, capsize=2, label=r)
         for x, n in zip(xs, names):
             ax.text(x, 0.01, str(caps[n]["steps"]), ha="center", va="bottom", fontsize=7)
@@ -125,7 +130,11 @@ def write_report(profile: Profile, out: Path, plots: bool = True) -> dict[str, P
     """Write the profile's files into ``out``; returns them by kind."""
     out.mkdir(parents=True, exist_ok=True)
     data = profile.to_dict()
-    files = {"json": out / "capabilities.json", "md": out / "capabilities.md", "html": out / "capabilities.html"}
+    files = {
+        "json": out / "capabilities.json",
+        "md": out / "capabilities.md",
+        "html": out / "capabilities.html",
+    }
     files["json"].write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     files["md"].write_text(markdown(data), encoding="utf-8")
     files["html"].write_text(html_page(data), encoding="utf-8")

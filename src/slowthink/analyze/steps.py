@@ -44,9 +44,22 @@ def run_steps(run: Path) -> list[Step]:
             trace = Trace.from_dict(rec["trace"])
             problem = Problem.from_dict(rec["problem"]) if rec.get("problem") else Problem(str(rec["id"]), "")
         except (TypeError, KeyError, ValueError) as e:
-            raise SlowthinkError(f"{path}: record {rec.get('id')!r} is not a slowthink record ({e})") from None
+            raise SlowthinkError(
+                f"{path}: record {rec.get('id')!r} is not a slowthink record ({e})"
+            ) from None
         correct = bool((rec.get("grade") or {}).get("correct"))
         texts = [n.text.strip() for n in trace.steps if n.text.strip()]
         for i, text in enumerate(texts):
-            out.append(Step(label, problem, trace.strategy, str(rec.get("key", "")), i, text, tuple(texts[:i]), correct))
+            out.append(
+                Step(
+                    label,
+                    problem,
+                    trace.strategy,
+                    str(rec.get("key", "")),
+                    i,
+                    text,
+                    tuple(texts[:i]),
+                    correct,
+                )
+            )
     return out

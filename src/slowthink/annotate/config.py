@@ -65,7 +65,9 @@ class AnnotateConfig:
         if self.data_layout not in ("table", "llava"):
             raise SlowthinkError(f"--data-layout must be table or llava, got {self.data_layout!r}")
         if self.data_layout == "llava" and (self.benchmark or not self.data):
-            raise SlowthinkError("--data-layout llava reads --data FILE (LLaVA conversations), not --benchmark")
+            raise SlowthinkError(
+                "--data-layout llava reads --data FILE (LLaVA conversations), not --benchmark"
+            )
         sources = [s for s in (self.benchmark or self.data, self.from_run) if s]
         if len(sources) != 1:
             raise SlowthinkError(
@@ -102,8 +104,9 @@ def parse_price(price: str | None) -> tuple[float, float] | None:
     try:
         prompt, generated = (float(x) for x in str(price).split(","))
     except ValueError:
-        raise SlowthinkError(f"--price {price!r}: write USD per million prompt and generated tokens, "
-                             "e.g. --price 2.5,10") from None
+        raise SlowthinkError(
+            f"--price {price!r}: write USD per million prompt and generated tokens, e.g. --price 2.5,10"
+        ) from None
     if prompt < 0 or generated < 0:
         raise SlowthinkError(f"--price {price!r}: prices must be >= 0")
     return prompt, generated
@@ -116,13 +119,19 @@ def read_recipe(path: str, explicit: set[str]) -> dict[str, Any]:
         with open(path, encoding="utf-8") as fh:
             data = yaml.safe_load(fh) or {}
     except OSError as e:
-        raise SlowthinkError(f"recipe {path} cannot be read ({e.strerror}); check the --config path") from None
+        raise SlowthinkError(
+            f"recipe {path} cannot be read ({e.strerror}); check the --config path"
+        ) from None
     except (UnicodeDecodeError, yaml.YAMLError) as e:
         raise SlowthinkError(f"recipe {path} is not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict):
-        raise SlowthinkError(f"recipe {path} must be a mapping of annotate settings, got {type(data).__name__}")
+        raise SlowthinkError(
+            f"recipe {path} must be a mapping of annotate settings, got {type(data).__name__}"
+        )
     names = {f.name for f in dataclasses.fields(AnnotateConfig)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise SlowthinkError(f"recipe {path}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
+        raise SlowthinkError(
+            f"recipe {path}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}"
+        )
     return {k: v for k, v in data.items() if k not in explicit}

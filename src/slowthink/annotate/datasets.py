@@ -52,14 +52,21 @@ def _need(ok: bool, what: str) -> None:
 
 
 def _str_list(value: Any, what: str) -> list[str]:
-    _need(isinstance(value, list) and all(isinstance(v, str) for v in value), f"{what} must be a list of strings")
+    _need(
+        isinstance(value, list) and all(isinstance(v, str) for v in value),
+        f"{what} must be a list of strings",
+    )
     return list(value)
 
 
 def _conversations(value: Any) -> list[dict[str, str]]:
-    _need(isinstance(value, list) and len(value) >= 2, "conversations must hold at least a human and a gpt turn")
+    _need(
+        isinstance(value, list) and len(value) >= 2, "conversations must hold at least a human and a gpt turn"
+    )
     for i, turn in enumerate(value):
-        _need(isinstance(turn, dict) and isinstance(turn.get("value"), str), f"turn {i} needs a string 'value'")
+        _need(
+            isinstance(turn, dict) and isinstance(turn.get("value"), str), f"turn {i} needs a string 'value'"
+        )
         want = "human" if i % 2 == 0 else "gpt"
         _need(turn.get("from") == want, f"turn {i} must be from '{want}' (turns alternate, human first)")
         _need(bool(turn["value"].strip()), f"turn {i} is empty")
@@ -78,7 +85,9 @@ class LlavaSFTRow:
         _need(self.image is None or isinstance(self.image, str), "image must be a path string")
         first = self.conversations[0]["value"]
         if self.image is not None:
-            _need(IMAGE_TOKEN in first, f"the first human turn of a row with an image must hold {IMAGE_TOKEN}")
+            _need(
+                IMAGE_TOKEN in first, f"the first human turn of a row with an image must hold {IMAGE_TOKEN}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"id": self.id}
@@ -105,7 +114,10 @@ class StepSFTRow:
 
     def __post_init__(self) -> None:
         _need(isinstance(self.id, str) and bool(self.id), "id must be a non-empty string")
-        _need(isinstance(self.question, str) and bool(self.question.strip()), "question must be a non-empty string")
+        _need(
+            isinstance(self.question, str) and bool(self.question.strip()),
+            "question must be a non-empty string",
+        )
         self.history = _str_list(self.history, "history")
         self.images = _str_list(self.images, "images")
         _need(isinstance(self.step, str) and bool(self.step.strip()), "step must be a non-empty string")
@@ -123,9 +135,14 @@ class StepSFTRow:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StepSFTRow:
         return cls(
-            id=str(d.get("id", "")), item=str(d.get("item", "")), question=d.get("question"),
-            history=d.get("history"), step=d.get("step"), answer=d.get("answer"),
-            images=d.get("images", []), conversations=d.get("conversations") or [],
+            id=str(d.get("id", "")),
+            item=str(d.get("item", "")),
+            question=d.get("question"),
+            history=d.get("history"),
+            step=d.get("step"),
+            answer=d.get("answer"),
+            images=d.get("images", []),
+            conversations=d.get("conversations") or [],
         )
 
 
@@ -144,12 +161,15 @@ class PRMRow:
         self.completions = _str_list(self.completions, "completions")
         _need(bool(self.completions), "completions must hold at least one step")
         _need(all(c.strip() for c in self.completions), "a completion step is empty")
-        _need(isinstance(self.labels, list) and all(isinstance(v, bool) for v in self.labels),
-              "labels must be a list of booleans")
+        _need(
+            isinstance(self.labels, list) and all(isinstance(v, bool) for v in self.labels),
+            "labels must be a list of booleans",
+        )
         _need(len(self.labels) == len(self.completions), "one label per completion step")
         if self.soft_labels is not None:
             ok = isinstance(self.soft_labels, list) and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in self.soft_labels
+                isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1
+                for v in self.soft_labels
             )
             _need(ok, "soft_labels must be numbers in [0, 1]")
             _need(len(self.soft_labels) == len(self.completions), "one soft label per completion step")
@@ -165,8 +185,12 @@ class PRMRow:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PRMRow:
         return cls(
-            id=str(d.get("id", "")), prompt=d.get("prompt"), completions=d.get("completions"),
-            labels=d.get("labels"), soft_labels=d.get("soft_labels"), images=d.get("images", []),
+            id=str(d.get("id", "")),
+            prompt=d.get("prompt"),
+            completions=d.get("completions"),
+            labels=d.get("labels"),
+            soft_labels=d.get("soft_labels"),
+            images=d.get("images", []),
         )
 
 
@@ -195,13 +219,25 @@ def rows_of(a: Annotation) -> dict[str, list[Row]]:
     if a.stages is not None:  # LLaVA-CoT stages (the stages mode, LLaVA-CoT-100k)
         human = f"{IMAGE_TOKEN}\n{question}" if p.images else question
         image = p.images[0] if p.images else None
-        return {SFT_LLAVA: [LlavaSFTRow(a.id, [{"from": "human", "value": human},
-                                               {"from": "gpt", "value": stages_response(a.stages or {})}], image)]}
+        return {
+            SFT_LLAVA: [
+                LlavaSFTRow(
+                    a.id,
+                    [
+                        {"from": "human", "value": human},
+                        {"from": "gpt", "value": stages_response(a.stages or {})},
+                    ],
+                    image,
+                )
+            ]
+        }
     if a.labels is not None:  # PRM data (negatives, rollout labels, released PRM sets)
         rows = [PRMRow(a.id, question, list(a.steps), list(a.labels), a.soft_labels, list(p.images))]
         chain = a.extra.get("chain")
         if chain:  # negatives: the correct chain too, every step +
-            rows.append(PRMRow(f"{a.id}#pos", question, list(chain), [True] * len(chain), None, list(p.images)))
+            rows.append(
+                PRMRow(f"{a.id}#pos", question, list(chain), [True] * len(chain), None, list(p.images))
+            )
         return {PRM: rows}
     return {
         SFT_STEPS: [

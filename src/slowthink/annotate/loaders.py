@@ -40,8 +40,11 @@ from slowthink.jsonl import iter_jsonl
 from slowthink.types import Problem, SlowthinkError
 
 SHEPHERD_TAG = "ки"
-_ATOM_QUESTION = re.compile(r"^(?:THE GIVEN QUESTION:\s*)?(.*?)(?:\nAnswer the question using a single word or phrase\.)?"
-                            r"\s*\n\s*\nHISTORICAL REASONING STEPS:\n?(.*?)(?:\n*Your task is to predict.*)?$", re.DOTALL)
+_ATOM_QUESTION = re.compile(
+    r"^(?:THE GIVEN QUESTION:\s*)?(.*?)(?:\nAnswer the question using a single word or phrase\.)?"
+    r"\s*\n\s*\nHISTORICAL REASONING STEPS:\n?(.*?)(?:\n*Your task is to predict.*)?$",
+    re.DOTALL,
+)
 _SHEPHERD_FIRST = re.compile(r"Step\s*1\s*[:.]")
 
 
@@ -53,8 +56,18 @@ class Release:
 
 
 def _record(name: str, rid: str, problem: Problem, steps: list[str], **kw: Any) -> Annotation:
-    return Annotation(rid, name, f"release:{name}", "release", problem, status="accepted", method="release",
-                      steps=steps, answer=kw.pop("answer", None) or final_answer_of(steps[-1:]), **kw)
+    return Annotation(
+        rid,
+        name,
+        f"release:{name}",
+        "release",
+        problem,
+        status="accepted",
+        method="release",
+        steps=steps,
+        answer=kw.pop("answer", None) or final_answer_of(steps[-1:]),
+        **kw,
+    )
 
 
 def _rows(path: Path) -> Iterator[tuple[int, Any]]:
@@ -72,7 +85,9 @@ def _rows(path: Path) -> Iterator[tuple[int, Any]]:
 
 
 def _strip_image(text: str) -> str:
-    return text.replace(f"{IMAGE_TOKEN}\n", "").replace(f"\n{IMAGE_TOKEN}", "").replace(IMAGE_TOKEN, "").strip()
+    return (
+        text.replace(f"{IMAGE_TOKEN}\n", "").replace(f"\n{IMAGE_TOKEN}", "").replace(IMAGE_TOKEN, "").strip()
+    )
 
 
 def load_llava_cot(path: Path, out: Release) -> None:
@@ -85,17 +100,27 @@ def load_llava_cot(path: Path, out: Release) -> None:
         image = row.get("image")
         pairs = [(conv[i], conv[i + 1]) for i in range(0, len(conv) - 1, 2)]
         for k, (human, gpt) in enumerate(pairs):
-            if not (isinstance(human, dict) and isinstance(gpt, dict)) or (human.get("from"), gpt.get("from")) != ("human", "gpt"):
+            if not (isinstance(human, dict) and isinstance(gpt, dict)) or (
+                human.get("from"),
+                gpt.get("from"),
+            ) != ("human", "gpt"):
                 out.skipped["turns not human/gpt"] += 1
                 continue
             stages, reason = check_stages(str(gpt.get("value", "")))
             if stages is None:
                 out.skipped[f"malformed stages ({reason.split(':')[0]})"] += 1
                 continue
-            p = Problem(id=rid if k == 0 else f"{rid}#{k}", question=_strip_image(str(human.get("value", ""))),
-                        images=[image] if isinstance(image, str) else [], answer=stages["conclusion"])
-            out.annotations.append(_record(out.name, p.id, p, [stages[s] for s in STAGES], stages=stages,
-                                           answer=stages["conclusion"]))
+            p = Problem(
+                id=rid if k == 0 else f"{rid}#{k}",
+                question=_strip_image(str(human.get("value", ""))),
+                images=[image] if isinstance(image, str) else [],
+                answer=stages["conclusion"],
+            )
+            out.annotations.append(
+                _record(
+                    out.name, p.id, p, [stages[s] for s in STAGES], stages=stages, answer=stages["conclusion"]
+                )
+            )
 
 
 def load_amath_sft(path: Path, out: Release) -> None:
@@ -116,8 +141,12 @@ def load_amath_sft(path: Path, out: Release) -> None:
         if key not in chains or len(chain) > len(chains[key][0]):
             chains[key] = (chain, row.get("answer"), line)
     for (image, question), (chain, answer, line) in chains.items():
-        p = Problem(id=f"amath-sft-{line}", question=question, images=[image] if image else [],
-                    answer=None if answer is None else str(answer))
+        p = Problem(
+            id=f"amath-sft-{line}",
+            question=question,
+            images=[image] if image else [],
+            answer=None if answer is None else str(answer),
+        )
         out.annotations.append(_record(out.name, p.id, p, chain, answer=p.answer))
 
 
@@ -136,15 +165,20 @@ def load_amath_prm(path: Path, out: Release) -> None:
             out.skipped["empty process"] += 1
             continue
         image = row.get("image")
-        p = Problem(id=f"amath-prm-{line}", question=_strip_image(str(row["question"])),
-                    images=[image] if isinstance(image, str) else [])
-        out.annotations.append(_record(out.name, p.id, p, steps, labels=[True] * (len(steps) - 1) + [label == "+"]))
+        p = Problem(
+            id=f"amath-prm-{line}",
+            question=_strip_image(str(row["question"])),
+            images=[image] if isinstance(image, str) else [],
+        )
+        out.annotations.append(
+            _record(out.name, p.id, p, steps, labels=[True] * (len(steps) - 1) + [label == "+"])
+        )
 
 
 def load_prm800k(path: Path, out: Release, neutral: bool = True) -> None:
     for line, row in _rows(path):
         q = row.get("question") if isinstance(row, dict) else None
-        steps_in = ((row.get("label") or {}).get("steps") if isinstance(row, dict) else None)
+        steps_in = (row.get("label") or {}).get("steps") if isinstance(row, dict) else None
         if not isinstance(q, dict) or not q.get("problem") or not isinstance(steps_in, list):
             out.skipped["no question/steps"] += 1
             continue
@@ -184,11 +218,13 @@ def load_math_shepherd(path: Path, out: Release) -> None:
         if m is None:
             out.skipped["no 'Step 1:'"] += 1
             continue
-        question, body = text[: m.start()].strip(), text[m.start():]
+        question, body = text[: m.start()].strip(), text[m.start() :]
         pieces = body.split(SHEPHERD_TAG)
         positions = [i for i in range(len(text)) if text.startswith(SHEPHERD_TAG, i)]
-        marks = [lab[p - j * (len(SHEPHERD_TAG) - 1)] if p - j * (len(SHEPHERD_TAG) - 1) < len(lab) else ""
-                 for j, p in enumerate(positions)]
+        marks = [
+            lab[p - j * (len(SHEPHERD_TAG) - 1)] if p - j * (len(SHEPHERD_TAG) - 1) < len(lab) else ""
+            for j, p in enumerate(positions)
+        ]
         if any(c not in "+-" for c in marks):
             out.skipped["label misaligned with the tags"] += 1
             continue
@@ -217,7 +253,10 @@ def llava_items(path: Path, limit: int | None = None) -> tuple[list[Problem], Co
         images = [str(path.parent / image)] if isinstance(image, str) and image else []
         for k in range(0, len(conv) - 1, 2):
             human, gpt = conv[k], conv[k + 1]
-            if not (isinstance(human, dict) and isinstance(gpt, dict)) or (human.get("from"), gpt.get("from")) != ("human", "gpt"):
+            if not (isinstance(human, dict) and isinstance(gpt, dict)) or (
+                human.get("from"),
+                gpt.get("from"),
+            ) != ("human", "gpt"):
                 skipped["turns not human/gpt"] += 1
                 continue
             question, answer = _strip_image(str(human.get("value", ""))), str(gpt.get("value", "")).strip()
@@ -225,13 +264,22 @@ def llava_items(path: Path, limit: int | None = None) -> tuple[list[Problem], Co
                 skipped["empty question or answer"] += 1
                 continue
             rid = str(row.get("id", line))
-            problems.append(Problem(id=rid if k == 0 else f"{rid}#{k // 2}", question=question, answer=answer,
-                                    images=images, meta={"hints": row.get("hints") or []}))
+            problems.append(
+                Problem(
+                    id=rid if k == 0 else f"{rid}#{k // 2}",
+                    question=question,
+                    answer=answer,
+                    images=images,
+                    meta={"hints": row.get("hints") or []},
+                )
+            )
         if limit is not None and len(problems) >= limit:
             problems = problems[:limit]
             break
     if not problems:
-        raise SlowthinkError(f"{path} holds no human/gpt pair to annotate; check the file is in the LLaVA layout")
+        raise SlowthinkError(
+            f"{path} holds no human/gpt pair to annotate; check the file is in the LLaVA layout"
+        )
     return problems, skipped, f"{len(problems)} LLaVA question/answer pairs from {path}"
 
 
@@ -257,5 +305,7 @@ def load_release(name: str, path: str | Path, limit: int | None = None) -> Relea
         out.annotations = out.annotations[:limit]
     if not out.annotations:
         reasons = ", ".join(f"{k} {v}" for k, v in out.skipped.items()) or "empty file"
-        raise SlowthinkError(f"{path} holds no usable {name} row ({reasons}); check the file and the release name")
+        raise SlowthinkError(
+            f"{path} holds no usable {name} row ({reasons}); check the file and the release name"
+        )
     return out

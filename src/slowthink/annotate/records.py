@@ -82,7 +82,9 @@ class Annotation:
         if self.labels is not None and len(self.labels) != len(self.steps):
             raise ValueError(f"Annotation {self.id}: {len(self.labels)} labels for {len(self.steps)} steps")
         if self.soft_labels is not None and len(self.soft_labels) != len(self.steps):
-            raise ValueError(f"Annotation {self.id}: {len(self.soft_labels)} soft labels for {len(self.steps)} steps")
+            raise ValueError(
+                f"Annotation {self.id}: {len(self.soft_labels)} soft labels for {len(self.steps)} steps"
+            )
 
     @property
     def key(self) -> AnnotationKey:

@@ -115,12 +115,17 @@ def load_items(config: AnnotateConfig):
     if config.from_run:
         return problems_from_run(Path(config.from_run), config.limit)
     if config.data_layout == "llava":
-
         problems, skipped, source = llava_items(Path(config.data), config.limit)
-        return ([replace(p, images=[]) for p in problems] if config.ignore_images else problems), skipped, source
+        return (
+            ([replace(p, images=[]) for p in problems] if config.ignore_images else problems),
+            skipped,
+            source,
+        )
 
     fields = {} if config.fields is None else {"fields": config.fields}
-    load = load_benchmark(config.benchmark or "jsonl", config.data, limit=config.limit, **config.benchmark_options, **fields)
+    load = load_benchmark(
+        config.benchmark or "jsonl", config.data, limit=config.limit, **config.benchmark_options, **fields
+    )
     problems = [replace(p, images=[]) for p in load.problems] if config.ignore_images else load.problems
     return problems, Counter(load.skipped), load.summary()
 
@@ -160,19 +165,27 @@ def _out_dir(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise SlowthinkError(f"cannot create {out} ({e.strerror or e}): pass a writable --out folder") from None
+        raise SlowthinkError(
+            f"cannot create {out} ({e.strerror or e}): pass a writable --out folder"
+        ) from None
     for name in (ANNOTATIONS, CONFIG, SUMMARY, *DATASETS):
         if (out / name).is_dir():
-            raise SlowthinkError(f"{out / name} is a folder, but the run writes a file there: move it or use another --out")
+            raise SlowthinkError(
+                f"{out / name} is a folder, but the run writes a file there: move it or use another --out"
+            )
 
 
 def _progress_bar(label: str, console=None):
     """A rich progress bar with the accept rate and the cost so far (``fields``: rate, cost)."""
 
     return Progress(
-        TextColumn(f"{label:<16}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("accepted {task.fields[rate]}"), TextColumn("{task.fields[cost]}"),
-        TimeElapsedColumn(), console=console or Console(stderr=True),
+        TextColumn(f"{label:<16}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("accepted {task.fields[rate]}"),
+        TextColumn("{task.fields[cost]}"),
+        TimeElapsedColumn(),
+        console=console or Console(stderr=True),
     )
 
 
@@ -192,7 +205,9 @@ def run_annotate(
     mode: Mode = get_mode(config.mode)
     options = mode.options(config.mode_options)
     if mode.needs_teacher and not config.teacher and teacher is None:
-        raise SlowthinkError(f"mode '{mode.name}' needs a teacher: pass --teacher SPEC (e.g. llamacpp, openai:URL#MODEL)")
+        raise SlowthinkError(
+            f"mode '{mode.name}' needs a teacher: pass --teacher SPEC (e.g. llamacpp, openai:URL#MODEL)"
+        )
     if mode.needs_policy and not config.policy and policy is None:
         raise SlowthinkError(f"mode '{mode.name}' needs a policy engine: pass --policy SPEC (e.g. llamacpp)")
     if config.teacher and teacher is None:
@@ -209,14 +224,23 @@ def run_annotate(
     done = {k for k, r in records.items() if r.get("status") in ("accepted", "rejected")}
     pending = [p for p in usable if key_of[p.id] not in done]
     resumed = len(usable) - len(pending)
-    write_json(out / CONFIG, {"config": config.to_dict(), "options": asdict(options),
-                              "teacher_id": teacher_id, "prompt_version": mode.prompt_version,
-                              "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    write_json(
+        out / CONFIG,
+        {
+            "config": config.to_dict(),
+            "options": asdict(options),
+            "teacher_id": teacher_id,
+            "prompt_version": mode.prompt_version,
+            "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
     new = 0
     if pending:
         teacher, policy = _engines(config, mode, teacher, policy)
         _check_images(pending, [e for e in (teacher, policy) if e is not None])
-        ctx = ModeContext(options=options, seed=config.seed, teacher=teacher, policy=policy, teacher_id=teacher_id)
+        ctx = ModeContext(
+            options=options, seed=config.seed, teacher=teacher, policy=policy, teacher_id=teacher_id
+        )
         bar = _progress_bar(mode.name, console) if progress else None
         with RecordWriter(out / ANNOTATIONS) as writer, bar or nullcontext():
             sink = _Sink(writer, records, config, bar)
@@ -230,7 +254,11 @@ def run_annotate(
                 failed = [a for a in anns if a.status == "error"]
                 # the first batch failing entirely stops the run (nothing of it was handed over early:
                 # only accepted annotations are), unless all of it had failed before
-                if not succeeded and len(failed) == len(batch) and any(key_of[p.id] not in records for p in batch):
+                if (
+                    not succeeded
+                    and len(failed) == len(batch)
+                    and any(key_of[p.id] not in records for p in batch)
+                ):
                     raise SlowthinkError(
                         f"every item of the first batch failed in the engine ({len(batch)} of {len(batch)}), so the "
                         f"run stopped and recorded nothing for them: {failed[0].reasons[-1]}"
@@ -242,12 +270,21 @@ def run_annotate(
     datasets = export_datasets(out, _accepted(records.values()))
     summary = summarize(current, skipped, time.perf_counter() - t0, new=new, resumed=resumed)
     summary["tokens"]["cost_usd"] = config.cost(summary["tokens"]["prompt"], summary["tokens"]["generated"])
-    summary.update({
-        "mode": mode.name, "teacher": teacher_id, "prompt_version": mode.prompt_version, "source": source,
-        "datasets": datasets, "unreadable_lines": bad_lines,
-        **{f"{role}_engine_stats": dict(e.stats) for role, e in (("teacher", teacher), ("policy", policy))
-           if isinstance(getattr(e, "stats", None), dict)},
-    })
+    summary.update(
+        {
+            "mode": mode.name,
+            "teacher": teacher_id,
+            "prompt_version": mode.prompt_version,
+            "source": source,
+            "datasets": datasets,
+            "unreadable_lines": bad_lines,
+            **{
+                f"{role}_engine_stats": dict(e.stats)
+                for role, e in (("teacher", teacher), ("policy", policy))
+                if isinstance(getattr(e, "stats", None), dict)
+            },
+        }
+    )
     write_json(out / SUMMARY, summary)
     return AnnotateResult(out, summary, new, resumed, datasets)
 
@@ -270,7 +307,9 @@ class _Tally:
 
     @property
     def rate(self) -> str:
-        return f"{self.accepted / self.finished:.0%} ({self.accepted}/{self.finished})" if self.finished else "-"
+        return (
+            f"{self.accepted / self.finished:.0%} ({self.accepted}/{self.finished})" if self.finished else "-"
+        )
 
     def cost(self, config: AnnotateConfig) -> str:
         usd = config.cost(self.tokens["prompt_tokens"], self.tokens["generated_tokens"])
@@ -282,8 +321,9 @@ class _Sink:
     """Writes finished annotations (each once: accepted ones as soon as a mode hands them over, the
     rest of a batch when it ends), keeps ``records`` current and the progress bar moving."""
 
-    def __init__(self, writer: RecordWriter, records: dict[AnnotationKey, dict[str, Any]], config: AnnotateConfig,
-                 bar) -> None:
+    def __init__(
+        self, writer: RecordWriter, records: dict[AnnotationKey, dict[str, Any]], config: AnnotateConfig, bar
+    ) -> None:
         self.writer, self.records, self.config, self.bar = writer, records, config, bar
         self.tally = _Tally()
         self.written: set[AnnotationKey] = set()
@@ -293,8 +333,13 @@ class _Sink:
 
     def start(self, label: str, total: int) -> None:
         if self.bar is not None:
-            self.task = self.bar.add_task(label, total=total, completed=self.tally.finished, rate=self.tally.rate,
-                                          cost=self.tally.cost(self.config))
+            self.task = self.bar.add_task(
+                label,
+                total=total,
+                completed=self.tally.finished,
+                rate=self.tally.rate,
+                cost=self.tally.cost(self.config),
+            )
 
     def write(self, annotations: list[Annotation]) -> None:
         fresh = [a for a in annotations if a.key not in self.written]
@@ -307,7 +352,9 @@ class _Sink:
         self.tally.add(dicts)
         self.tally.new += len(dicts)
         if self.bar is not None:
-            self.bar.update(self.task, advance=len(dicts), rate=self.tally.rate, cost=self.tally.cost(self.config))
+            self.bar.update(
+                self.task, advance=len(dicts), rate=self.tally.rate, cost=self.tally.cost(self.config)
+            )
 
 
 def _engines(config: AnnotateConfig, mode: Mode, teacher, policy) -> tuple[Any, Any]:
@@ -380,10 +427,14 @@ def _check_images(problems: list[Problem], engines: list) -> None:
             )
 
 
-def summarize(records: list[dict[str, Any]], skipped: Counter, wall_s: float, *, new: int, resumed: int) -> dict[str, Any]:
+def summarize(
+    records: list[dict[str, Any]], skipped: Counter, wall_s: float, *, new: int, resumed: int
+) -> dict[str, Any]:
     """Accepted / rejected by reason / errors, input rows skipped by reason, tokens and wall time."""
     status = Counter(r.get("status") for r in records)
-    reasons = Counter(reason_code((r.get("reasons") or ["unknown"])[-1]) for r in records if r.get("status") == "rejected")
+    reasons = Counter(
+        reason_code((r.get("reasons") or ["unknown"])[-1]) for r in records if r.get("status") == "rejected"
+    )
     methods = Counter(r.get("method") for r in records if r.get("status") == "accepted")
     usage = Counter()
     for r in records:
@@ -400,8 +451,11 @@ def summarize(records: list[dict[str, Any]], skipped: Counter, wall_s: float, *,
         "accepted_by_method": dict(methods.most_common()),
         "skipped_inputs": dict(skipped),
         "steps_per_accepted": round(sum(steps) / len(steps), 2) if steps else None,
-        "tokens": {"prompt": usage["prompt_tokens"], "generated": usage["generated_tokens"],
-                   "calls": usage["calls"]},
+        "tokens": {
+            "prompt": usage["prompt_tokens"],
+            "generated": usage["generated_tokens"],
+            "calls": usage["calls"],
+        },
         "new": new,
         "resumed": resumed,
         "wall_time_s": round(wall_s, 2),
@@ -425,10 +479,22 @@ def run_import(release: str, data: str, out: str, *, limit: int | None = None) -
         records[record_key(d)] = d
     keys = {a.key for a in rel.annotations}
     datasets = export_datasets(folder, _accepted(records.values()))
-    summary = summarize([records[k] for k in keys], rel.skipped, time.perf_counter() - t0,
-                        new=len(fresh), resumed=len(keys) - len(fresh))
-    summary.update({"mode": f"release:{release}", "teacher": f"release:{release}", "prompt_version": "release",
-                    "source": f"{len(rel.annotations)} records from {data}", "datasets": datasets,
-                    "unreadable_lines": bad_lines})
+    summary = summarize(
+        [records[k] for k in keys],
+        rel.skipped,
+        time.perf_counter() - t0,
+        new=len(fresh),
+        resumed=len(keys) - len(fresh),
+    )
+    summary.update(
+        {
+            "mode": f"release:{release}",
+            "teacher": f"release:{release}",
+            "prompt_version": "release",
+            "source": f"{len(rel.annotations)} records from {data}",
+            "datasets": datasets,
+            "unreadable_lines": bad_lines,
+        }
+    )
     write_json(folder / SUMMARY, summary)
     return AnnotateResult(folder, summary, len(fresh), len(keys) - len(fresh), datasets)

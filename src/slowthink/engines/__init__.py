@@ -144,7 +144,9 @@ class EngineSpec:
             return cls("llamacpp", spec)
         kind, _, rest = spec.partition(":")
         if kind not in ENGINES:
-            raise SlowthinkError(f"unknown engine '{kind}' in spec '{spec}': choose one of {', '.join(ENGINES)}")
+            raise SlowthinkError(
+                f"unknown engine '{kind}' in spec '{spec}': choose one of {', '.join(ENGINES)}"
+            )
         if kind == "openai":
             return cls._parse_openai(spec, rest)
         target, _, fragment = rest.partition("#")
@@ -195,7 +197,9 @@ class EngineSpec:
             if not url:
                 raise SlowthinkError(f"an endpoint of the engine spec '{spec}' has no URL: {grammar}")
             if urls.count(url) > 1:
-                raise SlowthinkError(f"endpoint {url} is listed twice in the engine spec '{spec}': list each server once")
+                raise SlowthinkError(
+                    f"endpoint {url} is listed twice in the engine spec '{spec}': list each server once"
+                )
         named = sorted({m for _, m in endpoints if m})
         if len(named) > 1 and any(m is None for _, m in endpoints):
             raise SlowthinkError(
@@ -281,7 +285,9 @@ def load_engine(spec: str | EngineSpec = "llamacpp", **options: Any) -> Engine:
     try:
         return cls.from_spec(s.target, s.fragment, **merged)
     except (ValueError, TypeError) as e:  # an option of the wrong type or range
-        raise SlowthinkError(f"engine '{s.kind}': {e} (check the engine options and the spec '{spec}')") from None
+        raise SlowthinkError(
+            f"engine '{s.kind}': {e} (check the engine options and the spec '{spec}')"
+        ) from None
 
 
 __all__ = [

@@ -152,7 +152,7 @@ class SampleState:
         self.generated.append(tok)
         self.text = self._buf.decode("utf-8", errors="ignore")
         if self.req.stop:
-            window = self.text[-(self._longest_stop + 32):]  # only the tail can hold a new stop string
+            window = self.text[-(self._longest_stop + 32) :]  # only the tail can hold a new stop string
             cut, s = apply_stop(window, self.req.stop)
             if s is not None:
                 self.text = self.text[: len(self.text) - len(window)] + cut
@@ -218,8 +218,16 @@ class SequenceDecoder:
     """A llama.cpp context with ``n_seq`` sequences of ``n_ctx`` tokens each, and their cache."""
 
     def __init__(
-        self, lib: Any, model: Any, *, n_ctx: int, n_seq: int, n_batch: int, n_threads: int,
-        top_k: int, min_p: float,
+        self,
+        lib: Any,
+        model: Any,
+        *,
+        n_ctx: int,
+        n_seq: int,
+        n_batch: int,
+        n_threads: int,
+        top_k: int,
+        min_p: float,
     ) -> None:
         from llama_cpp._internals import LlamaContext
 
@@ -387,7 +395,8 @@ class SequenceDecoder:
 
     def _step(self, one: _Live, logits: np.ndarray) -> None:
         req = one.state.req
-        tok = sample_token(logits, one.rng, temperature=req.temperature, top_p=req.top_p,
-                           top_k=self.top_k, min_p=self.min_p)
+        tok = sample_token(
+            logits, one.rng, temperature=req.temperature, top_p=req.top_p, top_k=self.top_k, min_p=self.min_p
+        )
         done = one.state.accept(tok, logits if one.state.wants_logits else None)
         one.pending = -1 if done else tok

@@ -121,8 +121,14 @@ class LlamaCppEngine:
             )
             self._decoder: SequenceDecoder | None = (
                 SequenceDecoder(
-                    llama_cpp, self.llm._model, n_ctx=n_ctx, n_seq=int(n_seq), n_batch=n_batch,
-                    n_threads=threads, top_k=top_k, min_p=min_p,
+                    llama_cpp,
+                    self.llm._model,
+                    n_ctx=n_ctx,
+                    n_seq=int(n_seq),
+                    n_batch=n_batch,
+                    n_threads=threads,
+                    top_k=top_k,
+                    min_p=min_p,
                 )
                 if parallel
                 else None
@@ -214,7 +220,10 @@ class LlamaCppEngine:
         return [c for c in out if c is not None]
 
     def _generate_parallel(
-        self, requests: Sequence[Request], todo: list[tuple[int, list[int]]], out: list[list[Completion] | None]
+        self,
+        requests: Sequence[Request],
+        todo: list[tuple[int, list[int]]],
+        out: list[list[Completion] | None],
     ) -> None:
         from slowthink.engines._llamacpp_seqs import Job
 
@@ -254,7 +263,12 @@ class LlamaCppEngine:
         self._stats["prompt_tokens_decoded"] += len(tokens) - reused
         state = self._state(req, tokens)
         gen = llm.generate(
-            tokens, temp=req.temperature, top_p=req.top_p, top_k=self.top_k, min_p=self.min_p, repeat_penalty=1.0
+            tokens,
+            temp=req.temperature,
+            top_p=req.top_p,
+            top_k=self.top_k,
+            min_p=self.min_p,
+            repeat_penalty=1.0,
         )
         try:
             for tok in gen:

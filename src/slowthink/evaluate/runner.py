@@ -77,6 +77,7 @@ if TYPE_CHECKING:
     from slowthink.benchmarks import LoadResult
     from slowthink.formats import Format
 
+
 @dataclass
 class EvalResult:
     out_dir: Path
@@ -792,7 +793,9 @@ def write_run(
         files += pngs
         views = record_views(state.records.values(), out / RECORDS)
         files.append(write_page(views, out / VIEW, title=f"slowthink view · {metrics.get('run')}"))
-        files.append(write_run_report(metrics, state.records, state.problem_ids, out / REPORT, pngs, view=VIEW))
+        files.append(
+            write_run_report(metrics, state.records, state.problem_ids, out / REPORT, pngs, view=VIEW)
+        )
     return files
 
 

@@ -41,8 +41,13 @@ class DynamicOptions(ModeOptions):
     """A step longer than this is runaway text, not one atomic step (handled like a malformed reply)."""
 
     def __post_init__(self) -> None:
-        if min(self.max_steps, self.step_tokens, self.close_tokens, self.max_step_chars) < 1 or self.json_retries < 0:
-            raise ValueError("max_steps, step_tokens, close_tokens and max_step_chars must be >= 1, json_retries >= 0")
+        if (
+            min(self.max_steps, self.step_tokens, self.close_tokens, self.max_step_chars) < 1
+            or self.json_retries < 0
+        ):
+            raise ValueError(
+                "max_steps, step_tokens, close_tokens and max_step_chars must be >= 1, json_retries >= 0"
+            )
 
 
 @dataclass
@@ -94,8 +99,13 @@ class AtomicDynamicMode(Mode):
                     if reply.action != "final_answer":
                         a.extra["hit_step_bound"] = True
             live = [s for s in live if not s.done and s.annotation.status != "error"]
-        closing = [s for s in states if s.annotation.status == "rejected" and not s.annotation.reasons
-                   and final_answer_of(s.steps[-1:]) is None]
+        closing = [
+            s
+            for s in states
+            if s.annotation.status == "rejected"
+            and not s.annotation.reasons
+            and final_answer_of(s.steps[-1:]) is None
+        ]
         self._close(closing, opts, ctx)
         for s in states:
             self._finish(s)
@@ -107,12 +117,18 @@ class AtomicDynamicMode(Mode):
     def _step_request(self, s: _State, opts: DynamicOptions, seed: int) -> Request:
         p = s.annotation.problem
         user = get_template("annotate.dynamic.user").format(
-            question=user_prompt(p), history=self._history(s.steps), actions=", ".join(ACTIONS),
+            question=user_prompt(p),
+            history=self._history(s.steps),
+            actions=", ".join(ACTIONS),
             number=len(s.steps) + 1,
         )
         return Request(
-            [Message("system", get_template("annotate.dynamic.system")), Message("user", user, images=list(p.images))],
-            max_tokens=opts.step_tokens, temperature=opts.temperature if s.failures == 0 else max(opts.temperature, 0.7),
+            [
+                Message("system", get_template("annotate.dynamic.system")),
+                Message("user", user, images=list(p.images)),
+            ],
+            max_tokens=opts.step_tokens,
+            temperature=opts.temperature if s.failures == 0 else max(opts.temperature, 0.7),
             seed=stable_seed(seed, p.id, "dynamic", len(s.steps), s.failures),
         )
 
@@ -123,10 +139,17 @@ class AtomicDynamicMode(Mode):
             text = get_template("annotate.dynamic.close").format(
                 question=user_prompt(p), history=self._history(s.steps), number=len(s.steps) + 1
             )
-            asks.append(Ask(s.annotation, Request(
-                [Message("user", text, images=list(p.images))], max_tokens=opts.close_tokens, temperature=0.0,
-                seed=stable_seed(ctx.seed, p.id, "close"),
-            )))
+            asks.append(
+                Ask(
+                    s.annotation,
+                    Request(
+                        [Message("user", text, images=list(p.images))],
+                        max_tokens=opts.close_tokens,
+                        temperature=0.0,
+                        seed=stable_seed(ctx.seed, p.id, "close"),
+                    ),
+                )
+            )
         by_annotation = {id(s.annotation): s for s in states}
         for a, completion in replies(ctx.teacher, asks):
             s = by_annotation[id(a)]

@@ -122,7 +122,9 @@ class AtomicSegmentMode(Mode):
                 reply = completion.text
                 steps = teacher_steps(reply)
                 reason = "refusal" if declines(reply) and len(steps) < 2 else None
-                reason = reason or check_chain(steps, a.problem.meta[opts.source], a.problem, opts.max_step_chars)
+                reason = reason or check_chain(
+                    steps, a.problem.meta[opts.source], a.problem, opts.max_step_chars
+                )
                 split_steps, _ = splits[id(a)]
                 if reason is None and len(steps) < len(split_steps):
                     reason = f"coarser than the split: {len(steps)} < {len(split_steps)} steps"
@@ -140,7 +142,12 @@ class AtomicSegmentMode(Mode):
                 continue
             steps, reason = splits[id(a)]
             if reason is None:
-                a.status, a.method, a.steps, a.answer = "accepted", "split", steps, final_answer_of(steps[-1:])
+                a.status, a.method, a.steps, a.answer = (
+                    "accepted",
+                    "split",
+                    steps,
+                    final_answer_of(steps[-1:]),
+                )
             else:
                 a.reject(f"{reason} (split)")
         return anns
@@ -148,11 +155,13 @@ class AtomicSegmentMode(Mode):
     def _request(self, a: Annotation, opts: SegmentOptions, seed: int, attempt: int) -> Request:
         p = a.problem
         text = get_template("annotate.segment.user").format(
-            question=user_prompt(p), solution=strip_calculator_notes(p.meta[opts.source]).strip(),
+            question=user_prompt(p),
+            solution=strip_calculator_notes(p.meta[opts.source]).strip(),
             answer=gold_text(p.answer),
         )
         return Request(
-            [Message("user", text, images=list(p.images))], max_tokens=opts.max_tokens,
+            [Message("user", text, images=list(p.images))],
+            max_tokens=opts.max_tokens,
             temperature=opts.temperature if attempt > 1 else 0.0,
             seed=stable_seed(seed, p.id, "segment", attempt),
         )

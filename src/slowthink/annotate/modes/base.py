@@ -146,7 +146,9 @@ def call(engine: Engine, asks: Sequence[Ask]) -> None:
             seen.add(id(ask.annotation))
 
 
-def replies(engine: Engine, asks: Sequence[Ask], attempt: int | None = None) -> Iterator[tuple[Annotation, Completion]]:
+def replies(
+    engine: Engine, asks: Sequence[Ask], attempt: int | None = None
+) -> Iterator[tuple[Annotation, Completion]]:
     """Run ``asks`` in one engine call (:func:`call`) and yield ``(annotation, first completion)`` for
     each that got an answer; an ask the engine failed marks its annotation ``error`` instead. With
     ``attempt``, each answered annotation records it and the reply text (``attempts``, ``response``)."""

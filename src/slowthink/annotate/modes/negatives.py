@@ -42,7 +42,9 @@ class NegativesOptions(ModeOptions):
     def __post_init__(self) -> None:
         unknown = [e for e in self.kinds if e not in NEGATIVE_ERRORS]
         if unknown or not self.kinds:
-            raise ValueError(f"errors must be a comma list of {', '.join(NEGATIVE_ERRORS)}, got {self.errors!r}")
+            raise ValueError(
+                f"errors must be a comma list of {', '.join(NEGATIVE_ERRORS)}, got {self.errors!r}"
+            )
         if self.max_attempts < 1 or self.max_tokens < 1:
             raise ValueError("max_attempts and max_tokens must be >= 1")
 
@@ -97,20 +99,33 @@ class NegativesMode(Mode):
                 break
         return anns
 
-    def _request(self, a: Annotation, chain: list[str], k: int, kind: str, opts: NegativesOptions,
-                 seed: int, attempt: int) -> Request:
+    def _request(
+        self,
+        a: Annotation,
+        chain: list[str],
+        k: int,
+        kind: str,
+        opts: NegativesOptions,
+        seed: int,
+        attempt: int,
+    ) -> Request:
         text = get_template("annotate.negative.user").format(
-            number=k + 1, error=get_template(f"annotate.negative.error.{kind}"),
-            question=user_prompt(a.problem), steps="\n".join(chain),
+            number=k + 1,
+            error=get_template(f"annotate.negative.error.{kind}"),
+            question=user_prompt(a.problem),
+            steps="\n".join(chain),
         )
         return Request(
-            [Message("user", text, images=list(a.problem.images))], max_tokens=opts.max_tokens,
-            temperature=opts.temperature, seed=stable_seed(seed, a.id, "negative", attempt),
+            [Message("user", text, images=list(a.problem.images))],
+            max_tokens=opts.max_tokens,
+            temperature=opts.temperature,
+            seed=stable_seed(seed, a.id, "negative", attempt),
         )
 
     @staticmethod
-    def _corrupted(reply: str, chain: list[str], k: int, problem: Problem,
-                   opts: NegativesOptions) -> tuple[str, str | None]:
+    def _corrupted(
+        reply: str, chain: list[str], k: int, problem: Problem, opts: NegativesOptions
+    ) -> tuple[str, str | None]:
         lines = [ln.strip() for ln in reply.strip().splitlines() if ln.strip()]
         body = strip_label(lines[0]) if lines else ""
         step = f"Step {k + 1}: {body}"

@@ -80,12 +80,24 @@ class RolloutLabelsMode(Mode):
         live = [a for a in anns if id(a) in nodes]
         hits: dict[int, dict[int, list[bool]]] = {id(a): {} for a in live}
         if opts.search == "all":
-            self._measure([(a, d) for a in live for d in range(1, len(chains[id(a)]) + 1)],
-                          trees, chains, nodes, hits, opts, ctx)
+            self._measure(
+                [(a, d) for a in live for d in range(1, len(chains[id(a)]) + 1)],
+                trees,
+                chains,
+                nodes,
+                hits,
+                opts,
+                ctx,
+            )
         else:  # OmegaPRM: binary search for the first step whose prefix no rollout rescues
             bounds = {id(a): (0, len(chains[id(a)])) for a in live}
-            while todo := [(a, (lo + hi) // 2 + 1) for a in live if a.status != "error"
-                           for lo, hi in [bounds[id(a)]] if lo < hi]:
+            while todo := [
+                (a, (lo + hi) // 2 + 1)
+                for a in live
+                if a.status != "error"
+                for lo, hi in [bounds[id(a)]]
+                if lo < hi
+            ]:
                 self._measure(todo, trees, chains, nodes, hits, opts, ctx)
                 for a, depth in todo:
                     if a.status == "error":
@@ -102,8 +114,16 @@ class RolloutLabelsMode(Mode):
                 self._label(a, chains[id(a)], hits[id(a)], soft=opts.search == "all")
         return anns
 
-    def _measure(self, todo: list[tuple[Annotation, int]], trees: dict, chains: dict, nodes: dict,
-                 hits: dict[int, dict[int, list[bool]]], opts: RolloutOptions, ctx: ModeContext) -> None:
+    def _measure(
+        self,
+        todo: list[tuple[Annotation, int]],
+        trees: dict,
+        chains: dict,
+        nodes: dict,
+        hits: dict[int, dict[int, list[bool]]],
+        opts: RolloutOptions,
+        ctx: ModeContext,
+    ) -> None:
         """Whether each completion reaches the gold answer, for the prefixes ``(annotation, depth)``:
         one engine call for all of them (``batched``), or one per prefix. A final step that states
         an answer needs no rollout: its own answer is graded."""
@@ -118,9 +138,18 @@ class RolloutLabelsMode(Mode):
                 continue
             spec = StepSpec(kind="response", opener="", stop=[], max_tokens=opts.max_tokens)
             seed = stable_seed(ctx.seed, a.id, "rollout", depth)
-            jobs.append(Job(trees[id(a)], nodes[id(a)][depth - 1], spec, n=opts.k, temperature=opts.temperature, seed=seed))
+            jobs.append(
+                Job(
+                    trees[id(a)],
+                    nodes[id(a)][depth - 1],
+                    spec,
+                    n=opts.k,
+                    temperature=opts.temperature,
+                    seed=seed,
+                )
+            )
             owner[id(jobs[-1])] = (a, depth)
-        for group in ([jobs] if opts.batched else [[j] for j in jobs]):
+        for group in [jobs] if opts.batched else [[j] for j in jobs]:
             expand(ctx.policy, group)
         for job in jobs:
             a, depth = owner[id(job)]
@@ -131,12 +160,15 @@ class RolloutLabelsMode(Mode):
             prefix = job.tree.text(job.node_id)
             hits[id(a)][depth] = [self._correct(fmt, prefix + c.text, a.problem) for c in ok]
 
-    def _write_chains(self, anns: list[Annotation], trees: dict, chains: dict, fmt: AtomicFormat,
-                      ctx: ModeContext) -> None:
+    def _write_chains(
+        self, anns: list[Annotation], trees: dict, chains: dict, fmt: AtomicFormat, ctx: ModeContext
+    ) -> None:
         jobs = []
         for a in anns:
             spec = fmt.full_spec()
-            jobs.append(Job(trees[id(a)], 0, spec, n=1, temperature=0.0, seed=stable_seed(ctx.seed, a.id, "chain")))
+            jobs.append(
+                Job(trees[id(a)], 0, spec, n=1, temperature=0.0, seed=stable_seed(ctx.seed, a.id, "chain"))
+            )
         expand(ctx.policy, jobs)
         for a, job in zip(anns, jobs):
             c = job.results[0]

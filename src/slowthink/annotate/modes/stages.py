@@ -97,8 +97,10 @@ class StagesMode(Mode):
                 elif opts.verify and verdict.method not in RULES_DECIDE:
                     to_verify.append(a)
                 else:
-                    a.reject(f"wrong answer: CONCLUSION {clip_head(a.answer, 60)!r} vs {gold_text(a.problem.answer)!r} "
-                             f"(attempt {attempt})")
+                    a.reject(
+                        f"wrong answer: CONCLUSION {clip_head(a.answer, 60)!r} vs {gold_text(a.problem.answer)!r} "
+                        f"(attempt {attempt})"
+                    )
             self._verify(to_verify, opts, ctx, attempt)
             ctx.accepted(live)
             live = [a for a in live if a.status == "rejected"]
@@ -118,8 +120,10 @@ class StagesMode(Mode):
             question=user_prompt(p), answer=gold_text(p.answer) or p.answer, hints=hint_text
         )
         return Request(
-            [Message("user", text, images=list(p.images))], max_tokens=opts.max_tokens,
-            temperature=opts.temperature, seed=stable_seed(seed, p.id, "stages", attempt),
+            [Message("user", text, images=list(p.images))],
+            max_tokens=opts.max_tokens,
+            temperature=opts.temperature,
+            seed=stable_seed(seed, p.id, "stages", attempt),
         )
 
     @staticmethod
@@ -140,12 +144,24 @@ class StagesMode(Mode):
             return
         template = get_template("annotate.stages.verify")
         asks = [
-            Ask(a, Request(
-                [Message("user", template.format(question=user_prompt(a.problem), answer=gold_text(a.problem.answer),
-                                                 response=a.answer))],
-                max_tokens=opts.verify_max_tokens, temperature=0.0,
-                seed=stable_seed(ctx.seed, a.id, "verify", attempt),
-            ))
+            Ask(
+                a,
+                Request(
+                    [
+                        Message(
+                            "user",
+                            template.format(
+                                question=user_prompt(a.problem),
+                                answer=gold_text(a.problem.answer),
+                                response=a.answer,
+                            ),
+                        )
+                    ],
+                    max_tokens=opts.verify_max_tokens,
+                    temperature=0.0,
+                    seed=stable_seed(ctx.seed, a.id, "verify", attempt),
+                ),
+            )
             for a in items
         ]
         for a, reply in replies(ctx.teacher, asks):

@@ -135,11 +135,22 @@ def test_a_run_killed_with_sigkill_resumes_from_its_last_checkpoint(tiny_llama_d
         *FAST,
     ]
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "train.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 240
-        while not (out / "checkpoint-4" / "trainer_state.json").is_file():
-            assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint written"
+        deadline = time.monotonic() + 120
+
+        def saved() -> list[int]:  # complete checkpoints (older ones rotate away: save_total_limit)
+            return [
+                int(p.name.split("-")[1])
+                for p in out.glob("checkpoint-*")
+                if (p / "trainer_state.json").is_file()
+            ]
+
+        while not any(step >= 4 for step in saved()):
+            tail = log.read_text(errors="replace")[-2000:]
+            assert proc.poll() is None and time.monotonic() < deadline, f"no checkpoint written:\n{tail}"
             time.sleep(0.2)
     finally:
         proc.send_signal(signal.SIGKILL)

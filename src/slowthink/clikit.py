@@ -9,12 +9,14 @@ instead of typer's boxed panel.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import typer
+import yaml
 from rich.console import Console
 from rich.markup import escape
 
@@ -132,4 +134,30 @@ def main_entry(app: typer.Typer) -> NoReturn:
     sys.exit(run_app(app))
 
 
-__all__ = ["ENGINE_FLAGS", "EngineFlags", "fail", "main_entry", "run_app", "usage_line"]
+def read_recipe(path: str, config: type, explicit: set[str], what: str) -> dict[str, Any]:
+    """Fields of the dataclass ``config`` from a YAML recipe, less those given as flags
+    (``explicit``: flags win); one error line for an unreadable, non-YAML or non-mapping file and for
+    unknown keys. ``what`` names the settings in messages (``EvalConfig fields``)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+    except OSError as e:
+        raise SlowthinkError(
+            f"recipe {path} cannot be read ({e.strerror}); check the --config path"
+        ) from None
+    except UnicodeDecodeError:
+        raise SlowthinkError(f"recipe {path} is not UTF-8 text: pass a YAML file") from None
+    except yaml.YAMLError as e:
+        raise SlowthinkError(f"recipe {path} is not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise SlowthinkError(f"recipe {path} must be a mapping of {what}, got {type(data).__name__}")
+    names = {f.name for f in dataclasses.fields(config)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise SlowthinkError(
+            f"recipe {path}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}"
+        )
+    return {k: v for k, v in data.items() if k not in explicit}
+
+
+__all__ = ["read_recipe", "ENGINE_FLAGS", "EngineFlags", "fail", "main_entry", "run_app", "usage_line"]

@@ -12,10 +12,10 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from slowthink.annotate.config import AnnotateConfig, read_recipe
+from slowthink.annotate.config import AnnotateConfig
 from slowthink.annotate.runner import run_annotate, run_import
 from slowthink.benchmarks import parse_options
-from slowthink.clikit import EngineFlags, fail, run_app
+from slowthink.clikit import EngineFlags, fail, read_recipe, run_app
 from slowthink.types import SlowthinkError
 
 
@@ -180,7 +180,10 @@ def annotate_command(
         settings: dict[str, Any] = {}
         if recipe is not None:
             settings = read_recipe(
-                recipe, explicit=set(given) - {"engine_options", "mode_options", "benchmark_options"}
+                recipe,
+                AnnotateConfig,
+                set(given) - {"engine_options", "mode_options", "benchmark_options"},
+                "annotate settings",
             )
             for key in ("engine_options", "mode_options", "benchmark_options"):  # flags win key by key
                 if isinstance(settings.get(key), dict) and key in given:

@@ -6,8 +6,6 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from slowthink.types import SlowthinkError
 
 
@@ -110,28 +108,3 @@ def parse_price(price: str | None) -> tuple[float, float] | None:
     if prompt < 0 or generated < 0:
         raise SlowthinkError(f"--price {price!r}: prices must be >= 0")
     return prompt, generated
-
-
-def read_recipe(path: str, explicit: set[str]) -> dict[str, Any]:
-    """:class:`AnnotateConfig` fields from a YAML file, less those given as flags (``explicit``)."""
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
-    except OSError as e:
-        raise SlowthinkError(
-            f"recipe {path} cannot be read ({e.strerror}); check the --config path"
-        ) from None
-    except (UnicodeDecodeError, yaml.YAMLError) as e:
-        raise SlowthinkError(f"recipe {path} is not valid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise SlowthinkError(
-            f"recipe {path} must be a mapping of annotate settings, got {type(data).__name__}"
-        )
-    names = {f.name for f in dataclasses.fields(AnnotateConfig)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise SlowthinkError(
-            f"recipe {path}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}"
-        )
-    return {k: v for k, v in data.items() if k not in explicit}

@@ -7,7 +7,6 @@ same commands without the main CLI.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import sys
@@ -15,14 +14,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from slowthink.benchmarks import parse_options
 from slowthink.clifields import FieldOptions, flag, with_options
-from slowthink.clikit import ENGINE_FLAGS, fail, run_app
+from slowthink.clikit import ENGINE_FLAGS, fail, read_recipe, run_app
 from slowthink.evaluate.config import DEFAULT_NS, EvalConfig
 from slowthink.evaluate.experiment import dry_run_lines, load_experiment, run_experiment
 from slowthink.evaluate.metrics import token_total
@@ -177,7 +175,7 @@ def eval_command(
         kwargs = EVAL_OPTIONS.values(options)
         kwargs["engine_options"] = ENGINE_FLAGS.build(options).options()
         if recipe is not None:
-            from_recipe = read_recipe(recipe, explicit=EVAL_OPTIONS.given(ctx))
+            from_recipe = read_recipe(recipe, EvalConfig, EVAL_OPTIONS.given(ctx), "EvalConfig fields")
             if isinstance(from_recipe.get("engine_options"), dict):  # flags win key by key
                 from_recipe["engine_options"] = {**from_recipe["engine_options"], **kwargs["engine_options"]}
             kwargs.update(from_recipe)
@@ -370,32 +368,6 @@ app = typer.Typer(
 app.command("eval")(eval_command)
 app.command("report")(report_command)
 app.command("experiment")(experiment_command)
-
-
-def read_recipe(path: str, explicit: set[str]) -> dict:
-    """EvalConfig fields from a YAML recipe, less those given as flags (``explicit``): flags win."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
-    except OSError as e:
-        raise SlowthinkError(
-            f"recipe {path} cannot be read ({e.strerror}); check the --config path"
-        ) from None
-    except UnicodeDecodeError:
-        raise SlowthinkError(f"recipe {path} is not UTF-8 text: pass a YAML file") from None
-    except yaml.YAMLError as e:
-        raise SlowthinkError(f"recipe {path} is not valid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise SlowthinkError(
-            f"recipe {path} must be a mapping of EvalConfig fields, got {type(data).__name__}"
-        )
-    fields = {f.name for f in dataclasses.fields(EvalConfig)}
-    unknown = sorted(set(data) - fields)
-    if unknown:
-        raise SlowthinkError(
-            f"recipe {path}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}"
-        )
-    return {k: v for k, v in data.items() if k not in explicit}
 
 
 if __name__ == "__main__":

@@ -53,9 +53,28 @@ def browser():
     driver.quit()
 
 
+READY_JS = (
+    "const n = performance.getEntriesByType('navigation')[0];"
+    "return document.readyState === 'complete' && !!document.body && document.body.dataset.ready === '1'"
+    " && !!n && n.loadEventEnd > 0;"
+)
+
+
 def open_page(driver, path: Path) -> None:
+    """Load ``path`` and wait until its script has rendered (``body[data-ready]``) and the load event
+    has fired: chromedriver's ``get`` may return before a large file:// page has run its script. On a
+    page that never gets ready, the failure shows the state and the browser's console errors."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
     driver.get(path.resolve().as_uri())
-    assert driver.execute_script("return document.body.dataset.ready") == "1"
+    try:
+        WebDriverWait(driver, 60, poll_frequency=0.05).until(lambda d: d.execute_script(READY_JS))
+    except TimeoutException:
+        state = driver.execute_script(
+            "return [location.href, document.readyState, document.body && document.body.dataset.ready]"
+        )
+        raise AssertionError(f"page never got ready: {state}; console: {driver.get_log('browser')}") from None
 
 
 def errors(driver) -> list[dict]:

@@ -22,14 +22,13 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
+from _servers import start_server
 from slowthink.annotate import AnnotateConfig, run_annotate
 from slowthink.annotate.modes.atomic_segment import split_chain, teacher_steps
 from slowthink.annotate.runner import reason_code
@@ -204,45 +203,6 @@ def part_rollouts(args, data_dir: Path) -> dict:
         "rollout_tokens": args.rollout_tokens,
         **out,
     }
-
-
-def start_server(gguf: str) -> tuple[subprocess.Popen, str, Path]:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = Path(tempfile.mkdtemp()) / "server.log"
-    cmd = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        gguf,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        "4096",
-        "--n_threads",
-        "1",
-        "--n_threads_batch",
-        "1",
-        "--verbose",
-        "False",
-    ]
-    proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url + "/models", timeout=2) as resp:
-                return proc, f"openai:{url}#{json.loads(resp.read())['data'][0]['id']}", log
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise SystemExit(f"llama_cpp.server did not start: {log.read_text()[-2000:]}")
 
 
 def part_stages(args, data_dir: Path) -> dict:

@@ -12,6 +12,7 @@ from slowthink.cli import app
 from slowthink.evaluate.records import read_records
 from slowthink.evaluate.report import write_run_report
 from slowthink.inspect.capabilities import BEGIN, CAPABILITIES, CAPABILITIES_BAR, END, splice
+from tests.analyze.runs import MODEL_A, write_run
 from tests.evaluate.eval_doubles import sums_run
 
 
@@ -79,3 +80,13 @@ def test_splice_replaces_adds_and_removes_the_section():
     assert one == f"<html><body><h1>r</h1>{BEGIN}A{END}</body></html>"
     assert splice(one, f"{BEGIN}B{END}") == f"<html><body><h1>r</h1>{BEGIN}B{END}</body></html>"
     assert splice(one, "") == page
+
+
+def test_an_unwritable_run_folder_is_one_line(tmp_path):
+    run = write_run(tmp_path / "model-a", MODEL_A)
+    (run / CAPABILITIES).mkdir()
+    r = CliRunner().invoke(
+        app, ["analyze", "capabilities", str(run), "-o", str(tmp_path / "cap"), "--no-plots"]
+    )
+    last = r.output.strip().splitlines()[-1]  # after the progress line: one error line
+    assert r.exit_code == 2 and last.startswith("error: cannot write") and "pass --no-into-runs" in last

@@ -19,6 +19,7 @@ from slowthink.inspect.capabilities import (
     table_rows,
     update_report,
 )
+from slowthink.types import SlowthinkError
 
 
 def markdown(data: dict[str, Any]) -> str:
@@ -136,12 +137,18 @@ def write_into_runs(data: dict[str, Any], runs: dict[str, Path], plots: bool = T
     updated = []
     for label, run in runs.items():
         mine = {**data, "runs": {label: data["runs"][label]}}
-        (run / CAPABILITIES).write_text(json.dumps(mine, indent=2) + "\n", encoding="utf-8")
         bar = run / CAPABILITIES_BAR
-        if plots:
-            plot_bar(mine, bar)
-        elif bar.is_file():  # a bar plot of an earlier analysis would not match the new table
-            bar.unlink()
-        if update_report(run):
-            updated.append(run / "report.html")
+        try:
+            (run / CAPABILITIES).write_text(json.dumps(mine, indent=2) + "\n", encoding="utf-8")
+            if plots:
+                plot_bar(mine, bar)
+            elif bar.is_file():  # a bar plot of an earlier analysis would not match the new table
+                bar.unlink()
+            if update_report(run):
+                updated.append(run / "report.html")
+        except OSError as e:
+            raise SlowthinkError(
+                f"cannot write the capability profile into the run folder {run} ({e.strerror or e}); "
+                "pass --no-into-runs to write it only to --out"
+            ) from None
     return updated

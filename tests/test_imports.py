@@ -358,9 +358,11 @@ ALLOWED: dict[str, frozenset[str]] = {
     "jsonl": BASE,
     "distributed": BASE,
     "stats": frozenset(),
-    # AtomThink's capability analysis: reads run folders, runs a classifier model and a step scorer
+    # AtomThink's capability analysis: reads run folders, runs a classifier model and a step scorer;
+    # rollout step scores come from the data engine's labeller (annotate)
     "analyze": BASE
     | {
+        "annotate",
         "prompts",
         "grading",
         "formats",

@@ -12,11 +12,14 @@ the right sum and 0.3 when it states a wrong one; ``Judge`` prefers the candidat
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
 import time
+from pathlib import Path
 
+from slowthink.evaluate import EvalConfig, EvalResult, run_eval
 from slowthink.scorers.base import ScoreResult, Verdict
 from tests import doubles
 
@@ -99,3 +102,19 @@ class Judge:
                 Verdict(winner=1 if b_ok and not a_ok else 0, prompt_tokens=30, generated_tokens=2, calls=1)
             )
         return out
+
+
+def sums_run(tmp: Path, out: Path, k: int = 3, **config: object) -> EvalResult:
+    """A small eval run (with plots) of ``k`` "What is i + 3?" problems on :class:`ScriptedEngine`
+    (right half the time) and :class:`StepScorer`, into ``out``; ``config``: EvalConfig fields."""
+    data = tmp / "sums.jsonl"
+    data.write_text("".join(json.dumps({"q": f"What is {i} + 3?", "a": str(i + 3)}) + "\n" for i in range(k)))
+    cfg = EvalConfig(
+        data=str(data),
+        fields="question=q,answer=a",
+        engine="py:tests.evaluate.eval_doubles:ScriptedEngine",
+        scorer="py:tests.evaluate.eval_doubles:StepScorer",
+        out=str(out),
+        **config,  # type: ignore[arg-type]
+    )
+    return run_eval(cfg, progress=False, plots=True, engine=ScriptedEngine(p_right=0.5), scorer=StepScorer())

@@ -144,22 +144,10 @@ def test_view_command_on_a_run_folder_and_on_a_trace_file(tmp_path):
 
 
 def test_an_eval_run_writes_view_html_linked_from_its_report(tmp_path):
-    from slowthink.evaluate import EvalConfig, run_eval
-    from tests.evaluate.eval_doubles import ScriptedEngine, StepScorer
+    from tests.evaluate.eval_doubles import sums_run
 
-    data = tmp_path / "d.jsonl"
-    data.write_text("".join(json.dumps({"q": f"What is {i} + 3?", "a": str(i + 3)}) + "\n" for i in range(3)))
     out = tmp_path / "run"
-    cfg = EvalConfig(
-        data=str(data),
-        fields="question=q,answer=a",
-        strategies=["step_beam"],
-        ns=[2],
-        engine="py:tests.evaluate.eval_doubles:ScriptedEngine",
-        scorer="py:tests.evaluate.eval_doubles:StepScorer",
-        out=str(out),
-    )
-    r = run_eval(cfg, progress=False, plots=True, engine=ScriptedEngine(p_right=0.5), scorer=StepScorer())
+    r = sums_run(tmp_path, out, strategies=["step_beam"], ns=[2])
     assert out / "view.html" in r.files
     assert '<a href="view.html">' in (out / "report.html").read_text()
     views = load_views(out)

@@ -6,7 +6,8 @@ Scores (``--scorer``):
   chain whose final answer was graded right (a step gets 1 or 0);
 - a step scorer (``prm:PATH``, ``judge``, any :func:`slowthink.scorers.load_scorer` spec that scores
   steps): the mean step score in [0, 1], one scorer query per chosen path; a step the scorer cannot
-  tell (``None``) is counted as unscored.
+  tell (``None``) is counted as unscored;
+- ``rollouts``: the mean Monte-Carlo rollout label of the steps (:mod:`slowthink.analyze.rollouts`).
 
 The interval of a mean of scores in [0, 1] is the Wilson interval of its sum as fractional successes
 (the same interval the evaluation gives a fractional accuracy).
@@ -85,6 +86,8 @@ class Profile:
     labels: Labels
     """The classifier's output: its labels, fallbacks to the rules and model cost."""
     runs: dict[str, dict[str, Cell]] = field(default_factory=dict)
+    scorer_cost: dict[str, Any] | None = None
+    """What a model-running scorer spent (rollouts: paths rolled out, cached, failed; calls, tokens)."""
 
     def weakest(self, run: str) -> str | None:
         cells = {n: c for n, c in self.runs[run].items() if c.scored}
@@ -114,6 +117,7 @@ class Profile:
                 "generated_tokens": self.labels.generated_tokens,
             },
             "scorer": self.scorer,
+            **({"scorer_cost": self.scorer_cost} if self.scorer_cost is not None else {}),
             "runs": runs,
         }
 
@@ -126,8 +130,9 @@ def build_profile(
     *,
     classifier: str,
     scorer: str,
+    scorer_cost: dict[str, Any] | None = None,
 ) -> Profile:
-    prof = Profile(caps, classifier, scorer, labels)
+    prof = Profile(caps, classifier, scorer, labels, scorer_cost=scorer_cost)
     for s in steps:  # every run listed, in order, even with a capability of no step
         prof.runs.setdefault(s.run, {name: Cell() for name in caps.names})
     for s, label, score in zip(steps, labels.labels, scores, strict=True):

@@ -12,27 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from slowthink.analyze.profile import Profile
-
-
-def _fmt(row: dict[str, Any]) -> str:
-    if row["score"] is None:
-        return "–"
-    lo, hi = row["ci95"]
-    return f"{row['score']:.2f} [{lo:.2f}, {hi:.2f}]"
-
-
-def table_rows(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows: one row per capability (and ``all``), two columns (steps, score) per run."""
-    runs = list(data["runs"])
-    head = ["capability"] + [h for r in runs for h in (f"{r} steps", f"{r} score [95% CI]")]
-    rows = []
-    for name in [c["name"] for c in data["capabilities"]] + ["all"]:
-        cells = [name]
-        for r in runs:
-            row = data["runs"][r]["all"] if name == "all" else data["runs"][r]["capabilities"][name]
-            cells += [str(row["steps"]), _fmt(row)]
-        rows.append(cells)
-    return head, rows
+from slowthink.inspect.capabilities import (
+    CAPABILITIES,
+    CAPABILITIES_BAR,
+    html_table,
+    table_rows,
+    update_report,
+)
+from slowthink.types import SlowthinkError
 
 
 def markdown(data: dict[str, Any]) -> str:
@@ -51,9 +38,7 @@ def markdown(data: dict[str, Any]) -> str:
 
 
 def html_page(data: dict[str, Any]) -> str:
-    head, rows = table_rows(data)
     e = html.escape
-    body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows)
     weakest = "".join(
         f"<li>weakest capability of {e(r)}: <b>{e(str(v['weakest']))}</b></li>"
         for r, v in data["runs"].items()
@@ -61,10 +46,10 @@ def html_page(data: dict[str, Any]) -> str:
     return (
         "<!doctype html><meta charset=utf-8><title>slowthink capability profile</title>"
         "<style>body{font:14px sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child{text-align:left}</style>"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td.l{text-align:left}</style>"
         f"<h1>Capability profile</h1><p>classifier <code>{e(data['classifier'])}</code> "
         f"({data['classifier_fallbacks']} fallbacks to rules), scorer <code>{e(data['scorer'])}</code></p>"
-        "<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + f"</tr>{body}</table><ul>{weakest}</ul>\n"
+        f"{html_table(data)}<ul>{weakest}</ul>\n"
     )
 
 
@@ -139,6 +124,31 @@ def write_report(profile: Profile, out: Path, plots: bool = True) -> dict[str, P
     files["md"].write_text(markdown(data), encoding="utf-8")
     files["html"].write_text(html_page(data), encoding="utf-8")
     if plots:
-        files["bar"] = plot_bar(data, out / "capabilities_bar.png")
+        files["bar"] = plot_bar(data, out / CAPABILITIES_BAR)
         files["radar"] = plot_radar(data, out / "capabilities_radar.png")
     return files
+
+
+def write_into_runs(data: dict[str, Any], runs: dict[str, Path], plots: bool = True) -> list[Path]:
+    """Leave each run's profile in its folder (``capabilities.json`` restricted to the run, and its
+    bar plot) and splice the capability table into the run's ``report.html`` when it has one
+    (:mod:`slowthink.inspect.capabilities`, the contract with the evaluation's report); returns the
+    reports updated."""
+    updated = []
+    for label, run in runs.items():
+        mine = {**data, "runs": {label: data["runs"][label]}}
+        bar = run / CAPABILITIES_BAR
+        try:
+            (run / CAPABILITIES).write_text(json.dumps(mine, indent=2) + "\n", encoding="utf-8")
+            if plots:
+                plot_bar(mine, bar)
+            elif bar.is_file():  # a bar plot of an earlier analysis would not match the new table
+                bar.unlink()
+            if update_report(run):
+                updated.append(run / "report.html")
+        except OSError as e:
+            raise SlowthinkError(
+                f"cannot write the capability profile into the run folder {run} ({e.strerror or e}); "
+                "pass --no-into-runs to write it only to --out"
+            ) from None
+    return updated

@@ -14,6 +14,7 @@ from slowthink.evaluate.metrics import token_total
 from slowthink.evaluate.plots import plot_scaling, series
 from slowthink.evaluate.records import METRICS, RecordKey, read_json
 from slowthink.formats import get_format
+from slowthink.inspect.capabilities import report_section
 from slowthink.types import SlowthinkError
 
 CSS = """
@@ -282,8 +283,9 @@ def write_run_report(
     examples_per_job: int = 2,
     view: str | None = None,
 ) -> Path:
-    """The report of one run: summary table, per-group tables, plots, example traces; ``view``: the
-    search-tree viewer page next to it, linked."""
+    """The report of one run: summary table, per-group tables, plots, example traces, and the
+    capability table when ``slowthink analyze capabilities`` left a profile in the run folder
+    (:mod:`slowthink.inspect.capabilities`); ``view``: the search-tree viewer page next to it, linked."""
     rows = metrics["rows"]
     cfg = metrics.get("config", {})
     body = [
@@ -325,6 +327,7 @@ def write_run_report(
     if ex:
         body.append("<h2>example traces</h2>" + "".join(trace_html(r) for r in ex))
     path = Path(path)
+    body.append(report_section(path.parent))  # the capability profile, when analyze wrote one
     path.write_text(page(f"slowthink eval {metrics.get('run')}", "".join(body)), encoding="utf-8")
     return path
 

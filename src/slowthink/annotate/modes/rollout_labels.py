@@ -11,17 +11,21 @@ for the batch. The rollouts use the search machinery (``search.base``: a ``Tree`
 the chain in the ``atomic`` format, one ``Job`` with ``n=k`` per prefix, ``expand``): ONE engine
 call for all prefixes of all items of the batch (``batched=false``: one call per prefix, the
 baseline of ``bench/bench_annotate.py``).
+
+:func:`label_chains` labels given chains outside the annotate runner (the capability analysis's
+``--scorer rollouts`` scores the steps of eval runs with it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from slowthink.annotate.modes.base import Mode, ModeContext, ModeOptions, engine_error
 from slowthink.annotate.modes.negatives import chain_of
 from slowthink.annotate.records import Annotation
 from slowthink.annotate.text import final_answer_of, label_steps
+from slowthink.engines import Engine
 from slowthink.formats.atomic import AtomicFormat
 from slowthink.formats.base import StepSpec
 from slowthink.grading import grade
@@ -210,3 +214,18 @@ def _charge(a: Annotation, tree: Tree) -> None:
     a.usage.prompt_tokens += c.prompt_tokens
     a.usage.generated_tokens += c.generated_tokens
     a.usage.calls += c.engine_calls
+
+
+def label_chains(
+    chains: Sequence[tuple[Problem, Sequence[str]]],
+    policy: Engine,
+    options: RolloutOptions | None = None,
+    seed: int = 0,
+) -> list[Annotation]:
+    """Rollout labels of the given ``(problem, steps)`` chains, as :class:`RolloutLabelsMode` makes
+    them (one engine call for every prefix of every chain with ``batched``): an accepted annotation
+    has one label (and soft label with ``search=all``) per step, step ``i``'s prefix ending with
+    step ``i``; an engine failure gives an ``error`` annotation. A problem needs its gold answer."""
+    opts = replace(options or RolloutOptions(), source="steps")
+    problems = [replace(p, meta={**p.meta, "steps": list(steps)}) for p, steps in chains]
+    return RolloutLabelsMode().run(problems, ModeContext(opts, seed=seed, policy=policy))

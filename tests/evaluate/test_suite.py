@@ -32,8 +32,14 @@ def splits(table: dict, name: str) -> dict:
     return {(s["by"], s["split"]): s for s in b["jobs"][0]["splits"]}
 
 
-def read_tsv(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as f:
+def read_predictions(stem: Path) -> list[dict[str, str]]:
+    """A prediction file's rows: the .xlsx when openpyxl wrote one, else the .tsv."""
+    if stem.with_suffix(".xlsx").is_file():
+        import openpyxl
+
+        rows = list(openpyxl.load_workbook(stem.with_suffix(".xlsx")).active.iter_rows(values_only=True))
+        return [{k: "" if v is None else str(v) for k, v in zip(rows[0], r)} for r in rows[1:]]
+    with stem.with_suffix(".tsv").open(encoding="utf-8", newline="") as f:
         return list(csv.DictReader(f, delimiter="\t"))
 
 
@@ -107,24 +113,19 @@ def test_official_scores_in_the_table(suite_run):
 def test_prediction_files_have_the_columns_vlmevalkit_reads(suite_run):
     _, out = suite_run
     pred = out / "predictions"
-    ext = ".xlsx" if any(pred.glob("*.xlsx")) else ".tsv"
-    if ext == ".xlsx":
-        pytest.skip("openpyxl installed: the .tsv checks below read TSV")
-    mmb = read_tsv(pred / "slowthink-cot_MMBench_DEV_EN.tsv")
-    assert list(mmb[0]) == [
+    mmb = read_predictions(pred / "slowthink-cot_MMBench_DEV_EN")
+    columns = [
         "index",
         "question",
         "hint",
-        "A",
-        "B",
-        "C",
-        "D",
+        *"ABCD",
         "answer",
         "prediction",
         "category",
         "l2-category",
         "split",
     ]
+    assert list(mmb[0]) == columns
     assert len(mmb) == 11 and {r["index"] for r in mmb} >= {"0", "1000000", "3000003"}
     row = next(r for r in mmb if r["index"] == "1000002")
     assert (row["A"], row["B"], row["answer"], row["prediction"]) == (
@@ -136,18 +137,19 @@ def test_prediction_files_have_the_columns_vlmevalkit_reads(suite_run):
     assert (
         next(r for r in mmb if r["index"] == "0")["question"] == "Which colour fills the picture? Pick: red"
     )
-    hb = read_tsv(pred / "slowthink-cot_HallusionBench.tsv")
+    hb = read_predictions(pred / "slowthink-cot_HallusionBench")
     assert list(hb[0]) == ["index", "question", "answer", "prediction", "category", "l2-category"]
     assert (
         hb[1]["index"] == "VD_figure_0_0_0_1"
         and hb[1]["prediction"] == "Yes, it is."
         and hb[1]["answer"] == "No"
     )
-    mv = read_tsv(pred / "slowthink-cot_MMVet.tsv")
+    mv = read_predictions(pred / "slowthink-cot_MMVet")
     assert list(mv[0]) == ["index", "question", "answer", "prediction", "category"]
     assert [r["prediction"] for r in mv] == ["STOP", "partial 3", "unsure", "EXIT"]
     assert [r["category"] for r in mv] == ["rec,ocr", "rec,math", "rec", "ocr"]
-    assert (pred / "slowthink-cot_AI2D_TEST.tsv").is_file() and (pred / "slowthink-cot_MMStar.tsv").is_file()
+    assert read_predictions(pred / "slowthink-cot_AI2D_TEST")[2]["answer"] == "B"
+    assert len(read_predictions(pred / "slowthink-cot_MMStar")) == 2
 
 
 def test_a_second_run_resumes_without_generating_or_regrading(suite_run, tmp_path):

@@ -121,7 +121,7 @@ def missing_line(entry: SuiteEntry, root: Path) -> str:
     first = entry.files[0][0]
     others = ", ".join(dict.fromkeys(rel for rel, _ in entry.files[1:]))
     return f"{entry.name}: skipped, no data file: put {first} (VLMEvalKit's file) in {root}" + (
-        f" (also found as {others})" if others else ""
+        f" (or as {others} there)" if others else ""
     )
 
 

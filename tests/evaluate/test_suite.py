@@ -212,3 +212,28 @@ def test_no_benchmark_file_is_one_error_naming_the_files(tmp_path):
     assert "no benchmark file in" in r.stderr and "MMBench: MMBench_DEV_EN.tsv" in r.stderr
     with pytest.raises(SlowthinkError, match="HallusionBench: HallusionBench.tsv"):
         run_suite("llava-cot", tmp_path, {"engine": ENGINE}, tmp_path / "o")
+
+
+def test_a_broken_file_is_one_line_and_the_others_still_run(tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "AI2D_TEST.tsv").write_text("index\tquestion\tanswer\n", encoding="utf-8")  # no rows
+    base = {"engine": ENGINE, "strategies": ["cot"], "format": "free", "ns": [1]}
+    with pytest.raises(SlowthinkError, match=r"no benchmark ran \(AI2D: failed, ai2d: no problem found in"):
+        run_suite(
+            "llava-cot", root, base, tmp_path / "run1", engine=SuiteEngine(), progress=False, plots=False
+        )
+    shutil.copy(FIX / "MMStar.tsv", root / "MMStar.tsv")
+    lines: list[str] = []
+    result = run_suite(
+        "llava-cot", root, base, tmp_path / "run2", engine=SuiteEngine(), on_line=lines.append, progress=False
+    )
+    assert [b["name"] for b in result.table["benchmarks"]] == ["MMStar"]
+    assert [line.split(":")[0] for line in lines] == [
+        "MMBench",
+        "MM-Vet",
+        "MathVista",
+        "AI2D",
+        "HallusionBench",
+    ]
+    assert lines[3].startswith("AI2D: failed, ai2d: no problem found")

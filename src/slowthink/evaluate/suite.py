@@ -74,7 +74,7 @@ def _files(benchmark: str, paths: Sequence[str]) -> tuple[tuple[str, str], ...]:
 SUITES: dict[str, tuple[SuiteEntry, ...]] = {
     # LLaVA-CoT (Xu et al.), Table 2: six benchmarks, all scored through VLMEvalKit.
     "llava-cot": (
-        SuiteEntry("MMStar", _files("mmstar", ("MMStar.tsv", *vlmeval.DEFAULT_PATHS)), "accuracy", "MMStar"),
+        SuiteEntry("MMStar", _files("mmstar", ("MMStar.tsv", "mmstar/MMStar.tsv")), "accuracy", "MMStar"),
         SuiteEntry("MMBench", _files("mmbench", mmbench.DEFAULT_PATHS), "circular", "MMBench_DEV_EN"),
         SuiteEntry("MM-Vet", _files("mmvet", vlmeval.MMVET_PATHS), "mmvet", "MMVet"),
         SuiteEntry(
@@ -119,7 +119,7 @@ def find_file(entry: SuiteEntry, root: Path) -> tuple[Path, str] | None:
 def missing_line(entry: SuiteEntry, root: Path) -> str:
     """The one line for a benchmark whose file is not there."""
     first = entry.files[0][0]
-    others = ", ".join(dict.fromkeys(rel for rel, _ in entry.files[1:]))
+    others = ", ".join(dict.fromkeys(rel for rel, _ in entry.files if rel != first))
     return f"{entry.name}: skipped, no data file: put {first} (VLMEvalKit's file) in {root}" + (
         f" (or as {others} there)" if others else ""
     )
@@ -458,7 +458,8 @@ def run_suite(
             if on_line is not None:
                 on_line(line)
     if not runs:
-        raise SlowthinkError(f"suite {name}: no benchmark ran ({'; '.join(skipped)})")
+        failed = "; ".join(line for line in skipped if ": failed, " in line)
+        raise SlowthinkError(f"suite {name}: no benchmark ran ({failed})")
     table = suite_table(name, root, first, runs, skipped, judge_spec or "policy")
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / SUITE_JSON, table)

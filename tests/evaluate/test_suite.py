@@ -237,3 +237,17 @@ def test_a_broken_file_is_one_line_and_the_others_still_run(tmp_path):
         "HallusionBench",
     ]
     assert lines[3].startswith("AI2D: failed, ai2d: no problem found")
+
+
+def test_cli_json_prints_the_suite_table(tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    shutil.copy(FIX / "AI2D_TEST.tsv", root / "AI2D_TEST.tsv")
+    args = ["eval", "--suite", "llava-cot", "--data-root", str(root), "--engine", ENGINE, "-s", "cot"]
+    r = cli.invoke(
+        app, [*args, "--format", "free", "--n", "1", "--out", str(tmp_path / "o"), "--no-plots", "--json"]
+    )
+    assert r.exit_code == 0, r.output
+    table = json.loads(r.stdout)
+    assert overall(table, "AI2D")["values"] == {"accuracy": pytest.approx(200 / 3)}
+    assert len(table["skipped"]) == 5 and r.stderr.count("warning:") == 5

@@ -189,7 +189,17 @@ def eval_command(
         kwargs["engine_options"] = ENGINE_FLAGS.build(options).options()
         if suite is not None or data_root is not None:
             _run_suite(
-                ctx, suite, data_root, kwargs, recipe, force, retry_errors, max_attempts, progress, plots
+                ctx,
+                suite,
+                data_root,
+                kwargs,
+                recipe,
+                force,
+                retry_errors,
+                max_attempts,
+                progress,
+                plots,
+                as_json,
             )
             return
         if recipe is not None:
@@ -251,8 +261,10 @@ def _run_suite(
     max_attempts: int,
     progress: bool,
     plots: bool,
+    as_json: bool = False,
 ) -> None:
-    """``eval --suite NAME --data-root DIR``: every benchmark of the suite, then one table."""
+    """``eval --suite NAME --data-root DIR``: every benchmark of the suite, then one table
+    (``--json``: suite.json on stdout)."""
     if suite is None or data_root is None:
         raise SlowthinkError(
             "--suite and --data-root go together: e.g. --suite llava-cot --data-root ~/LMUData"
@@ -279,6 +291,9 @@ def _run_suite(
         progress=progress,
         plots=plots,
     )
+    if as_json:
+        sys.stdout.write(json.dumps(result.table, indent=2, ensure_ascii=False) + "\n")
+        return
     console = Console()
     console.print(
         (result.out / "suite.md").read_text(encoding="utf-8"), markup=False, highlight=False, soft_wrap=True

@@ -55,5 +55,5 @@ def reply(r: Request, i: int) -> str:
 
 
 class SuiteEngine(doubles.ScriptedEngine):
-    def __init__(self) -> None:
-        super().__init__(reply, name="suite-scripted", supports_images=True)
+    def __init__(self, name: str = "suite-scripted") -> None:
+        super().__init__(reply, name=name, supports_images=True)

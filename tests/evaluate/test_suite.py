@@ -251,3 +251,20 @@ def test_cli_json_prints_the_suite_table(tmp_path):
     table = json.loads(r.stdout)
     assert overall(table, "AI2D")["values"] == {"accuracy": pytest.approx(200 / 3)}
     assert len(table["skipped"]) == 5 and r.stderr.count("warning:") == 5
+
+
+def test_mmvet_grades_are_kept_per_grader(suite_run, tmp_path):
+    """Another --grade-judge regrades MM-Vet (its grades are kept under the grader's spec)."""
+    _, first = suite_run
+    out = tmp_path / "run"
+    shutil.copytree(first, out)
+    judge = "py:tests.evaluate.suite_doubles:SuiteEngine#name=judge"
+    base = {"engine": ENGINE, "strategies": ["cot"], "format": "free", "ns": [1], "grade_judge": judge}
+    policy = SuiteEngine()
+    result = run_suite("llava-cot", FIX, base, out, engine=policy, progress=False, plots=False)
+    assert policy.calls == []  # nothing to generate, and the policy grades no more
+    lines = [json.loads(x) for x in (out / "MM-Vet" / "mmvet_grades.jsonl").read_text().splitlines()]
+    assert [x["grader"] for x in lines] == [f"policy:{ENGINE}"] * 4 + [judge] * 4
+    assert (
+        overall(result.table, "MM-Vet")["values"] == {"score": 37.5} and result.table["mmvet_grader"] == judge
+    )

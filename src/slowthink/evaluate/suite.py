@@ -261,11 +261,27 @@ def make_item(
     )
 
 
+@dataclass
+class GraderRef:
+    """The MM-Vet grader of a suite: ``name`` (its engine spec; grades are kept under it) and the
+    grader, made by ``make`` at its first use."""
+
+    name: str
+    make: Callable[[], MMVetGrader]
+    _grader: MMVetGrader | None = None
+
+    def get(self) -> MMVetGrader:
+        if self._grader is None:
+            self._grader = self.make()
+        return self._grader
+
+
 def grade_mmvet(
-    out: Path, job: Job, items: Sequence[tuple[Problem, str]], grader: Callable[[], MMVetGrader]
+    out: Path, job: Job, items: Sequence[tuple[Problem, str]], grader: GraderRef
 ) -> dict[str, dict[str, Any]]:
     """MM-Vet grades of a job's predictions by problem id: read from ``out/mmvet_grades.jsonl``
-    when that prediction was graded before, else graded now (one batch) and appended there."""
+    when the same grader graded that prediction before, else graded now (one batch) and appended
+    there."""
     path = out / MMVET_GRADES
     known: dict[tuple[str, str, str], dict[str, Any]] = {}
     if path.is_file():
@@ -276,18 +292,19 @@ def grade_mmvet(
     todo: list[tuple[Problem, str]] = []
     for p, pred in items:
         rec = known.get((p.id, job.strategy, job.key))
-        if rec is not None and rec.get("prediction") == pred:
+        if rec is not None and rec.get("prediction") == pred and rec.get("grader") == grader.name:
             grades[p.id] = rec
         else:
             todo.append((p, pred))
     if todo:
-        new = grader().grade([MMVetItem(p.question, p.answer or "", pred) for p, pred in todo])
+        new = grader.get().grade([MMVetItem(p.question, p.answer or "", pred) for p, pred in todo])
         recs = [
             {
                 "id": p.id,
                 "strategy": job.strategy,
                 "key": job.key,
                 "prediction": pred,
+                "grader": grader.name,
                 "score": g.score,
                 "tries": g.tries,
                 "parsed": g.parsed,
@@ -324,7 +341,7 @@ class BenchmarkRun:
 
 
 def score_run(
-    entry: SuiteEntry, config: EvalConfig, result: EvalResult, out: Path, grader: Callable[[], MMVetGrader]
+    entry: SuiteEntry, config: EvalConfig, result: EvalResult, out: Path, grader: GraderRef
 ) -> list[JobScore]:
     """Every job of a finished run scored with the entry's official metric, and its prediction file."""
     records, _ = read_records(result.out_dir / RECORDS)
@@ -417,8 +434,8 @@ def run_suite(
             continue
         path, benchmark = hit
         fields = {**shared, "benchmark": benchmark, "data": str(path), "out": str(out / e.name)}
-        if e.metric == "mmvet":
-            fields["grade_judge"] = None  # MM-Vet is graded by its own grader below
+        if e.metric in ("mmvet", "hallusion"):  # scored by MM-Vet's grader / the Yes-No reading below
+            fields["grade_judge"] = None
         configs[e.name] = EvalConfig(**fields)
         plan_jobs(configs[e.name])  # every flag checked before any run
     first = next(iter(configs.values()))
@@ -431,14 +448,11 @@ def run_suite(
         judge_engine: Any = LazyEngine(
             lambda: make_engine(replace(first, engine=judge_spec, model=None, engine_options={}))
         )
+        grader_name = judge_spec
     else:
         judge_engine = engine if engine is not None else LazyEngine(lambda: make_engine(first))
-    grader_cache: list[MMVetGrader] = []
-
-    def grader() -> MMVetGrader:
-        if not grader_cache:
-            grader_cache.append(MMVetGrader(judge_engine))
-        return grader_cache[0]
+        grader_name = f"policy:{first.engine_spec}"
+    grader = GraderRef(grader_name, lambda: MMVetGrader(judge_engine))
 
     runs: list[BenchmarkRun] = []
     skipped: list[str] = []
@@ -460,7 +474,7 @@ def run_suite(
     if not runs:
         failed = "; ".join(line for line in skipped if ": failed, " in line)
         raise SlowthinkError(f"suite {name}: no benchmark ran ({failed})")
-    table = suite_table(name, root, first, runs, skipped, judge_spec or "policy")
+    table = suite_table(name, root, first, runs, skipped, grader_name)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / SUITE_JSON, table)
     (out / SUITE_MD).write_text(suite_markdown(table), encoding="utf-8")

@@ -186,7 +186,8 @@ def raw_question(p: Problem) -> str:
 
 def prediction_row(p: Problem, prediction: str) -> dict[str, Any]:
     """One row of a VLMEvalKit prediction file: the columns its scorers read."""
-    row: dict[str, Any] = {"index": p.id, "question": raw_question(p)}
+    # a whole-number index stays a number (VLMEvalKit matches it against its TSV's int column)
+    row: dict[str, Any] = {"index": int(p.id) if p.id.isdigit() else p.id, "question": raw_question(p)}
     if p.meta.get("hint"):
         row["hint"] = p.meta["hint"]
     for letter, text in zip(LETTERS, p.choices or []):

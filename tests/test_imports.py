@@ -36,6 +36,7 @@ OPTIONAL = frozenset(
         "matplotlib",
         "numpy",
         "pandas",
+        "openpyxl",
         "pyarrow",
         "reasoning_gym",
         "math_verify",

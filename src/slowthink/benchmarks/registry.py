@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slowthink.benchmarks import gsm8k, mathv, mathverse, mathvista, vlmeval
+from slowthink.benchmarks import gsm8k, hallusionbench, mathv, mathverse, mathvista, mmbench, vlmeval
 from slowthink.benchmarks.base import Collector, LoadResult, check_tolerance, nothing_usable
 from slowthink.benchmarks.files import FORMATS, resolve_path
 from slowthink.benchmarks.generic import load_generic
@@ -83,6 +83,30 @@ BENCHMARKS: dict[str, BenchmarkInfo] = {
             "MMStar.tsv from VLMEvalKit (base64 images)",
             vlmeval.DEFAULT_PATHS,
         ),
+        BenchmarkInfo(
+            "mmbench",
+            mmbench.load_mmbench,
+            "MMBench_DEV_EN.tsv from VLMEvalKit, with CircularEval copies (circular=auto|off)",
+            mmbench.DEFAULT_PATHS,
+        ),
+        BenchmarkInfo(
+            "ai2d",
+            vlmeval.load_vlmeval_tsv,
+            "AI2D_TEST.tsv from VLMEvalKit (base64 images)",
+            vlmeval.AI2D_PATHS,
+        ),
+        BenchmarkInfo(
+            "hallusionbench",
+            hallusionbench.load_hallusionbench,
+            "HallusionBench.tsv from VLMEvalKit (Yes/No; set/figure/question ids from the index)",
+            hallusionbench.DEFAULT_PATHS,
+        ),
+        BenchmarkInfo(
+            "mmvet",
+            vlmeval.load_vlmeval_tsv,
+            "MMVet.tsv from VLMEvalKit (free-form; scored by the MM-Vet grader in the llava-cot suite)",
+            vlmeval.MMVET_PATHS,
+        ),
         BenchmarkInfo("vlmeval", vlmeval.load_vlmeval_tsv, "any VLMEvalKit-style TSV with base64 images"),
         BenchmarkInfo(
             "jsonl", load_generic, f"any {'/'.join(FORMATS)} file with a field mapping (fields=...)"
@@ -104,6 +128,11 @@ ALIASES: dict[str, str] = {
     "reasoning_gym": "reasoning-gym",
     "rg": "reasoning-gym",
     "tsv": "vlmeval",
+    "mmbench_dev_en": "mmbench",
+    "ai2d_test": "ai2d",
+    "hallusion": "hallusionbench",
+    "mm-vet": "mmvet",
+    "mm_vet": "mmvet",
     "json": "jsonl",
     "csv": "jsonl",
     "parquet": "jsonl",

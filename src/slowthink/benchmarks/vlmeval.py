@@ -35,6 +35,8 @@ from slowthink.benchmarks.images import ImageResolver, image_notes
 from slowthink.types import Problem
 
 DEFAULT_PATHS = ("mmstar/MMStar.tsv", "MMStar.tsv")
+AI2D_PATHS = ("AI2D_TEST.tsv", "ai2d/AI2D_TEST.tsv", "AI2D/AI2D_TEST.tsv")
+MMVET_PATHS = ("MMVet.tsv", "mmvet/MMVet.tsv", "MM-Vet/MMVet.tsv")
 IMAGES_HINT = "Image paths are read relative to {folder}: pass image_root=FOLDER where they are."
 _META_COLUMNS = (
     "category",
@@ -45,6 +47,9 @@ _META_COLUMNS = (
     "bench",
     "question_type",
     "subject",
+    "set_id",  # HallusionBench's grouping ids, when a file has them as columns
+    "figure_id",
+    "question_id",
 )
 
 

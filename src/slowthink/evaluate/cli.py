@@ -26,6 +26,7 @@ from slowthink.evaluate.experiment import dry_run_lines, load_experiment, run_ex
 from slowthink.evaluate.metrics import token_total
 from slowthink.evaluate.report import compare_rows, pivot, write_compare_report
 from slowthink.evaluate.runner import run_eval
+from slowthink.evaluate.suite import SUITES, run_suite
 from slowthink.types import SlowthinkError
 
 _err = Console(stderr=True)
@@ -168,12 +169,39 @@ def eval_command(
             "flags given on the command line win; unknown keys are errors.",
         ),
     ] = None,
+    suite: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Run a benchmark suite instead of one benchmark ({', '.join(sorted(SUITES))}): every "
+            "benchmark whose file is in --data-root, scored with its official metric; one table and "
+            "VLMEvalKit prediction files in --out (default runs/suite-NAME).",
+        ),
+    ] = None,
+    data_root: Annotated[
+        str | None,
+        typer.Option(help="The folder holding the suite's benchmark files (VLMEvalKit TSV names)."),
+    ] = None,
     **options: Any,
 ) -> None:
     """Evaluate strategies on a benchmark at several N: resumable records, metrics, plots, report."""
     try:
         kwargs = EVAL_OPTIONS.values(options)
         kwargs["engine_options"] = ENGINE_FLAGS.build(options).options()
+        if suite is not None or data_root is not None:
+            _run_suite(
+                ctx,
+                suite,
+                data_root,
+                kwargs,
+                recipe,
+                force,
+                retry_errors,
+                max_attempts,
+                progress,
+                plots,
+                as_json,
+            )
+            return
         if recipe is not None:
             from_recipe = read_recipe(recipe, EvalConfig, EVAL_OPTIONS.given(ctx), "EvalConfig fields")
             if isinstance(from_recipe.get("engine_options"), dict):  # flags win key by key
@@ -220,6 +248,57 @@ def eval_command(
         )
     console.print(f"[bold]wrote[/bold] {', '.join(str(p) for p in result.files)}", soft_wrap=True)
     _warn_errors(result.error_summary)
+
+
+def _run_suite(
+    ctx: typer.Context,
+    suite: str | None,
+    data_root: str | None,
+    kwargs: dict[str, Any],
+    recipe: str | None,
+    force: bool,
+    retry_errors: bool,
+    max_attempts: int,
+    progress: bool,
+    plots: bool,
+    as_json: bool = False,
+) -> None:
+    """``eval --suite NAME --data-root DIR``: every benchmark of the suite, then one table
+    (``--json``: suite.json on stdout)."""
+    if suite is None or data_root is None:
+        raise SlowthinkError(
+            "--suite and --data-root go together: e.g. --suite llava-cot --data-root ~/LMUData"
+        )
+    if recipe is not None:
+        from_recipe = read_recipe(recipe, EvalConfig, EVAL_OPTIONS.given(ctx), "EvalConfig fields")
+        if isinstance(from_recipe.get("engine_options"), dict):
+            from_recipe["engine_options"] = {**from_recipe["engine_options"], **kwargs["engine_options"]}
+        kwargs.update(from_recipe)
+    out = kwargs.pop("out", None) or f"runs/suite-{suite}"
+    if max_attempts < 1:
+        raise SlowthinkError(f"--max-attempts must be >= 1, got {max_attempts}")
+    result = run_suite(
+        suite,
+        data_root,
+        kwargs,
+        out,
+        on_line=lambda line: _err.print(
+            f"[bold yellow]warning:[/bold yellow] {escape(line)}", soft_wrap=True
+        ),
+        force=force,
+        retry_errors=retry_errors,
+        max_attempts=max_attempts,
+        progress=progress,
+        plots=plots,
+    )
+    if as_json:
+        sys.stdout.write(json.dumps(result.table, indent=2, ensure_ascii=False) + "\n")
+        return
+    console = Console()
+    console.print(
+        (result.out / "suite.md").read_text(encoding="utf-8"), markup=False, highlight=False, soft_wrap=True
+    )
+    console.print(f"[bold]wrote[/bold] {', '.join(str(p) for p in result.files)}", soft_wrap=True)
 
 
 def errors_advice(summary: dict[str, Any]) -> str | None:

@@ -90,6 +90,8 @@ class EvalResult:
     """Errored records of the whole run folder after this invocation: ``records`` (how many),
     ``retryable`` (fewer than ``max_attempts`` attempts: the same command re-runs them),
     ``exhausted``, ``max_attempts``, ``retry_errors`` and ``example`` (one error text)."""
+    problem_ids: list[str] = field(default_factory=list)
+    """The ids of the problems this invocation loaded, in file order (what its rows count)."""
 
     @property
     def rows(self) -> list[dict[str, Any]]:
@@ -529,7 +531,9 @@ def run_eval(
         config, state, ran, max_attempts=max_attempts, retry_errors=retry_errors, started=started
     )
     files = write_run(config, state, metrics, plots=plots)
-    return EvalResult(state.out, metrics, ran.new, state.resumed, ran.errors, files, metrics["errors"])
+    return EvalResult(
+        state.out, metrics, ran.new, state.resumed, ran.errors, files, metrics["errors"], state.problem_ids
+    )
 
 
 def resume_run(

@@ -113,7 +113,8 @@ def test_a_bad_ray_address_is_one_error_line(scripted, tmp_path, capsys):
 
     _, _, spec = scripted(seeded_reply)
     address = f"127.0.0.1:{free_port()}"
-    code = run_app(app, command(spec, write_items(tmp_path), tmp_path / "o")[3:] + ["--ray", address])
+    args = [a for a in command(spec, write_items(tmp_path), tmp_path / "o")[3:] if a != "--no-progress"]
+    code = run_app(app, args + ["--ray", address])  # with the progress bar: it never starts
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1, err
     assert f"cannot connect to Ray at '{address}' (nothing answers" in err and "ray start --head" in err

@@ -391,10 +391,9 @@ def run_pending(
         config = replace(config, threads=max(1, int(config.ray_cpus)))
     step, succeeded, label = config.items_per_round, False, get_mode(config.mode).name
     bar = ProgressBars(progress, BAR_FIELDS, width=16, remaining=False, console=console)
-    with RecordWriter(Path(config.out) / ANNOTATIONS) as writer, bar:
+    with RecordWriter(Path(config.out) / ANNOTATIONS) as writer:
         sink = _Sink(writer, records, config, bar)
         sink.tally.add(prior)
-        sink.start(label, len(prior) + len(pending))
 
         def on_result(batch: list[Problem], anns: list[Annotation]) -> None:
             nonlocal succeeded
@@ -411,7 +410,8 @@ def run_pending(
 
         factory = replace(factory, config=config, finished=None if sharding.distributed else sink.write)
         batches = (pending[i : i + step] for i in range(0, len(pending), step))
-        with open_pool(factory, sharding) as pool:
+        with open_pool(factory, sharding) as pool, bar:  # Ray connected (or not: one error line) first
+            sink.start(label, len(prior) + len(pending))
             pool.run(batches, annotate_batch, on_result)
             return sink.tally.new, pool.local_state
 

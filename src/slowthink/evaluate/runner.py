@@ -670,8 +670,8 @@ def run_pending(
     factory = SolverFactory(config, [j for j in jobs if pending[j]], pending, engine, scorer)
     with (
         RecordWriter(state.out / RECORDS) as writer,
+        open_pool(factory, sharding) as pool,  # Ray connected (or not: one error line) before the bars
         ProgressBars(progress, ACC_FIELD, console=console) as bar,
-        open_pool(factory, sharding) as pool,
     ):
         bars = {}
         for job in jobs:

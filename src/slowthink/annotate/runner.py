@@ -17,6 +17,11 @@ end of every run). Re-running the same command skips items whose (id, mode, teac
 version) already has an accepted or rejected record; ``error`` records (engine failures) are
 re-run. When every item of a run's first batch fails in the engine (and none had failed before)
 the run stops with one error line and records nothing for that batch.
+
+The batches go through the sharding layer (:mod:`slowthink.distributed`, :func:`run_pending`): in
+this process, or with ``config.ray`` across Ray workers that each build their own engines; this
+process alone appends to ``annotations.jsonl``. On Ray a batch's records come back when the batch
+ends, so a ``kill -9`` of this process loses the batches in flight (the same command re-runs them).
 """
 
 from __future__ import annotations

@@ -25,6 +25,8 @@ class AnnotateConfig:
         limit: 50
         mode_options: {max_attempts: 3}
         out: data/llava-cot-mathv
+        ray: auto             # optional: across the running Ray cluster's workers
+        ray_workers: 4
     """
 
     mode: str

@@ -355,10 +355,13 @@ ALLOWED: dict[str, frozenset[str]] = {
         "distributed",
         "inspect",
         "stats",
+        "progress",
     },
     "jsonl": BASE,
     "distributed": BASE,
     "stats": frozenset(),
+    # the progress bars of the long loops (eval, annotate)
+    "progress": frozenset(),
     # AtomThink's capability analysis: reads run folders, runs a classifier model and a step scorer;
     # rollout step scores come from the data engine's labeller (annotate)
     "analyze": BASE
@@ -389,6 +392,7 @@ ALLOWED: dict[str, frozenset[str]] = {
         "clikit",
         "jsonl",
         "distributed",
+        "progress",
     },
     # train builds PRM inputs with the prm scorer itself (one place for the input layout)
     "train": BASE | {"prompts", "formats", "engines", "scorers", "clifields", "clikit"},

@@ -69,6 +69,10 @@ class Sharding:
     """GPUs each Ray worker reserves (1 for a vLLM replica per GPU)."""
     max_attempts: int = 3
     """Workers that may die running one task before the run stops."""
+    env: tuple[str, ...] = ()
+    """Environment variables of this process that every Ray worker gets, by name (an engine's API
+    key variable: a worker runs in the environment its node was started with, not the caller's);
+    those not set here are left out."""
 
     def __post_init__(self) -> None:
         if self.workers is not None and self.workers < 1:
@@ -83,6 +87,12 @@ class Sharding:
     @property
     def distributed(self) -> bool:
         return self.address is not None
+
+    @classmethod
+    def of(cls, settings: Any, env: tuple[str, ...] = ()) -> Sharding:
+        """The sharding of a run's settings (``EvalConfig``, ``AnnotateConfig``): their ``ray``,
+        ``ray_workers``, ``ray_cpus`` and ``ray_gpus`` fields."""
+        return cls(settings.ray, settings.ray_workers, settings.ray_cpus, settings.ray_gpus, env=env)
 
 
 class Pool(Protocol[S]):
@@ -221,7 +231,12 @@ class RayPool(Generic[S]):
             self.close()
             raise
         self._make = make_state
-        self._actor_cls = self._ray.remote(_Worker).options(num_cpus=sharding.cpus, num_gpus=sharding.gpus)
+        env = {name: os.environ[name] for name in sharding.env if name in os.environ}
+        self._actor_cls = self._ray.remote(_Worker).options(
+            num_cpus=sharding.cpus,
+            num_gpus=sharding.gpus,
+            **({"runtime_env": {"env_vars": env}} if env else {}),
+        )
         self._actors: list[Any] = []
         self.deaths = 0
         """Workers that died during this pool's runs (each replaced)."""

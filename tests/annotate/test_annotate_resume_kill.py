@@ -4,18 +4,14 @@ lost, nothing duplicated, the same records as a run never interrupted."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.annotate.conftest import write_jsonl
+from tests.killrun import kill_9_after, run_cli
 
-REPO = Path(__file__).resolve().parents[2]
 N_ITEMS = 10
 
 
@@ -38,12 +34,6 @@ def command(spec: str, data: str, out: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def env() -> dict[str, str]:
-    e = dict(os.environ)
-    e["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), str(REPO), e.get("PYTHONPATH")]))
-    return e
-
-
 def comparable(path: Path) -> dict:
     out = {}
     for line in path.read_text().splitlines():
@@ -60,32 +50,18 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, scripted):
         tmp_path / "d.jsonl", [{"q": f"What is {i} + 1?", "a": str(i + 1)} for i in range(N_ITEMS)]
     )
     _, _, fast = scripted(stages_reply)
-    ref = subprocess.run(
-        command(fast, data, tmp_path / "ref"), env=env(), capture_output=True, text=True, timeout=120
-    )
+    ref = run_cli(command(fast, data, tmp_path / "ref"))
     assert ref.returncode == 0, ref.stderr
 
     _, _, slow = scripted(stages_reply, delay_s=0.3)
     out = tmp_path / "killed"
-    proc = subprocess.Popen(
-        command(slow, data, out), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
     records = out / "annotations.jsonl"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        n = len(records.read_bytes().splitlines()) if records.exists() else 0
-        if n >= 4 or proc.poll() is not None:  # two batches on disk
-            break
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    written = len(records.read_bytes().splitlines())
+    written = kill_9_after(command(slow, data, out), records, lines=4)  # two batches on disk
     assert 0 < written < N_ITEMS
     with records.open("ab") as f:  # a write torn by the kill
         f.write(b'{"id": "torn", "mode": "sta')
 
-    resumed = subprocess.run(command(slow, data, out), env=env(), capture_output=True, text=True, timeout=120)
+    resumed = run_cli(command(slow, data, out))
     assert resumed.returncode == 0, resumed.stderr
     s = json.loads(resumed.stdout)
     assert s["resumed"] == written and s["new"] + s["resumed"] == N_ITEMS

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.killrun import kill_9_after, run_cli
+
 N_PROBLEMS = 8
 
 
@@ -51,12 +48,6 @@ def command(data: str, out: Path, delay: float) -> list[str]:
     ]
 
 
-def env() -> dict[str, str]:
-    e = dict(os.environ)
-    e["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), e.get("PYTHONPATH")]))
-    return e
-
-
 def comparable(path: Path) -> dict:
     """Records without what legitimately differs between runs (times, batch composition)."""
     out = {}
@@ -82,29 +73,15 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path):
     data = write_data(tmp_path / "d.jsonl")
     total = N_PROBLEMS * 3  # majority n=2 (N=1 derived), step_beam n=1, step_beam n=2
 
-    ref = subprocess.run(
-        command(data, tmp_path / "ref", 0.0), env=env(), capture_output=True, text=True, timeout=120
-    )
+    ref = run_cli(command(data, tmp_path / "ref", 0.0))
     assert ref.returncode == 0, ref.stderr
 
     out = tmp_path / "killed"
-    proc = subprocess.Popen(
-        command(data, out, 0.15), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
     records = out / "records.jsonl"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        n = len(records.read_bytes().splitlines()) if records.exists() else 0
-        if n >= 4 or proc.poll() is not None:  # two batches on disk
-            break
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    written = len(records.read_bytes().splitlines())
+    written = kill_9_after(command(data, out, 0.15), records, lines=4)  # two batches on disk
     assert 0 < written < total
 
-    resumed = subprocess.run(command(data, out, 0.15), env=env(), capture_output=True, text=True, timeout=120)
+    resumed = run_cli(command(data, out, 0.15))
     assert resumed.returncode == 0, resumed.stderr
     m = json.loads(resumed.stdout)
     assert m["records"]["resumed"] >= written - 1 and m["records"]["new"] + m["records"]["resumed"] == total

@@ -466,3 +466,23 @@ def test_records_made_under_another_default_are_not_mixed_in(data, tmp_path):
     assert r.new_records == 2
     records, _ = read_records(path)
     assert all(rec["trace"]["config"]["aggregate"] == "last" for rec in records.values())
+
+
+def test_progress_bar_shows_each_jobs_running_accuracy_also_when_resumed(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    data = write_data(tmp_path / "data.jsonl", boom=(1, 4))  # problems 1 and 4 fail: wrong
+    buf = io.StringIO()
+    for limit in (4, None):  # 4 problems, then the 2 others resumed on top of them
+        run_eval(
+            config(data, tmp_path / "run", limit=limit, seeds=1),
+            progress=True,
+            plots=False,
+            console=Console(file=buf, width=200),
+        )
+    bars = [" ".join(line.split()) for line in buf.getvalue().splitlines() if line.strip()]
+    assert [b.split("━")[0].strip() for b in bars] == ["majority n=4", "best_of_n n=4"] * 2
+    assert ["acc 0.750 (3/4)" in b and " 4/4 " in b for b in bars[:2]] == [True, True]
+    assert ["acc 0.667 (4/6)" in b and " 6/6 " in b for b in bars[2:]] == [True, True]

@@ -121,6 +121,22 @@ def annotate_command(
     threads: Annotated[
         int | None, typer.Option(help="CPU threads of an in-process engine (1 when runs share cores).")
     ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            help="Shard the batches across Ray workers, each with its own engines, records appended here: "
+            "auto (the running cluster) | local (a Ray instance for this run) | HOST:PORT | ray://HOST:10001."
+        ),
+    ] = None,
+    ray_workers: Annotated[
+        int | None, typer.Option(help="Ray workers (engines); default: as many as the cluster fits.")
+    ] = None,
+    ray_cpus: Annotated[
+        float | None, typer.Option(help="CPUs each Ray worker reserves (default 1; its engine's --threads).")
+    ] = None,
+    ray_gpus: Annotated[
+        float | None, typer.Option(help="GPUs each Ray worker reserves (default 0; 1: an engine per GPU).")
+    ] = None,
     price: Annotated[
         str | None,
         typer.Option(
@@ -158,6 +174,10 @@ def annotate_command(
             "seed": seed,
             "threads": threads,
             "price": price,
+            "ray": ray,
+            "ray_workers": ray_workers,
+            "ray_cpus": ray_cpus,
+            "ray_gpus": ray_gpus,
             "benchmark_options": parse_options(benchmark_option) if benchmark_option else None,
             "mode_options": parse_options(mode_option) if mode_option else None,
             "engine_options": EngineFlags(

@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from slowthink.distributed import Sharding
+from slowthink.engines import key_env_names
 from slowthink.types import SlowthinkError
 
 
@@ -23,6 +25,8 @@ class AnnotateConfig:
         limit: 50
         mode_options: {max_attempts: 3}
         out: data/llava-cot-mathv
+        ray: auto             # optional: across the running Ray cluster's workers
+        ray_workers: 4
     """
 
     mode: str
@@ -54,6 +58,17 @@ class AnnotateConfig:
     price: str | None = None
     """USD per million prompt and generated tokens, ``"2.5,10"``: the progress bar and the summary
     show the cost so far (``None``: tokens only)."""
+    ray: str | None = None
+    """Shard the batches across Ray workers (:mod:`slowthink.distributed`), each building its own
+    teacher / policy from the specs; this process alone appends their records to
+    ``annotations.jsonl``. ``auto`` (the running cluster), ``local`` (a Ray instance for this run),
+    ``HOST:PORT`` or ``ray://HOST:10001``; ``None``: in this process. Not part of the record key."""
+    ray_workers: int | None = None
+    """Ray workers (each with its own engines); ``None``: as many as the cluster fits."""
+    ray_cpus: float = 1.0
+    """CPUs each Ray worker reserves (its in-process engine's ``threads`` unless given)."""
+    ray_gpus: float = 0.0
+    """GPUs each Ray worker reserves (``1``: one in-process teacher per GPU)."""
 
     def __post_init__(self) -> None:
         if self.batch_size is not None and self.batch_size < 1:
@@ -73,6 +88,12 @@ class AnnotateConfig:
             )
 
         parse_price(self.price)  # a bad price is one error line before any work
+        if self.ray is not None or self.ray_workers is not None:
+            self.sharding()  # so are bad Ray settings
+
+    def sharding(self) -> Sharding:
+        """Where the batches run: in this process, or across Ray workers."""
+        return Sharding.of(self, key_env_names([self.teacher, self.policy], self.engine_options))
 
     @property
     def items_per_round(self) -> int:

@@ -17,21 +17,22 @@ end of every run). Re-running the same command skips items whose (id, mode, teac
 version) already has an accepted or rejected record; ``error`` records (engine failures) are
 re-run. When every item of a run's first batch fails in the engine (and none had failed before)
 the run stops with one error line and records nothing for that batch.
+
+The batches go through the sharding layer (:mod:`slowthink.distributed`, :func:`run_pending`): in
+this process, or with ``config.ray`` across Ray workers that each build their own engines; this
+process alone appends to ``annotations.jsonl``. On Ray a batch's records come back when the batch
+ends, so a ``kill -9`` of this process loses the batches in flight (the same command re-runs them).
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from slowthink.annotate.config import AnnotateConfig
 from slowthink.annotate.datasets import DATASETS, export_datasets
@@ -39,6 +40,7 @@ from slowthink.annotate.loaders import llava_items, load_release
 from slowthink.annotate.modes import Mode, ModeContext, get_mode
 from slowthink.annotate.records import Annotation, AnnotationKey, record_key
 from slowthink.benchmarks import load_benchmark
+from slowthink.distributed import open_pool
 from slowthink.engines import (
     EngineSpec,
     check_engine_options,
@@ -47,6 +49,7 @@ from slowthink.engines import (
     strip_spec_options,
 )
 from slowthink.jsonl import RecordWriter, iter_jsonl, write_json
+from slowthink.progress import ProgressBars
 from slowthink.types import Problem, SlowthinkError
 
 ANNOTATIONS = "annotations.jsonl"
@@ -175,18 +178,8 @@ def _out_dir(out: Path) -> None:
             )
 
 
-def _progress_bar(label: str, console=None):
-    """A rich progress bar with the accept rate and the cost so far (``fields``: rate, cost)."""
-
-    return Progress(
-        TextColumn(f"{label:<16}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("accepted {task.fields[rate]}"),
-        TextColumn("{task.fields[cost]}"),
-        TimeElapsedColumn(),
-        console=console or Console(stderr=True),
-    )
+BAR_FIELDS = ("accepted {task.fields[rate]}", "{task.fields[cost]}")
+"""The progress bar's columns after done/total: the accept rate and the tokens (and USD) so far."""
 
 
 def run_annotate(
@@ -210,6 +203,10 @@ def run_annotate(
         )
     if mode.needs_policy and not config.policy and policy is None:
         raise SlowthinkError(f"mode '{mode.name}' needs a policy engine: pass --policy SPEC (e.g. llamacpp)")
+    if config.sharding().distributed and (teacher is not None or policy is not None):
+        raise SlowthinkError(
+            "on Ray each worker builds its engines from the config: pass --teacher/--policy specs, not engine objects"
+        )
     if config.teacher and teacher is None:
         _check_spec(config.teacher, config.engine_options, "--teacher")
     if config.policy and policy is None:
@@ -236,38 +233,18 @@ def run_annotate(
     )
     new = 0
     if pending:
-        teacher, policy = _engines(config, mode, teacher, policy)
-        _check_images(pending, [e for e in (teacher, policy) if e is not None])
-        ctx = ModeContext(
-            options=options, seed=config.seed, teacher=teacher, policy=policy, teacher_id=teacher_id
+        factory = AnnotatorFactory(
+            config, options, teacher_id, next(([p] for p in pending if p.images), []), teacher, policy
         )
-        bar = _progress_bar(mode.name, console) if progress else None
-        with RecordWriter(out / ANNOTATIONS) as writer, bar or nullcontext():
-            sink = _Sink(writer, records, config, bar)
-            sink.tally.add(records[key_of[p.id]] for p in usable if key_of[p.id] in done)
-            sink.start(mode.name, len(usable))
-            ctx.finished = sink.write
-            step, succeeded = config.items_per_round, False
-            for i in range(0, len(pending), step):
-                batch = pending[i : i + step]
-                anns = run_batch(mode, batch, ctx)
-                failed = [a for a in anns if a.status == "error"]
-                # the first batch failing entirely stops the run (nothing of it was handed over early:
-                # only accepted annotations are), unless all of it had failed before
-                if (
-                    not succeeded
-                    and len(failed) == len(batch)
-                    and any(key_of[p.id] not in records for p in batch)
-                ):
-                    raise SlowthinkError(
-                        f"every item of the first batch failed in the engine ({len(batch)} of {len(batch)}), so the "
-                        f"run stopped and recorded nothing for them: {failed[0].reasons[-1]}"
-                    )
-                succeeded = succeeded or len(failed) < len(batch)
-                sink.write(anns)
-        new = sink.tally.new
+        prior = [records[key_of[p.id]] for p in usable if key_of[p.id] in done]
+        new, local = run_pending(factory, pending, records, prior, progress=progress, console=console)
+        if local is not None:
+            teacher, policy = local.ctx.teacher, local.ctx.policy
     current = [records[k] for k in key_of.values() if k in records]
-    datasets = export_datasets(out, _accepted(records.values()))
+    # this run's items in input order (whatever order the workers finished in), then the folder's others
+    order = {k: i for i, k in enumerate(key_of.values())}
+    ranked = sorted(records.items(), key=lambda kv: order.get(kv[0], len(order)))
+    datasets = export_datasets(out, _accepted(r for _, r in ranked))
     summary = summarize(current, skipped, time.perf_counter() - t0, new=new, resumed=resumed)
     summary["tokens"]["cost_usd"] = config.cost(summary["tokens"]["prompt"], summary["tokens"]["generated"])
     summary.update(
@@ -322,7 +299,11 @@ class _Sink:
     rest of a batch when it ends), keeps ``records`` current and the progress bar moving."""
 
     def __init__(
-        self, writer: RecordWriter, records: dict[AnnotationKey, dict[str, Any]], config: AnnotateConfig, bar
+        self,
+        writer: RecordWriter,
+        records: dict[AnnotationKey, dict[str, Any]],
+        config: AnnotateConfig,
+        bar: ProgressBars,
     ) -> None:
         self.writer, self.records, self.config, self.bar = writer, records, config, bar
         self.tally = _Tally()
@@ -332,14 +313,9 @@ class _Sink:
         self.task = None
 
     def start(self, label: str, total: int) -> None:
-        if self.bar is not None:
-            self.task = self.bar.add_task(
-                label,
-                total=total,
-                completed=self.tally.finished,
-                rate=self.tally.rate,
-                cost=self.tally.cost(self.config),
-            )
+        self.task = self.bar.add(
+            label, total, self.tally.finished, rate=self.tally.rate, cost=self.tally.cost(self.config)
+        )
 
     def write(self, annotations: list[Annotation]) -> None:
         fresh = [a for a in annotations if a.key not in self.written]
@@ -351,10 +327,98 @@ class _Sink:
         self.records.update((record_key(d), d) for d in dicts)
         self.tally.add(dicts)
         self.tally.new += len(dicts)
-        if self.bar is not None:
-            self.bar.update(
-                self.task, advance=len(dicts), rate=self.tally.rate, cost=self.tally.cost(self.config)
-            )
+        self.bar.advance(self.task, len(dicts), rate=self.tally.rate, cost=self.tally.cost(self.config))
+
+
+@dataclass
+class Annotator:
+    """What each worker builds once (:class:`AnnotatorFactory`): the mode and its context (engines)."""
+
+    mode: Mode
+    ctx: ModeContext
+
+
+@dataclass
+class AnnotatorFactory:
+    """Builds a worker's :class:`Annotator` from the run's config (picklable: Ray workers call it):
+    the engines from the specs (or the engine objects given, in this process only), checked against
+    ``with_image`` (the first pending item with an image, if any). ``finished`` (in this process
+    only) receives accepted annotations as soon as their round ends."""
+
+    config: AnnotateConfig
+    options: Any
+    teacher_id: str
+    with_image: list[Problem]
+    teacher: Any = None
+    policy: Any = None
+    finished: Callable[[list[Annotation]], None] | None = None
+
+    def __call__(self) -> Annotator:
+        mode = get_mode(self.config.mode)
+        teacher, policy = _engines(self.config, mode, self.teacher, self.policy)
+        _check_images(self.with_image, [e for e in (teacher, policy) if e is not None])
+        ctx = ModeContext(
+            options=self.options,
+            seed=self.config.seed,
+            teacher=teacher,
+            policy=policy,
+            teacher_id=self.teacher_id,
+            finished=self.finished,
+        )
+        return Annotator(mode, ctx)
+
+
+def annotate_batch(annotator: Annotator, batch: list[Problem]) -> list[Annotation]:
+    """A worker's part: annotate one batch (:func:`run_batch`); the driver writes the records."""
+    return run_batch(annotator.mode, batch, annotator.ctx)
+
+
+def run_pending(
+    factory: AnnotatorFactory,
+    pending: list[Problem],
+    records: dict[AnnotationKey, dict[str, Any]],
+    prior: list[dict[str, Any]],
+    *,
+    progress: bool = True,
+    console=None,
+) -> tuple[int, Annotator | None]:
+    """Annotate ``pending``, ``items_per_round`` at a time, through the sharding layer
+    (:mod:`slowthink.distributed`): in this process, or with ``config.ray`` across Ray workers,
+    each with the engines it builds from the config. This process alone appends the records
+    (``records`` kept current; ``prior``: the run's finished records, for the progress bar).
+    Returns the records written and the in-process :class:`Annotator` (``None`` on Ray).
+
+    Fail-fast: when every item of the first batch that comes back fails in the engine (and one of
+    them had no record before) the run stops with one error line and records nothing for it."""
+    config = factory.config
+    sharding = config.sharding()
+    if sharding.distributed and config.threads is None:  # a worker's engine uses the cores it reserved
+        config = replace(config, threads=max(1, int(config.ray_cpus)))
+    step, succeeded, label = config.items_per_round, False, get_mode(config.mode).name
+    bar = ProgressBars(progress, BAR_FIELDS, width=16, remaining=False, console=console)
+    with RecordWriter(Path(config.out) / ANNOTATIONS) as writer:
+        sink = _Sink(writer, records, config, bar)
+        sink.tally.add(prior)
+
+        def on_result(batch: list[Problem], anns: list[Annotation]) -> None:
+            nonlocal succeeded
+            failed = [a for a in anns if a.status == "error"]
+            # the first batch failing entirely stops the run (nothing of it was handed over early:
+            # only accepted annotations are), unless all of it had failed before
+            if not succeeded and len(failed) == len(batch) and any(a.key not in records for a in anns):
+                raise SlowthinkError(
+                    f"every item of the first batch failed in the engine ({len(batch)} of {len(batch)}), so the "
+                    f"run stopped and recorded nothing for them: {failed[0].reasons[-1]}"
+                )
+            succeeded = succeeded or len(failed) < len(batch)
+            sink.write(anns)
+
+        factory = replace(factory, config=config, finished=None if sharding.distributed else sink.write)
+        batches = (pending[i : i + step] for i in range(0, len(pending), step))
+        with open_pool(factory, sharding) as pool, bar:  # Ray connected (or not: one error line) first
+            sink.start(label, len(prior) + len(pending))
+            pool.run(batches, annotate_batch, on_result)
+            return sink.tally.new, pool.local_state
 
 
 def _engines(config: AnnotateConfig, mode: Mode, teacher, policy) -> tuple[Any, Any]:

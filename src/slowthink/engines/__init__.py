@@ -28,12 +28,12 @@ the valid ones, and an option given twice with different values is an error.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from slowthink.engines.base import Engine, RecordingEngine, apply_stop, check_images
-from slowthink.options import scalar
+from slowthink.options import PY_PREFIX, scalar
 from slowthink.types import SlowthinkError
 
 # name -> "module:Class"; each class has ``from_spec(target, fragment, **options)``.
@@ -248,6 +248,22 @@ def engine_identity(spec: str) -> str:
     return "openai:" + ",".join(sorted(url.rstrip("/") + (f"#{m}" if m else "") for url, m in endpoints))
 
 
+def key_env_names(specs: Sequence[str | None], options: Mapping[str, Any]) -> tuple[str, ...]:
+    """The environment variables the engines of ``specs`` (with the shared ``options``) read an API
+    key from: ``api_key_env`` in the options or in a spec (``py:`` objects have none).
+
+    >>> key_env_names(["openai:http://a/v1#m,api_key_env=A", None, "llamacpp"], {"api_key_env": "B"})
+    ('B', 'A')
+    """
+    names = [options.get("api_key_env")]
+    names += [
+        dict(EngineSpec.parse(s).options).get("api_key_env")
+        for s in specs
+        if s and not s.startswith(PY_PREFIX)
+    ]
+    return tuple(dict.fromkeys(str(n) for n in names if n))
+
+
 def pool_spec(specs: str | Sequence[str]) -> str:
     """One spec out of a YAML ``engine:`` list of ``openai`` specs (an engine pool); a string is
     returned as is. An option repeated with the same value is kept once.
@@ -301,6 +317,7 @@ __all__ = [
     "check_images",
     "engine_identity",
     "engine_option_names",
+    "key_env_names",
     "load_engine",
     "merge_engine_options",
     "pool_spec",

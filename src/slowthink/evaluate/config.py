@@ -27,6 +27,7 @@ from slowthink.engines import (
     EngineSpec,
     check_engine_options,
     engine_identity,
+    key_env_names,
     merge_engine_options,
     pool_spec,
 )
@@ -272,7 +273,7 @@ class EvalConfig:
 
     def sharding(self) -> Sharding:
         """Where the batches run (:mod:`slowthink.distributed`): here, or across Ray workers."""
-        return Sharding(address=self.ray, workers=self.ray_workers, cpus=self.ray_cpus, gpus=self.ray_gpus)
+        return Sharding.of(self, key_env_names([self.engine_spec], self.engine_options))
 
     def identity(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in IDENTITY_FIELDS}

@@ -36,16 +36,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-
 from slowthink.benchmarks import load_benchmark
 from slowthink.distributed import open_pool
 from slowthink.engines import EngineSpec, load_engine
@@ -69,6 +59,7 @@ from slowthink.formats import get_format
 from slowthink.grading import AnswerJudge, number_rules_summary
 from slowthink.inspect import record_views, write_page
 from slowthink.options import PY_PREFIX, load_py_object
+from slowthink.progress import ProgressBars
 from slowthink.scorers import load_scorer
 from slowthink.search import STRATEGIES, check_engine_fits, make_config, require, solve
 from slowthink.types import Problem, SlowthinkError, Trace
@@ -410,39 +401,8 @@ def summarize_errors(
     }
 
 
-class _Progress:
-    """A rich progress bar per job with its running accuracy; silent when disabled."""
-
-    def __init__(self, enabled: bool, console=None) -> None:
-        self.enabled = enabled
-        self._p = None
-        if enabled:
-            self._p = Progress(
-                TextColumn("{task.description:<22}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("acc {task.fields[acc]}"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                console=console or Console(stderr=True),
-                transient=False,
-            )
-
-    def __enter__(self):
-        if self._p:
-            self._p.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._p:
-            self._p.__exit__(*exc)
-
-    def add(self, label: str, total: int, done: int, acc: str):
-        return self._p.add_task(label, total=total + done, completed=done, acc=acc) if self._p else None
-
-    def advance(self, task, k: int, acc: str) -> None:
-        if self._p is not None:
-            self._p.update(task, advance=k, acc=acc)
+ACC_FIELD = ("acc {task.fields[acc]}",)
+"""The progress bar's column after done/total: the job's running accuracy."""
 
 
 def _acc_text(correct: int, n: int) -> str:
@@ -705,7 +665,7 @@ def run_pending(
         st = bars[job]
         st[1] += sum(bool((r.get("grade") or {}).get("correct")) for r in recs)
         st[2] += len(recs)
-        bar.advance(st[0], len(recs), _acc_text(st[1], st[2]))
+        bar.advance(st[0], len(recs), acc=_acc_text(st[1], st[2]))
         if on_batch:
             on_batch(job, recs)
 
@@ -714,8 +674,8 @@ def run_pending(
     factory = SolverFactory(config, [j for j in jobs if pending[j]], pending, engine, scorer)
     with (
         RecordWriter(state.out / RECORDS) as writer,
-        _Progress(progress, console) as bar,
-        open_pool(factory, sharding) as pool,
+        open_pool(factory, sharding) as pool,  # Ray connected (or not: one error line) before the bars
+        ProgressBars(progress, ACC_FIELD, console=console) as bar,
     ):
         bars = {}
         for job in jobs:
@@ -726,7 +686,9 @@ def run_pending(
             ]
             correct = sum(bool((r.get("grade") or {}).get("correct")) for r in prior)
             bars[job] = [
-                bar.add(job.label, len(pending[job]), len(prior), _acc_text(correct, len(prior))),
+                bar.add(
+                    job.label, len(pending[job]) + len(prior), len(prior), acc=_acc_text(correct, len(prior))
+                ),
                 correct,
                 len(prior),
             ]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
+from slowthink.clifields import FieldOptions, flag, with_options
 from slowthink.clikit import fail
 from slowthink.train.export import export_gguf
 from slowthink.train.prm import train_prm
@@ -36,18 +38,46 @@ OutOpt = Annotated[
         "loss.png); a run started again on it resumes from its newest checkpoint.",
     ),
 ]
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", help="Recipe YAML (recipes/train/*.yaml); flags override it.")
-]
-LoraOpt = Annotated[
-    bool | None, typer.Option("--lora/--full", help="LoRA adapters (PEFT, merged on save) or all weights.")
-]
-LrOpt = Annotated[float | None, typer.Option("--lr", help="Learning rate.")]
-EpochsOpt = Annotated[float | None, typer.Option(help="Epochs.")]
-StepsOpt = Annotated[int | None, typer.Option("--max-steps", help="Optimizer steps (overrides --epochs).")]
-BatchOpt = Annotated[int | None, typer.Option("--batch-size", help="Examples per device per step.")]
-LenOpt = Annotated[int | None, typer.Option("--max-length", help="Longest example in tokens.")]
-DeviceOpt = Annotated[str | None, typer.Option(help="auto | cpu | cuda.")]
+
+
+@dataclass
+class RecipeFlags:
+    """The options ``sft`` and ``prm`` share: a recipe file and the hyper-parameters that override it."""
+
+    config: Path | None = None
+    """Recipe YAML (recipes/train/*.yaml); flags override it."""
+    lora: bool | None = None
+    """LoRA adapters (PEFT, merged on save) or all weights."""
+    lr: float | None = None
+    """Learning rate."""
+    epochs: float | None = None
+    """Epochs."""
+    max_steps: int | None = None
+    """Optimizer steps (overrides --epochs)."""
+    batch_size: int | None = None
+    """Examples per device per step."""
+    max_length: int | None = None
+    """Longest example in tokens."""
+    device: str | None = None
+    """auto | cpu | cuda."""
+
+    def recipe(self, **flags: Any) -> Recipe:
+        """The recipe file's settings (or the defaults), these flags and ``flags`` over them."""
+        return Recipe.load(
+            self.config,
+            lora=self.lora,
+            learning_rate=self.lr,
+            epochs=self.epochs,
+            max_steps=self.max_steps,
+            batch_size=self.batch_size,
+            max_length=self.max_length,
+            device=self.device,
+            **flags,
+        )
+
+
+#: The shared options of ``sft`` and ``prm``: ``@with_options(RECIPE_FLAGS)``, then ``RECIPE_FLAGS.build(options).recipe()``.
+RECIPE_FLAGS = FieldOptions(RecipeFlags, {"lora": flag("--lora/--full")})
 
 
 def _report(result: RunResult) -> None:
@@ -62,11 +92,8 @@ def _report(result: RunResult) -> None:
     _out.print(f"saved to {result.out} ({SUMMARY}, loss.png)", highlight=False, soft_wrap=True)
 
 
-def _recipe(config: Path | None, **flags: Any) -> Recipe:
-    return Recipe.load(config, **flags)
-
-
 @app.command()
+@with_options(RECIPE_FLAGS)
 def sft(
     data: DataOpt,
     out: OutOpt,
@@ -77,34 +104,18 @@ def sft(
             ".gguf file; default: the embedded SmolLM2-135M-Instruct GGUF."
         ),
     ] = None,
-    config: ConfigOpt = None,
-    lora: LoraOpt = None,
-    lr: LrOpt = None,
-    epochs: EpochsOpt = None,
-    max_steps: StepsOpt = None,
-    batch_size: BatchOpt = None,
-    max_length: LenOpt = None,
-    device: DeviceOpt = None,
+    **options: Any,
 ) -> None:
     """Fine-tune a policy on SFT data (LLaVA conversations or AtomThink per-step records); the loss
     is on the assistant's tokens only."""
     try:
-        recipe = _recipe(
-            config,
-            lora=lora,
-            learning_rate=lr,
-            epochs=epochs,
-            max_steps=max_steps,
-            batch_size=batch_size,
-            max_length=max_length,
-            device=device,
-        )
-        _report(train_sft(data, model, out, recipe))
+        _report(train_sft(data, model, out, RECIPE_FLAGS.build(options).recipe()))
     except SlowthinkError as e:
         fail(str(e))
 
 
 @app.command()
+@with_options(RECIPE_FLAGS)
 def prm(
     data: DataOpt,
     out: OutOpt,
@@ -122,29 +133,11 @@ def prm(
         str | None,
         typer.Option(help="Scorer input layout: math-shepherd | atomthink | trl (default: the protocol's)."),
     ] = None,
-    config: ConfigOpt = None,
-    lora: LoraOpt = None,
-    lr: LrOpt = None,
-    epochs: EpochsOpt = None,
-    max_steps: StepsOpt = None,
-    batch_size: BatchOpt = None,
-    max_length: LenOpt = None,
-    device: DeviceOpt = None,
+    **options: Any,
 ) -> None:
     """Train a process reward model on stepwise labels; the folder loads as --scorer prm:OUT."""
     try:
-        recipe = _recipe(
-            config,
-            lora=lora,
-            learning_rate=lr,
-            epochs=epochs,
-            max_steps=max_steps,
-            batch_size=batch_size,
-            max_length=max_length,
-            device=device,
-            protocol=protocol,
-            preset=preset,
-        )
+        recipe = RECIPE_FLAGS.build(options).recipe(protocol=protocol, preset=preset)
         result = train_prm(data, model, out, recipe)
         _report(result)
         _out.print(f"use it: --scorer prm:{result.out}", highlight=False, soft_wrap=True)

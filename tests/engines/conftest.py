@@ -6,6 +6,7 @@ Everything listens on 127.0.0.1 only and every wait is bounded.
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import http.client
 import importlib.util
@@ -168,6 +169,13 @@ class Attempt:
     body: dict[str, Any] | None
 
 
+def _released(h: BaseHTTPRequestHandler) -> None:
+    """Take the request of ``h`` out of the proxy's in-flight count (once; before its reply)."""
+    release = getattr(h, "release_slot", None)
+    if release is not None:
+        release()
+
+
 @dataclass
 class FlakyProxy:
     """An HTTP server on 127.0.0.1 that injects faults, then forwards (or answers itself).
@@ -278,6 +286,9 @@ class FlakyProxy:
             fault = self._pick_fault(method, h.path, raw) if status is None else None
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        # A request leaves ``in_flight`` just before its reply is written: once the client has its
+        # reply it may send the next request, which must not find this one still counted.
+        h.release_slot = functools.partial(self._release_slot, h)
         try:
             if fault is not None:
                 self._fault(h, fault)
@@ -298,7 +309,12 @@ class FlakyProxy:
             else:
                 self._send(h, 404, {"error": {"message": f"no route {h.path}"}})
         finally:
-            with self._lock:
+            self._release_slot(h)
+
+    def _release_slot(self, h: BaseHTTPRequestHandler) -> None:
+        with self._lock:
+            if getattr(h, "release_slot", None) is not None:
+                h.release_slot = None
                 self.in_flight -= 1
 
     def _pick_fault(self, method: str, path: str, raw: bytes) -> str | None:
@@ -348,6 +364,7 @@ class FlakyProxy:
             conn.request(method, h.path, body=raw or None, headers=headers)
             resp = conn.getresponse()
             data = resp.read()
+            _released(h)
             h.send_response(resp.status)
             h.send_header("Content-Type", resp.getheader("Content-Type") or "application/json")
             h.send_header("Content-Length", str(len(data)))
@@ -370,6 +387,7 @@ class FlakyProxy:
         content_type: str,
         headers: dict[str, str] | None = None,
     ) -> None:
+        _released(h)
         h.send_response(status)
         h.send_header("Content-Type", content_type)
         h.send_header("Content-Length", str(len(data)))

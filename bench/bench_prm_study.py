@@ -42,9 +42,10 @@ from slowthink.engines import RecordingEngine, load_engine
 from slowthink.evaluate import EvalConfig, run_eval
 from slowthink.evaluate.metrics import token_total
 from slowthink.formats.atomic import AtomicFormat
+from slowthink.grading import grade
 from slowthink.search.base import samples
 from slowthink.stats import wilson
-from slowthink.types import Trace
+from slowthink.types import Problem, Trace
 
 TEST_SEED = 1234
 AGGREGATES = ("last", "min", "mean")
@@ -249,7 +250,7 @@ class Study:
     def eval_config(self, folder: str, strategies: list[str], scorer: str, **kw) -> EvalConfig:
         return EvalConfig(
             **dataset_options("chain_sum"),
-            limit=100,
+            limit=self.args.test_limit,
             strategies=strategies,
             format="atomic",
             ns=self.args.ns,
@@ -307,6 +308,34 @@ class Study:
         return self.run(cfg, scorer=self.prm_scorer())
 
     # 7 -----------------------------------------------------------------
+    @staticmethod
+    def ranking(folder: str | Path) -> dict:
+        """How well the run's path scores separate right from wrong answered samples of its
+        best_of_n records at the largest N: pooled AUROC (ties count half) and the mean score of
+        right and of wrong samples."""
+        right, wrong = [], []
+        recs = [json.loads(x) for x in (Path(folder) / "records.jsonl").read_text().splitlines() if x]
+        recs = [r for r in recs if r["strategy"] == "best_of_n" and r.get("trace")]
+        top = max((r["n"] for r in recs), default=0)
+        for r in recs:
+            if r["n"] != top:
+                continue
+            problem = Problem.from_dict(r["problem"])
+            for node in samples(Trace.from_dict(r["trace"])):
+                if node.answer is None or node.score is None:
+                    continue
+                (right if grade(node.answer, problem).correct else wrong).append(node.score)
+        pairs = len(right) * len(wrong)
+        auc = sum((a > b) + 0.5 * (a == b) for a in right for b in wrong) / pairs if pairs else None
+        return {
+            "n": top,
+            "answered_right": len(right),
+            "answered_wrong": len(wrong),
+            "auroc": None if auc is None else round(auc, 4),
+            "mean_score_right": round(sum(right) / len(right), 4) if right else None,
+            "mean_score_wrong": round(sum(wrong) / len(wrong), 4) if wrong else None,
+        }
+
     def report(self, results: dict) -> dict:
         rows: dict[str, dict] = {}
         for name, part in (
@@ -326,8 +355,8 @@ class Study:
                 "accuracy": r["accuracy"],
                 "ci95": r.get("ci95") or list(wilson(r["accuracy"] * k, k)),
                 "any_right": r.get("oracle"),
-                "total_tokens_per_problem": round(token_total(r) / k, 1) if token_total(r) else None,
-                "prm_tokens_per_problem": round((r.get("scorer_prompt_tokens") or 0) / k, 1),
+                "total_tokens_per_problem": round(token_total(r), 1),  # rows are per problem
+                "prm_tokens_per_problem": round(r.get("scorer_prompt_tokens") or 0, 1),
             }
         gap = {}
         m8 = rows.get("majority@8")
@@ -338,7 +367,10 @@ class Study:
                     gap[key] = round((r["accuracy"] - m8["accuracy"]) / span, 3)
             gap["majority@8"] = m8["accuracy"]
             gap["any_right@8"] = m8["oracle"]
-        return {"table": table, "gap_closed_share": gap}
+        folders = {"symbolic": (results.get("sample") or {}).get("folder")}
+        folders.update({f"prm-{a}": v.get("folder") for a, v in (results.get("prm") or {}).items()})
+        rank = {k: self.ranking(f) for k, f in folders.items() if f}
+        return {"table": table, "gap_closed_share": gap, "ranking_of_answered_samples": rank}
 
 
 def main() -> None:
@@ -364,6 +396,7 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=None)
     ap.add_argument("--train-tag", default="v1", help="names the PRM folder")
     ap.add_argument("--ns", default="1,2,4,8")
+    ap.add_argument("--test-limit", type=int, default=100, help="test problems (smoke runs: fewer)")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--greedy-ns", default="2")
     ap.add_argument("--json", default="bench/results/prm_study_chain_sum100.json")

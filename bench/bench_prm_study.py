@@ -285,15 +285,18 @@ class Study:
         src = self.eval_root / "chain_sum-atomic-symbolic" / "records.jsonl"
         majority = [x for x in src.read_text().splitlines() if json.loads(x)["strategy"] == "majority"]
         out = {}
+        # ONE scorer for the three aggregations: they score the same paths (the scorer caches every
+        # (problem, step prefix)), so only the first folder pays the PRM's forward passes; the report
+        # charges that cost to every aggregation.
+        scorer = self.prm_scorer()
         for agg in AGGREGATES:
             folder = f"chain_sum-atomic-prm-{self.prm.name}-{agg}"
             rec = self.eval_root / folder / "records.jsonl"
             if not rec.is_file():  # the same samples: eval's best_of_n reuses majority's traces
                 rec.parent.mkdir(parents=True, exist_ok=True)
                 rec.write_text("\n".join(majority) + "\n")
-            # a fresh scorer per aggregation: each pays for its own forward passes
             cfg = self.eval_config(folder, ["best_of_n"], f"prm:{self.prm}", aggregate=agg)
-            out[agg] = self.run(cfg, scorer=self.prm_scorer())
+            out[agg] = self.run(cfg, scorer=scorer)
         return out
 
     def greedy(self) -> dict:
@@ -349,14 +352,21 @@ class Study:
                 label = r["strategy"] if r["strategy"] == "majority" else f"{r['strategy']}+{name}"
                 rows[f"{label}@{r['n']}"] = r
         table = {}
+        paid = {  # the PRM's forward passes, paid by the first aggregation (shared scorer cache)
+            r["n"]: r.get("scorer_prompt_tokens") or 0
+            for key, r in rows.items()
+            if key.startswith("best_of_n+prm-") and (r.get("scorer_prompt_tokens") or 0) > 0
+        }
         for key, r in rows.items():
             k = r["problems"]
+            prm = r.get("scorer_prompt_tokens") or 0
+            extra = paid.get(r["n"], 0) if "+prm-" in key and "greedy" not in key and not prm else 0
             table[key] = {
                 "accuracy": r["accuracy"],
                 "ci95": r.get("ci95") or list(wilson(r["accuracy"] * k, k)),
                 "any_right": r.get("oracle"),
-                "total_tokens_per_problem": round(token_total(r), 1),  # rows are per problem
-                "prm_tokens_per_problem": round(r.get("scorer_prompt_tokens") or 0, 1),
+                "total_tokens_per_problem": round(token_total(r) + extra, 1),  # rows are per problem
+                "prm_tokens_per_problem": round(prm + extra, 1),
             }
         gap = {}
         m8 = rows.get("majority@8")

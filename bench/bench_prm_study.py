@@ -349,6 +349,8 @@ class Study:
             for r in (part or {}).get("rows", []):
                 if name.startswith("prm") and r["strategy"] == "majority":
                     continue
+                if name == "prm-greedy" and r["strategy"] != "greedy_step":
+                    continue
                 label = r["strategy"] if r["strategy"] == "majority" else f"{r['strategy']}+{name}"
                 rows[f"{label}@{r['n']}"] = r
         table = {}

@@ -10,7 +10,8 @@ llama.cpp and torch on ONE thread each):
 3. ``train``: ``slowthink train prm`` from SmolLM2-135M (the embedded GGUF) on ``prm.jsonl``;
 4. ``sample``: ``slowthink eval`` on the 100 test problems (bench/_study.py): majority and
    best_of_n + symbolic checker, sampled ONCE at N=8 (N=1,2,4 subsampled, ``--seeds`` subsets);
-5. ``prm``: best_of_n with the PRM (aggregate last / min / mean; select=score) in one folder each,
+5. ``prm``: best_of_n with the PRM (aggregate last / min / mean with select=score, and PRM-weighted
+   voting) in one folder each,
    on the SAME samples (the sample folder's majority records are copied in: eval reuses them);
 6. ``greedy``: greedy_step with the PRM at ``--greedy-ns`` (optional);
 7. ``report``: one JSON (rows with Wilson 95% intervals, tokens incl. the PRM's forward passes,
@@ -48,7 +49,8 @@ from slowthink.stats import wilson
 from slowthink.types import Problem, Trace
 
 TEST_SEED = 1234
-AGGREGATES = ("last", "min", "mean")
+#: best_of_n variants with the PRM: (aggregate, select); weighted = PRM-weighted voting.
+VARIANTS = (("last", "score"), ("min", "score"), ("mean", "score"), ("last", "weighted"))
 
 
 def log(msg: str) -> None:
@@ -289,14 +291,15 @@ class Study:
         # (problem, step prefix)), so only the first folder pays the PRM's forward passes; the report
         # charges that cost to every aggregation.
         scorer = self.prm_scorer()
-        for agg in AGGREGATES:
-            folder = f"chain_sum-atomic-prm-{self.prm.name}-{agg}"
+        for agg, select in VARIANTS:
+            name = agg if select == "score" else f"{agg}-{select}"
+            folder = f"chain_sum-atomic-prm-{self.prm.name}-{name}"
             rec = self.eval_root / folder / "records.jsonl"
             if not rec.is_file():  # the same samples: eval's best_of_n reuses majority's traces
                 rec.parent.mkdir(parents=True, exist_ok=True)
                 rec.write_text("\n".join(majority) + "\n")
-            cfg = self.eval_config(folder, ["best_of_n"], f"prm:{self.prm}", aggregate=agg)
-            out[agg] = self.run(cfg, scorer=scorer)
+            cfg = self.eval_config(folder, ["best_of_n"], f"prm:{self.prm}", aggregate=agg, select=select)
+            out[name] = self.run(cfg, scorer=scorer)
         return out
 
     def greedy(self) -> dict:

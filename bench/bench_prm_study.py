@@ -240,7 +240,7 @@ class Study:
                 max_steps=self.args.max_steps,
                 max_length=self.args.max_length,
             )
-            train_prm(data, None, self.prm, recipe)
+            train_prm(data, self.args.base_model, self.prm, recipe)
         return {
             "folder": str(self.prm),
             "data": str(data),
@@ -409,6 +409,11 @@ def main() -> None:
     ap.add_argument("--train-sets", default="greedy,sampled", help="label folders trained on")
     ap.add_argument("--max-steps", type=int, default=None)
     ap.add_argument("--max-length", type=int, default=None)
+    ap.add_argument(
+        "--base-model",
+        default=None,
+        help="PRM base (default: the embedded SmolLM2 GGUF; a folder continues one)",
+    )
     ap.add_argument("--train-tag", default="v1", help="names the PRM folder")
     ap.add_argument("--ns", default="1,2,4,8")
     ap.add_argument("--test-limit", type=int, default=100, help="test problems (smoke runs: fewer)")

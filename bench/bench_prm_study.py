@@ -44,6 +44,7 @@ from slowthink.evaluate import EvalConfig, run_eval
 from slowthink.evaluate.metrics import token_total
 from slowthink.formats.atomic import AtomicFormat
 from slowthink.grading import grade
+from slowthink.scorers.base import ScoreQuery
 from slowthink.search.base import samples
 from slowthink.stats import wilson
 from slowthink.types import Problem, Trace
@@ -55,6 +56,19 @@ VARIANTS = (("last", "score"), ("min", "score"), ("mean", "score"), ("last", "we
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def auroc(pairs: list[tuple[float, bool]]) -> float | None:
+    """P(score of a random positive > score of a random negative), ties half.
+
+    >>> auroc([(0.9, True), (0.1, False), (0.5, True), (0.5, False)])
+    0.875
+    """
+    pos = [s for s, y in pairs if y]
+    neg = [s for s, y in pairs if not y]
+    if not pos or not neg:
+        return None
+    return round(sum((a > b) + 0.5 * (a == b) for a in pos for b in neg) / (len(pos) * len(neg)), 4)
 
 
 class Study:
@@ -313,6 +327,22 @@ class Study:
         )
         return self.run(cfg, scorer=self.prm_scorer())
 
+    def fit(self) -> dict:
+        """The PRM on its own training rows: AUROC of its step scores against the hard step
+        labels, all steps and last steps (does it fit what it was trained on?)."""
+        scorer = self.prm_scorer()
+        rows = [json.loads(x) for x in (self.root / f"prm_train_{self.args.train_tag}.jsonl").open()]
+        queries = [
+            ScoreQuery(Problem(f"train-{i}", r["prompt"]), r["completions"]) for i, r in enumerate(rows)
+        ]
+        results = scorer.score(queries)
+        every, last = [], []
+        for r, res in zip(rows, results):
+            pairs = [(s, bool(y)) for s, y in zip(res.scores, r["labels"]) if s is not None]
+            every += pairs
+            last += pairs[-1:]
+        return {"rows": len(rows), "auroc_all_steps": auroc(every), "auroc_last_steps": auroc(last)}
+
     # 7 -----------------------------------------------------------------
     @staticmethod
     def ranking(folder: str | Path) -> dict:
@@ -331,13 +361,12 @@ class Study:
                 if node.answer is None or node.score is None:
                     continue
                 (right if grade(node.answer, problem).correct else wrong).append(node.score)
-        pairs = len(right) * len(wrong)
-        auc = sum((a > b) + 0.5 * (a == b) for a in right for b in wrong) / pairs if pairs else None
+        auc = auroc([(x, True) for x in right] + [(x, False) for x in wrong])
         return {
             "n": top,
             "answered_right": len(right),
             "answered_wrong": len(wrong),
-            "auroc": None if auc is None else round(auc, 4),
+            "auroc": auc,
             "mean_score_right": round(sum(right) / len(right), 4) if right else None,
             "mean_score_wrong": round(sum(wrong) / len(wrong), 4) if wrong else None,
         }
@@ -436,6 +465,7 @@ def main() -> None:
         "sample": study.sample,
         "prm": study.prm_stage,
         "greedy": study.greedy,
+        "fit": study.fit,
     }
     for stage in stages:
         t0 = time.perf_counter()

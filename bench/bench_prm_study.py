@@ -18,11 +18,20 @@ llama.cpp and torch on ONE thread each):
    the share of the majority@8 -> any-right@8 gap each verifier closes) to ``--json``.
 
     PY="env PYTHONPATH=src OMP_NUM_THREADS=1 /work/main/.venv/bin/python"
-    $PY bench/bench_prm_study.py --stages data,labels --k 4          # rollout labels
-    $PY bench/bench_prm_study.py --stages train                        # PRM from SmolLM2-135M
-    $PY bench/bench_prm_study.py --stages sample,prm,report            # eval on the 100 test problems
-    $PY bench/bench_prm_study.py --stages greedy,report --greedy-ns 2  # step-wise search with the PRM
-    $PY bench/bench_prm_study.py --stages labels --limit 8 --k 4 --root /tmp/slice   # time a slice
+    # what bench/RESULTS.md reports (in this order; each command resumes):
+    $PY bench/bench_prm_study.py --stages sample                            # test samples, N=8
+    $PY bench/bench_prm_study.py --stages data,labels --k 4                 # greedy chains, rollout labels
+    $PY bench/bench_prm_study.py --stages chains,labels_sampled             # 2 sampled chains / question, k=2
+    $PY bench/bench_prm_study.py --stages train --epochs 1 --lr 5e-5 --max-length 192
+    $PY bench/bench_prm_study.py --stages prm,report                        # best_of_n with the PRM
+    # a second epoch (continues the first PRM), its own JSON; then greedy_step with it
+    $PY bench/bench_prm_study.py --stages sample,train,prm,report --train-tag v2 \
+        --base-model /work/study_runs/prm-step_tag-v1 --epochs 1 --lr 5e-5 --max-length 192 \
+        --json bench/results/prm_study_chain_sum100_v2.json
+    $PY bench/bench_prm_study.py --stages greedy,report --greedy-ns 2 --train-tag v2 \
+        --json bench/results/prm_study_chain_sum100_v2.json
+    $PY bench/bench_prm_study.py --stages fit --train-tag v1 --json /tmp/fit.json   # PRM on its training rows
+    $PY bench/bench_prm_study.py --stages data,labels --limit 8 --root /tmp/slice   # time a slice first
 
 Run folders live under ``--root`` (default /work/study_runs).
 """

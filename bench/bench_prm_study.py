@@ -326,7 +326,7 @@ class Study:
         return out
 
     def greedy(self) -> dict:
-        folder = f"chain_sum-atomic-prm-{self.prm.name}-last"
+        folder = f"chain_sum-atomic-prm-{self.prm.name}-greedy"  # its own: best_of_n folders fix select
         cfg = self.eval_config(
             folder,
             ["greedy_step"],

@@ -14,8 +14,10 @@ from slowthink.annotate.datasets import PRM, SFT_STEPS, LlavaSFTRow, RowError
 from slowthink.annotate.modes import get_mode
 from slowthink.annotate.text import missing_numbers, parse_step_reply, split_solution
 from slowthink.cli import main
+from slowthink.formats.atomic import AtomicFormat
 from slowthink.types import SlowthinkError
 from tests.annotate.conftest import write_jsonl
+from tests.doubles import ScriptedEngine
 
 MODULES = [
     "slowthink.annotate.text",
@@ -376,3 +378,26 @@ def test_every_item_of_many_small_batches_is_written_once(tmp_path):
     )
     ids = [json.loads(x)["id"] for x in (out / "annotations.jsonl").read_text().splitlines()]
     assert sorted(ids, key=int) == [str(i) for i in range(40)] and r.new == 40 and r.summary["accepted"] == 40
+
+
+def test_rollout_labels_keep_the_policy_steps_as_the_search_scores_them(tmp_path):
+    """The PRM rows hold the policy chain's steps verbatim (the atomic format's parse, as best_of_n
+    hands them to a PRM), not renumbered ``Step k:`` texts the scorer never sees."""
+    chain = "We add 3 and 4: 3 + 4 = 7.\nTo sum up, the final answer is: 7"
+
+    def reply(request, i):
+        if not request.prefix:  # the greedy chain
+            return chain
+        return "To sum up, the final answer is: " + ("9" if i % 2 == 0 else "7")  # rollouts: 2 of 4 right
+
+    data = write_jsonl(tmp_path / "q.jsonl", [{"id": "q1", "question": "What is 3 + 4?", "answer": "7"}])
+    out = tmp_path / "o"
+    run_annotate(
+        AnnotateConfig(mode="rollout-labels", data=data, out=str(out), mode_options={"k": 4}),
+        policy=ScriptedEngine(reply),
+        progress=False,
+    )
+    (row,) = read_dataset(out / PRM)
+    scored = [s.text for s in AtomicFormat().parse(chain).steps]
+    assert row.completions == scored == ["We add 3 and 4: 3 + 4 = 7.", "To sum up, the final answer is: 7"]
+    assert row.soft_labels == [0.5, 1.0] and row.labels == [True, True]

@@ -23,7 +23,7 @@ PROMPT_VERSIONS: dict[str, str] = {
     "atomic-segment": "atomic-segment-v1",
     "atomic-dynamic": "atomic-dynamic-v1",
     "negatives": "negatives-v1",
-    "rollout-labels": "rollout-labels-v1",
+    "rollout-labels": "rollout-labels-v2",
 }
 
 # --- stages (LLaVA-CoT) ----------------------------------------------------------------------

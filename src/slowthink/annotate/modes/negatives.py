@@ -53,14 +53,16 @@ class NegativesOptions(ModeOptions):
         return [e.strip() for e in self.errors.split(",") if e.strip()]
 
 
-def chain_of(problem: Problem, source: str) -> list[str]:
-    """The chain in ``meta[source]`` as labelled steps (empty when there is none)."""
+def chain_of(problem: Problem, source: str, relabel: bool = True) -> list[str]:
+    """The chain in ``meta[source]`` as labelled steps (empty when there is none); ``relabel=False``
+    keeps each step's text as given."""
     value = problem.meta.get(source)
     if isinstance(value, str):
         value = [ln for ln in value.splitlines() if ln.strip()]
     if not isinstance(value, list):
         return []
-    return label_steps([str(s) for s in value if str(s).strip()])
+    steps = [str(s) for s in value if str(s).strip()]
+    return label_steps(steps) if relabel else steps
 
 
 class NegativesMode(Mode):

@@ -7,7 +7,9 @@ labelled by grading that answer (no rollout needed).
 
 The chain is ``meta[source]`` (as in ``negatives``); an item without one gets a chain sampled
 greedily from the policy first (Math-Shepherd labels the policy's own solutions), one engine call
-for the batch. The rollouts use the search machinery (``search.base``: a ``Tree`` per item holding
+for the batch. Steps keep their text as written (no ``Step k:`` relabelling): a PRM trained on the
+rows then reads exactly what a search scores (the ``atomic`` format's parse of a response, whose
+final ``To sum up, ...`` step has no number). The rollouts use the search machinery (``search.base``: a ``Tree`` per item holding
 the chain in the ``atomic`` format, one ``Job`` with ``n=k`` per prefix, ``expand``): ONE engine
 call for all prefixes of all items of the batch (``batched=false``: one call per prefix, the
 baseline of ``bench/bench_annotate.py``).
@@ -24,7 +26,7 @@ from dataclasses import dataclass, replace
 from slowthink.annotate.modes.base import Mode, ModeContext, ModeOptions, engine_error
 from slowthink.annotate.modes.negatives import chain_of
 from slowthink.annotate.records import Annotation
-from slowthink.annotate.text import final_answer_of, label_steps
+from slowthink.annotate.text import final_answer_of
 from slowthink.engines import Engine
 from slowthink.formats.atomic import AtomicFormat
 from slowthink.formats.base import StepSpec
@@ -67,7 +69,7 @@ class RolloutLabelsMode(Mode):
         config = SearchConfig(n=opts.k, temperature=opts.temperature, seed=ctx.seed)
         anns = [self.new(p, ctx) for p in problems]
         trees = {id(a): Tree(a.problem, self.name, fmt, config) for a in anns}
-        chains = {id(a): chain_of(a.problem, opts.source) for a in anns}
+        chains = {id(a): chain_of(a.problem, opts.source, relabel=False) for a in anns}
         self._write_chains([a for a in anns if not chains[id(a)]], trees, chains, fmt, ctx)
         nodes: dict[int, list[int]] = {}
         for a in anns:
@@ -180,7 +182,7 @@ class RolloutLabelsMode(Mode):
                 engine_error(a, c.error or "engine error")
                 continue
             parsed = fmt.parse(c.text)
-            chains[id(a)] = label_steps([s.text for s in parsed.steps])
+            chains[id(a)] = [s.text for s in parsed.steps]
             a.method = "policy chain"
             a.response = c.text
         for a in anns:  # the chain's own sample is not a rollout: a fresh tree holds the labelled chain

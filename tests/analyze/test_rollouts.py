@@ -45,8 +45,10 @@ POLICY = "py:tests.analyze.test_rollouts:RolloutPolicy"
 
 
 def last_step(prefix: str) -> str:
-    steps = re.findall(r"^Step \d+: (.*)$", prefix, flags=re.MULTILINE)
-    return steps[-1].strip() if steps else ""
+    """The prefix's last step, its ``Step k:`` label dropped (rollout prefixes keep the steps as
+    the run wrote them: labelled or not)."""
+    lines = [ln.strip() for ln in prefix.splitlines() if ln.strip()]
+    return re.sub(r"^Step \d+:\s*", "", lines[-1]) if lines else ""
 
 
 class RolloutPolicy(doubles.ScriptedEngine):

@@ -28,7 +28,7 @@ llama.cpp and torch on ONE thread each):
     $PY bench/bench_prm_study.py --stages sample,train,prm,report --train-tag v2 \
         --base-model /work/study_runs/prm-step_tag-v1 --epochs 1 --lr 5e-5 --max-length 192 \
         --json bench/results/prm_study_chain_sum100_v2.json
-    $PY bench/bench_prm_study.py --stages greedy,report --greedy-ns 2 --train-tag v2 \
+    $PY bench/bench_prm_study.py --stages greedy,report --greedy-ns 1,2 --train-tag v2 \
         --json bench/results/prm_study_chain_sum100_v2.json
     $PY bench/bench_prm_study.py --stages fit --train-tag v1 --json /tmp/fit.json   # PRM on its training rows
     $PY bench/bench_prm_study.py --stages data,labels --limit 8 --root /tmp/slice   # time a slice first

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -23,17 +22,13 @@ from pathlib import Path
 
 import httpx
 
+from _servers import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run(args: argparse.Namespace, coalesce: bool) -> dict:
-    port = _port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}/v1"
     cmd = [
         sys.executable,

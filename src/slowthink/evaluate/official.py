@@ -74,13 +74,23 @@ def _by(items: Iterable[Item], key: Callable[[Item], str | None]) -> dict[str, l
     return dict(sorted(groups.items()))
 
 
+_GROUPINGS: dict[str, Callable[[Item], str]] = {
+    "l2-category": lambda it: it.l2_category,
+    "category": lambda it: it.category,
+}
+
+
 def _splits(
-    items: Sequence[Item], score: Callable[[Sequence[Item]], tuple[int, dict[str, float]]]
+    items: Sequence[Item],
+    score: Callable[[Sequence[Item]], tuple[int, dict[str, float]]],
+    order: Sequence[str] = ("l2-category", "category"),
 ) -> list[Split]:
-    """Overall, then per ``l2-category`` and per ``category`` (VLMEvalKit's order)."""
+    """Overall, then per grouping of ``order`` (default: VLMEvalKit's MCQ order, ``l2-category``
+    then ``category``)."""
     n, values = score(items)
     out = [Split(OVERALL, "overall", n, values)]
-    for by, key in (("l2-category", lambda it: it.l2_category), ("category", lambda it: it.category)):
+    for by in order:
+        key = _GROUPINGS[by]
         for value, group in _by(items, key).items():
             n, values = score(group)
             out.append(Split(value, by, n, values))
@@ -167,13 +177,7 @@ def hallusion_splits(items: Sequence[Item]) -> list[Split]:
             "qAcc": _pct(_all_right(xs, _question_key)),
         }
 
-    n, values = score(items)
-    out = [Split(OVERALL, "overall", n, values)]
-    for by, key in (("category", lambda it: it.category), ("l2-category", lambda it: it.l2_category)):
-        for value, group in _by(items, key).items():
-            n, values = score(group)
-            out.append(Split(value, by, n, values))
-    return out
+    return _splits(items, score, order=("category", "l2-category"))
 
 
 def mmvet_splits(items: Sequence[Item]) -> list[Split]:

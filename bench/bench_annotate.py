@@ -117,14 +117,17 @@ def part_segment(args, data_dir: Path) -> dict:
     }
 
 
-def chain_sum_training(size: int, seed: int) -> tuple[str, dict]:
+def chain_sum_training(size: int, seed: int, max_terms: int = 2) -> tuple[str, dict]:
     """A JSONL file of up to ``size`` distinct chain_sum questions made with ``seed`` that are not in
-    the seed-1234 test set (2 one-digit terms leave few distinct questions: the counts say how many)."""
+    the seed-1234 test set (2 one-digit terms leave few distinct questions, ~120 outside the test set:
+    ``max_terms=3`` adds 3-term questions; the counts say how many)."""
     test = {
         p.question
         for p in load_benchmark("reasoning-gym:chain_sum", size=100, seed=TEST_SEED, **CHAIN_SUM).problems
     }
-    train = load_benchmark("reasoning-gym:chain_sum", size=size * 10, seed=seed, **CHAIN_SUM).problems
+    train = load_benchmark(
+        "reasoning-gym:chain_sum", size=size * 10, seed=seed, **{**CHAIN_SUM, "max_terms": max_terms}
+    ).problems
     kept: dict[str, object] = {}
     for p in train:
         if p.question not in test and p.question not in kept and len(kept) < size:
@@ -139,65 +142,89 @@ def chain_sum_training(size: int, seed: int) -> tuple[str, dict]:
         "generated": len(train),
         "in_test_set": sum(p.question in test for p in train),
         "kept": len(kept),
+        "kept_by_terms": dict(Counter(p.question.count(" + ") + p.question.count(" - ") + 1 for p in kept.values())),
     }
     return str(path), counts
 
 
-def part_rollouts(args, data_dir: Path) -> dict:
-    data, counts = chain_sum_training(args.rollout_items, args.rg_seed)
-    engine = RecordingEngine(load_engine("llamacpp", n_threads=1))
-    out = {}
-    labels = {}
-    for name, batched in (("batched", True), ("per_prefix", False)):
-        folder = data_dir / ("chain_sum-rollouts" if batched else "chain_sum-rollouts-per-prefix")
-        shutil.rmtree(folder, ignore_errors=True)
-        engine.calls.clear()
-        config = AnnotateConfig(
-            mode="rollout-labels",
-            data=data,
-            out=str(folder),
-            batch_size=args.rollout_batch,
-            mode_options={"k": args.k, "max_tokens": args.rollout_tokens, "batched": batched},
-        )
-        r, wall, cpu = timed(lambda c=config: run_annotate(c, policy=engine, progress=False))
-        recs = [x for x in records(folder) if x["status"] == "accepted"]
-        soft = [s for x in recs for s in x["soft_labels"]]
-        labels[name] = [x["soft_labels"] for x in recs]
-        samples = sum(c.n_samples for c in engine.calls)
-        out[name] = {
-            "wall_s": wall,
-            "cpu_s": cpu,
-            "engine_calls": engine.n_calls,
-            "samples": samples,
-            "samples_per_s": round(samples / wall, 2),
-            "generated_tokens": r.summary["tokens"]["generated"],
-            "generated_tok_per_s": round(r.summary["tokens"]["generated"] / wall, 1),
-        }
-        if batched:
-            out["labels"] = {
-                "items": len(recs),
-                "steps": len(soft),
-                "steps_per_chain": round(len(soft) / max(1, len(recs)), 2),
-                "hard_positive_share": round(sum(s > 0 for s in soft) / max(1, len(soft)), 4),
-                "soft_histogram": dict(
-                    Counter(
-                        "0" if s == 0 else "1" if s == 1 else "(0,0.5)" if s < 0.5 else "[0.5,1)"
-                        for s in soft
-                    )
-                ),
-                "first_step_positive_share": round(
-                    sum(x["soft_labels"][0] > 0 for x in recs) / max(1, len(recs)), 4
-                ),
-                "chains_right": sum(x["labels"][-1] for x in recs),
-            }
-    out["ratio_wall_per_prefix_over_batched"] = round(
-        out["per_prefix"]["wall_s"] / out["batched"]["wall_s"], 3
+def _rollout_run(args, engine, data: str, folder: Path, *, batched: bool, limit: int | None) -> tuple[dict, list]:
+    shutil.rmtree(folder, ignore_errors=True)
+    engine.calls.clear()
+    config = AnnotateConfig(
+        mode="rollout-labels",
+        data=data,
+        limit=limit,
+        out=str(folder),
+        batch_size=args.rollout_batch,
+        mode_options={"k": args.k, "max_tokens": args.rollout_tokens, "batched": batched},
     )
-    out["ratio_cpu_per_prefix_over_batched"] = round(out["per_prefix"]["cpu_s"] / out["batched"]["cpu_s"], 3)
-    out["same_labels"] = labels["batched"] == labels["per_prefix"]
+    r, wall, cpu = timed(lambda: run_annotate(config, policy=engine, progress=False))
+    recs = [x for x in records(folder) if x["status"] == "accepted"]
+    samples = sum(c.n_samples for c in engine.calls)
+    row = {
+        "items": r.summary["items"],
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "engine_calls": engine.n_calls,
+        "samples": samples,
+        "samples_per_s": round(samples / wall, 2),
+        "generated_tokens": r.summary["tokens"]["generated"],
+        "generated_tok_per_s": round(r.summary["tokens"]["generated"] / wall, 1),
+        "items_per_min": round(r.summary["items"] / wall * 60, 2),
+    }
+    return row, recs
+
+
+def label_stats(recs: list) -> dict:
+    soft = [s for x in recs for s in x["soft_labels"]]
     return {
-        "dataset": f"reasoning-gym chain_sum (2 one-digit terms), seed {args.rg_seed}: distinct questions not in the "
-        f"seed-{TEST_SEED} test set",
+        "items": len(recs),
+        "steps": len(soft),
+        "steps_per_chain": round(len(soft) / max(1, len(recs)), 2),
+        "hard_positive_share": round(sum(s > 0 for s in soft) / max(1, len(soft)), 4),
+        "soft_label_mean": round(sum(soft) / max(1, len(soft)), 4),
+        "soft_histogram": dict(
+            Counter("0" if s == 0 else "1" if s == 1 else "(0,0.5)" if s < 0.5 else "[0.5,1)" for s in soft)
+        ),
+        "first_step_positive_share": round(sum(x["soft_labels"][0] > 0 for x in recs) / max(1, len(recs)), 4),
+        "chains_right": sum(x["labels"][-1] for x in recs),
+    }
+
+
+def part_rollouts(args, data_dir: Path) -> dict:
+    """Labels on every training question (batched); the batching ratio on the first
+    ``--rollout-timing-items`` of them, per-prefix first and batched second, after a warm-up call,
+    on the same warm in-process engine (the parallel llama.cpp engine: one call decodes all its
+    prefixes' samples together; one call per prefix decodes only that prefix's k samples together)."""
+    data, counts = chain_sum_training(args.rollout_items, args.rg_seed, args.rollout_max_terms)
+    engine = RecordingEngine(load_engine("llamacpp", n_threads=1))
+    out: dict = {}
+    timing_n = min(args.rollout_timing_items, counts["kept"])
+    if timing_n:
+        _rollout_run(args, engine, data, data_dir / "rollouts-warmup", batched=True, limit=1)  # load, page in
+        per, per_recs = _rollout_run(
+            args, engine, data, data_dir / "rollouts-timing-per-prefix", batched=False, limit=timing_n
+        )
+        bat, bat_recs = _rollout_run(
+            args, engine, data, data_dir / "rollouts-timing-batched", batched=True, limit=timing_n
+        )
+        out["timing"] = {
+            "items": timing_n,
+            "isolates": "cross-prefix batching: all prefixes of a batch in one engine call vs one call per prefix "
+            "(both: the k samples of a prefix decode together, the engine keeps its prefix cache)",
+            "order": "warm-up call, then per_prefix, then batched, one process, --threads 1",
+            "per_prefix": per,
+            "batched": bat,
+            "speedup_wall_batched_over_per_prefix": round(per["wall_s"] / bat["wall_s"], 3),
+            "speedup_cpu_batched_over_per_prefix": round(per["cpu_s"] / bat["cpu_s"], 3),
+            "same_labels": [x["soft_labels"] for x in per_recs] == [x["soft_labels"] for x in bat_recs],
+        }
+    full, recs = _rollout_run(args, engine, data, data_dir / "chain_sum-rollouts", batched=True, limit=None)
+    out["full_batched"] = full
+    out["labels"] = label_stats(recs)
+    return {
+        "dataset": f"reasoning-gym chain_sum (2-{args.rollout_max_terms} one-digit terms), seed {args.rg_seed}: "
+        f"distinct questions not in the seed-{TEST_SEED} test set",
         "questions": counts,
         "k": args.k,
         "rollout_tokens": args.rollout_tokens,
@@ -258,6 +285,8 @@ def main() -> None:
     ap.add_argument("--segment-tokens", type=int, default=256)
     ap.add_argument("--rollout-items", type=int, default=200)
     ap.add_argument("--rollout-batch", type=int, default=16)
+    ap.add_argument("--rollout-max-terms", type=int, default=2, help="3: add 3-term questions (more distinct)")
+    ap.add_argument("--rollout-timing-items", type=int, default=24, help="items of the batched vs per-prefix run")
     ap.add_argument("--rg-seed", type=int, default=20261202)
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--rollout-tokens", type=int, default=64)

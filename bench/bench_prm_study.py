@@ -336,6 +336,20 @@ class Study:
         )
         return self.run(cfg, scorer=self.prm_scorer())
 
+    def beam(self) -> dict:
+        """step_beam with the PRM (beam width ``--beam-width``, ``--beam-ns`` candidates per beam
+        and depth): the paper's step-level beam search with a learned verifier."""
+        folder = f"chain_sum-atomic-prm-{self.prm.name}-beam"
+        cfg = self.eval_config(
+            folder,
+            ["step_beam"],
+            f"prm:{self.prm}",
+            aggregate="last",
+            stepwise_ns=self.args.beam_ns,
+            beam=self.args.beam_width,
+        )
+        return self.run(cfg, scorer=self.prm_scorer())
+
     def fit(self) -> dict:
         """The PRM on its own training rows: AUROC of its step scores against the hard step
         labels, all steps and last steps (does it fit what it was trained on?)."""
@@ -385,12 +399,14 @@ class Study:
         for name, part in (
             [("symbolic", results.get("sample"))]
             + [(f"prm-{a}", v) for a, v in (results.get("prm") or {}).items()]
-            + [("prm-greedy", results.get("greedy"))]
+            + [("prm-greedy", results.get("greedy")), ("prm-beam", results.get("beam"))]
         ):
             for r in (part or {}).get("rows", []):
                 if name.startswith("prm") and r["strategy"] == "majority":
                     continue
                 if name == "prm-greedy" and r["strategy"] != "greedy_step":
+                    continue
+                if name == "prm-beam" and r["strategy"] != "step_beam":
                     continue
                 label = r["strategy"] if r["strategy"] == "majority" else f"{r['strategy']}+{name}"
                 rows[f"{label}@{r['n']}"] = r
@@ -403,7 +419,11 @@ class Study:
         for key, r in rows.items():
             k = r["problems"]
             prm = r.get("scorer_prompt_tokens") or 0
-            extra = paid.get(r["n"], 0) if "+prm-" in key and "greedy" not in key and not prm else 0
+            extra = (
+                paid.get(r["n"], 0)
+                if "+prm-" in key and "greedy" not in key and "beam" not in key and not prm
+                else 0
+            )
             table[key] = {
                 "accuracy": r["accuracy"],
                 "ci95": r.get("ci95") or list(wilson(r["accuracy"] * k, k)),
@@ -457,6 +477,8 @@ def main() -> None:
     ap.add_argument("--test-limit", type=int, default=100, help="test problems (smoke runs: fewer)")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--greedy-ns", default="2")
+    ap.add_argument("--beam-ns", default="2", help="step_beam candidates per beam and depth")
+    ap.add_argument("--beam-width", type=int, default=2)
     ap.add_argument("--json", default="bench/results/prm_study_chain_sum100.json")
     args = ap.parse_args()
 
@@ -474,6 +496,7 @@ def main() -> None:
         "sample": study.sample,
         "prm": study.prm_stage,
         "greedy": study.greedy,
+        "beam": study.beam,
         "fit": study.fit,
     }
     for stage in stages:

@@ -268,3 +268,62 @@ def test_mmvet_grades_are_kept_per_grader(suite_run, tmp_path):
     assert (
         overall(result.table, "MM-Vet")["values"] == {"score": 37.5} and result.table["mmvet_grader"] == judge
     )
+
+
+def test_smaller_n_of_a_pathwise_job_is_scored_with_the_official_metric_per_subset(tmp_path):
+    """majority at N=2 also reports N=1 (derived from its samples): each subset's predictions are
+    scored with CircularEval and the row is the mean over subsets. Sample 0 is the policy's answer,
+    sample 1 another letter (right where the policy is wrong); a question counts in a subset only
+    when the sample that subset picked is right on every rotation."""
+    from slowthink.evaluate.subsample import subsets
+    from slowthink.grading import grade
+    from slowthink.types import Problem
+    from tests.doubles import ScriptedEngine
+    from tests.evaluate.suite_doubles import policy_reply
+
+    def reply(r, i):
+        text = policy_reply(r.messages[-1].content)
+        if i == 0:
+            return text
+        return "The answer is B." if text.endswith("A.") else "The answer is A."
+
+    root = tmp_path / "data"
+    root.mkdir()
+    shutil.copy(FIX / "MMBench_DEV_EN.tsv", root / "MMBench_DEV_EN.tsv")
+    seeds = 4
+    base = {"engine": ENGINE, "strategies": ["majority"], "format": "free", "ns": [1, 2], "seeds": seeds}
+    engine = ScriptedEngine(reply, supports_images=True)
+    result = run_suite("llava-cot", root, base, tmp_path / "run", engine=engine, progress=False, plots=False)
+    jobs = result.table["benchmarks"][0]["jobs"]
+    assert [(j["n"], j["derived_from"], j["subsets"]) for j in jobs] == [(2, None, None), (1, 2, seeds)]
+    full, derived = (j["splits"][0] for j in jobs)
+
+    recs = [json.loads(x) for x in (tmp_path / "run" / "MMBench" / "records.jsonl").read_text().splitlines()]
+    right = {}  # rotation id -> (is sample 0 right, is sample 1 right)
+    for rec in recs:
+        problem = Problem.from_dict(rec["problem"])
+        answers = [n["answer"] for n in rec["trace"]["nodes"] if n["parent"] == 0]
+        right[rec["id"]] = tuple(grade(a, problem).correct for a in answers)
+        assert rec["grade"]["correct"] == right[rec["id"]][0]  # N=2: a 1-1 tie, the first sampled wins
+    right0 = {p: r[0] for p, r in right.items()}
+    assert any(r == (True, False) for r in right.values()) and any(r == (False, True) for r in right.values())
+    groups: dict[int, list[str]] = {}
+    for pid in right0:
+        groups.setdefault(int(pid) % 1_000_000, []).append(pid)
+    assert full["values"]["circular"] == pytest.approx(
+        100 * sum(all(right0[p] for p in g) for g in groups.values()) / len(groups)
+    )
+    # at N=1, subset s of problem p holds sample subsets(2, 1, seeds, p)[s][0]
+    per_subset = []
+    for s in range(seeds):
+        ok = {p: right[p][subsets(2, 1, seeds, p)[s][0]] for p in right}
+        per_subset.append(sum(all(ok[p] for p in g) for g in groups.values()) / len(groups))
+    expected = 100 * sum(per_subset) / seeds
+    assert derived["values"]["circular"] == pytest.approx(expected)
+    assert expected != pytest.approx(full["values"]["circular"])  # the subsets change the score
+    stems = sorted(p.name for p in (tmp_path / "run" / "predictions").iterdir())
+    assert [s for s in stems if "n1-s" in s] == [
+        f"slowthink-majority-n1-s{s}_MMBench_DEV_EN.xlsx" for s in range(seeds)
+    ] or [s for s in stems if "n1-s" in s] == [
+        f"slowthink-majority-n1-s{s}_MMBench_DEV_EN.tsv" for s in range(seeds)
+    ]

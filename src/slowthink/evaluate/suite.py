@@ -278,11 +278,12 @@ class GraderRef:
 
 
 def grade_mmvet(
-    out: Path, job: Job, items: Sequence[tuple[Problem, str]], grader: GraderRef
+    out: Path, job: Job, items: Sequence[tuple[Problem, str]], grader: GraderRef, key: str | None = None
 ) -> dict[str, dict[str, Any]]:
     """MM-Vet grades of a job's predictions by problem id: read from ``out/mmvet_grades.jsonl``
     when the same grader graded that prediction before, else graded now (one batch) and appended
-    there."""
+    there. ``key`` replaces the job's key (a derived N's subset keeps its grades apart)."""
+    key = job.key if key is None else key
     path = out / MMVET_GRADES
     known: dict[tuple[str, str, str], dict[str, Any]] = {}
     if path.is_file():
@@ -292,7 +293,7 @@ def grade_mmvet(
     grades: dict[str, dict[str, Any]] = {}
     todo: list[tuple[Problem, str]] = []
     for p, pred in items:
-        rec = known.get((p.id, job.strategy, job.key))
+        rec = known.get((p.id, job.strategy, key))
         if rec is not None and rec.get("prediction") == pred and rec.get("grader") == grader.name:
             grades[p.id] = rec
         else:
@@ -303,7 +304,7 @@ def grade_mmvet(
             {
                 "id": p.id,
                 "strategy": job.strategy,
-                "key": job.key,
+                "key": key,
                 "prediction": pred,
                 "grader": grader.name,
                 "score": g.score,
@@ -321,15 +322,25 @@ def grade_mmvet(
 
 @dataclass
 class JobScore:
-    """A job's official scores and its prediction file."""
+    """A job's official scores and its prediction file; for a smaller N derived from a path-wise
+    job (``n`` < ``job.n``), the mean over ``subsets`` of the official scores of each subset's
+    predictions, and the first subset's prediction file (the others beside it, ``-s1``, ...)."""
 
     job: Job
     splits: list[Split]
     predictions: Path
     notes: list[str] = field(default_factory=list)
+    n: int | None = None
+    subsets: int | None = None
+
+    @property
+    def derived(self) -> bool:
+        return self.n is not None and self.job.n is not None and self.n < self.job.n
 
     @property
     def label(self) -> str:
+        if self.derived:
+            return f"{self.job.strategy} n={self.n} (from n={self.job.n}, mean of {self.subsets} subsets)"
         return self.job.label
 
 
@@ -341,13 +352,104 @@ class BenchmarkRun:
     jobs: list[JobScore]
 
 
+def _file_name(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.=-]+", "-", label).replace("=", "")
+
+
+def _score_items(
+    entry: SuiteEntry,
+    result: EvalResult,
+    job: Job,
+    pairs: Sequence[tuple[Problem, dict[str, Any] | None]],
+    preds: Sequence[str],
+    correct: Sequence[bool] | None,
+    grader: GraderRef,
+    key: str | None = None,
+) -> tuple[list[Item], list[str]]:
+    """The metric's items of one prediction set (``correct``: the graded answers when they are not
+    the records' own, i.e. for a derived subset)."""
+    notes = []
+    mmvet: dict[str, dict[str, Any]] = {}
+    if entry.metric == "mmvet":
+        mmvet = grade_mmvet(
+            result.out_dir, job, [(p, pred) for (p, _), pred in zip(pairs, preds)], grader, key=key
+        )
+        failed = sum(not g.get("parsed", True) for g in mmvet.values())
+        if failed:
+            notes.append(
+                f"{failed} grader repl{'ies' if failed != 1 else 'y'} unparseable after retries: scored 0"
+            )
+    items = [
+        make_item(p, r, pred, entry.metric, (mmvet.get(p.id) or {}).get("score"))
+        for (p, r), pred in zip(pairs, preds)
+    ]
+    if correct is not None and entry.metric not in ("hallusion", "mmvet"):
+        items = [replace(it, correct=bool(c)) for it, c in zip(items, correct)]
+    return items, notes
+
+
+def _mean_splits(runs: Sequence[list[Split]]) -> list[Split]:
+    """Split by split, the mean of each value over several subsets' tables (same rows in each)."""
+    first = runs[0]
+    out = []
+    for i, sp in enumerate(first):
+        rows = [r[i] for r in runs]
+        out.append(
+            Split(sp.split, sp.by, sp.n, {k: sum(r.values[k] for r in rows) / len(rows) for k in sp.values})
+        )
+    return out
+
+
+def derived_predictions(
+    pairs: Sequence[tuple[Problem, dict[str, Any] | None]], k: int, seeds: int, fmt: Format, grader: Any
+) -> list[tuple[list[str], list[bool]]]:
+    """Per subset, every problem's prediction and grade at N = ``k``, from the selection rule re-run
+    on ``k`` of the recorded samples (:func:`~slowthink.evaluate.subsample.derive`, the subsets the
+    run's own metrics use). Problems with fewer subsets (a smaller sample pool) repeat theirs."""
+    from slowthink.evaluate.subsample import derive
+
+    per_problem: list[list[tuple[str, bool]]] = []
+    for p, rec in pairs:
+        trace_d = (rec or {}).get("trace")
+        if not isinstance(trace_d, dict) or not (rec or {}).get("pathwise"):
+            per_problem.append(
+                [(prediction_text(rec, fmt), bool(((rec or {}).get("grade") or {}).get("correct")))]
+            )
+            continue
+        trace = Trace.from_dict(trace_d)
+        by_id = {n.id: n for n in trace.nodes}
+        subs = []
+        for d in derive(trace, p, k, seeds):
+            if d.answer is None or d.winner is None:
+                subs.append(("", False))
+                continue
+            text = fmt.parse(by_id[d.winner].text).answer_text
+            pred = (
+                text.strip()
+                if text and text.strip() and fmt.answer(by_id[d.winner].text, p) == d.answer
+                else d.answer
+            )
+            subs.append((str(pred), bool(grader(d.answer, p))))
+        per_problem.append(subs or [("", False)])
+    count = max(len(x) for x in per_problem) if per_problem else 0
+    return [
+        ([x[s % len(x)][0] for x in per_problem], [x[s % len(x)][1] for x in per_problem])
+        for s in range(count)
+    ]
+
+
 def score_run(
     entry: SuiteEntry, config: EvalConfig, result: EvalResult, out: Path, grader: GraderRef
 ) -> list[JobScore]:
-    """Every job of a finished run scored with the entry's official metric, and its prediction file."""
+    """Every job of a finished run scored with the entry's official metric, and its prediction file;
+    a path-wise job also at each smaller N it reports (derived from its samples, as the run's own
+    metrics derive them: the mean over the subsets of the official scores)."""
+    from slowthink.evaluate.metrics import Grader
+
     records, _ = read_records(result.out_dir / RECORDS)
     metric = METRICS[entry.metric]
     fmt = get_format(config.format)
+    rule_grader = Grader()
     scores = []
     for job in plan_jobs(config):
         pairs: list[tuple[Problem, dict[str, Any] | None]] = []
@@ -355,28 +457,38 @@ def score_run(
             rec = records.get((pid, job.strategy, job.key))
             if rec is not None and isinstance(rec.get("problem"), dict):
                 pairs.append((Problem.from_dict(rec["problem"]), rec))
-        notes = []
-        preds = [prediction_text(r, fmt) for _, r in pairs]
-        mmvet: dict[str, dict[str, Any]] = {}
-        if entry.metric == "mmvet":
-            mmvet = grade_mmvet(
-                result.out_dir, job, [(p, pred) for (p, _), pred in zip(pairs, preds)], grader
-            )
-            failed = sum(not g.get("parsed", True) for g in mmvet.values())
-            if failed:
-                notes.append(
-                    f"{failed} grader repl{'ies' if failed != 1 else 'y'} unparseable after retries: scored 0"
-                )
-        items = [
-            make_item(p, r, pred, entry.metric, (mmvet.get(p.id) or {}).get("score"))
-            for (p, r), pred in zip(pairs, preds)
-        ]
+        missing = []
         if len(pairs) < len(result.problem_ids):
-            notes.append(f"{len(result.problem_ids) - len(pairs)} problem(s) without a record: left out")
+            missing.append(f"{len(result.problem_ids) - len(pairs)} problem(s) without a record: left out")
+        preds = [prediction_text(r, fmt) for _, r in pairs]
+        items, notes = _score_items(entry, result, job, pairs, preds, None, grader)
         rows = [prediction_row(p, pred) for (p, _), pred in zip(pairs, preds)]
-        name = re.sub(r"[^A-Za-z0-9.=-]+", "-", job.label).replace("=", "")
-        path = write_predictions(rows, out / PREDICTIONS / f"slowthink-{name}_{entry.vlmeval}")
-        scores.append(JobScore(job, metric.splits(items), path, notes))
+        path = write_predictions(
+            rows, out / PREDICTIONS / f"slowthink-{_file_name(job.label)}_{entry.vlmeval}"
+        )
+        scores.append(JobScore(job, metric.splits(items), path, notes + missing))
+        smaller = [
+            k for k in job.report_ns if job.pathwise and k is not None and job.n is not None and k < job.n
+        ]
+        for k in smaller:
+            sets = derived_predictions(pairs, k, config.seeds, fmt, rule_grader)
+            tables, sub_notes, first_path = [], [], None
+            for s, (sub_preds, correct) in enumerate(sets):
+                sub_items, n_ = _score_items(
+                    entry, result, job, pairs, sub_preds, correct, grader, key=f"{job.key}@n={k}#{s}"
+                )
+                tables.append(metric.splits(sub_items))
+                sub_notes += [f"subset {s}: {x}" for x in n_]
+                rows = [prediction_row(p, pred) for (p, _), pred in zip(pairs, sub_preds)]
+                stem = f"slowthink-{_file_name(f'{job.strategy} n={k}')}-s{s}_{entry.vlmeval}"
+                written = write_predictions(rows, out / PREDICTIONS / stem)
+                first_path = first_path or written
+            if tables and first_path is not None:
+                scores.append(
+                    JobScore(
+                        job, _mean_splits(tables), first_path, sub_notes + missing, n=k, subsets=len(tables)
+                    )
+                )
     return scores
 
 
@@ -514,7 +626,9 @@ def suite_table(
                     {
                         "strategy": j.job.strategy,
                         "key": j.job.key,
-                        "n": j.job.n,
+                        "n": j.n if j.derived else j.job.n,
+                        "derived_from": j.job.n if j.derived else None,
+                        "subsets": j.subsets if j.derived else None,
                         "label": j.label,
                         "predictions": str(j.predictions),
                         "notes": j.notes,

@@ -118,3 +118,28 @@ def test_all_rows_bad(tmp_path: Path) -> None:
     f = write_tsv(tmp_path / "bad.tsv", HEADER, [["0", "q", "x", "y", "", "", "A", "c", "d", "%%%" * 200]])
     with pytest.raises(SlowthinkError, match=r"no usable problem .*bad image data: 1"):
         load_benchmark("vlmeval", f, image_dir=tmp_path / "c")
+
+
+def test_meta_only_tsv_takes_the_images_vlmevalkit_extracted(tmp_path: Path) -> None:
+    """A TSV without an image column (VLMEvalKit's meta-only files) finds row ``index``'s image in
+    ``images/<file stem>/<index>.jpg`` next to it, where VLMEvalKit dumps a dataset's images; a row
+    whose image is not there is skipped as image-missing, like any missing image."""
+    dumped = tmp_path / "images" / "MathVista_MINI"
+    dumped.mkdir(parents=True)
+    Image.new("RGB", (5, 5), "green").save(dumped / "1.jpg")
+    Image.new("RGB", (5, 5), "blue").save(dumped / "2.png")
+    tsv = write_tsv(
+        tmp_path / "MathVista_MINI.tsv",
+        ["index", "question", "answer", "answer_type"],
+        [
+            ["1", "How many?", "3", "integer"],
+            ["2", "How long?", "4", "integer"],
+            ["3", "Which?", "5", "integer"],
+        ],
+    )
+    r = load_benchmark("vlmeval", str(tsv))
+    got = {p.id: p.images for p in r.problems}
+    assert got == {"1": [str(dumped / "1.jpg")], "2": [str(dumped / "2.png")]}
+    assert "image" in str(r.skipped)
+    kept = load_benchmark("vlmeval", str(tsv), allow_missing_images=True).problems
+    assert [(p.id, p.images, p.meta.get("image_missing")) for p in kept][2] == ("3", [], True)

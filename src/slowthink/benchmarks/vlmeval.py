@@ -4,8 +4,11 @@ Columns: ``index`` (id), ``question``, optional ``hint`` (prepended as ``Hint: .
 columns ``A``, ``B``, ``C``, ... (trailing empty ones dropped), ``answer`` (a letter for
 multiple choice), ``category`` and ``l2-category``/``l2_category`` (into ``meta``), ``image``
 (base64; a short number instead refers to the row with that index, as in MMBench; a JSON list for
-several images) or ``image_path`` (relative to the TSV's folder). Images are decoded once into
-``image_dir`` (a new temp folder when not given), named by content hash.
+several images) or ``image_path`` (relative to the TSV's folder). A row with neither (a
+meta-only TSV) takes the image VLMEvalKit itself extracted: ``images/<DATASET>/<index>.jpg`` next
+to the TSV (its ``LMUData`` layout; ``<DATASET>`` is the file's stem, ``.png`` too); when that
+folder exists, a row without its image there counts as image-missing. Images are
+decoded once into ``image_dir`` (a new temp folder when not given), named by content hash.
 
 Rows without option columns are parsed for an inline ``Options:`` block; rows with neither are
 free-form (``answer_type`` and ``precision`` columns used when present).
@@ -89,14 +92,33 @@ def load_vlmeval_tsv(
         for _, r in rows
         if isinstance(r, dict) and r.get("image") and len(str(r["image"])) > 64
     }
-    col.add_all(rows, lambda key, rec: _problem(key, rec, images, by_index))
+    dumped: Path | None = root / "images" / path.stem  # where VLMEvalKit extracts a dataset's images
+    if not dumped.is_dir():
+        dumped = None
+    col.add_all(rows, lambda key, rec: _problem(key, rec, images, by_index, dumped))
     image_notes(col.name, col, images, IMAGES_HINT.format(folder=root))
 
 
-def _images(rec: dict[str, Any], by_index: dict[str, str], images: ImageResolver) -> tuple[list[str], bool]:
+def extracted_image(dumped: Path, index: str | None) -> str | None:
+    """VLMEvalKit's extracted image of row ``index`` (``dumped/<index>.jpg``, or ``.png``): the
+    ``.jpg`` path when neither is there (the resolver then reports it missing)."""
+    if not index:
+        return None
+    for ext in (".jpg", ".png", ".jpeg"):
+        if (dumped / f"{index}{ext}").is_file():
+            return str(dumped / f"{index}{ext}")
+    return str(dumped / f"{index}.jpg")
+
+
+def _images(
+    rec: dict[str, Any], by_index: dict[str, str], images: ImageResolver, dumped: Path | None = None
+) -> tuple[list[str], bool]:
     value = text_or_none(rec.get("image"))
-    if value is None:  # no embedded image: a path column, if any
-        return images.resolve(text_or_none(rec.get("image_path")))
+    if value is None:  # no embedded image: a path column, else the image VLMEvalKit extracted
+        path = text_or_none(rec.get("image_path"))
+        if path is None and dumped is not None:
+            path = extracted_image(dumped, text_or_none(rec.get("index")))
+        return images.resolve(path)
     if len(value) <= 64 and value.isdigit():  # MMBench: a reference to another row's image
         if value not in by_index:
             raise SkipRow(IMAGE_MISSING)
@@ -105,10 +127,14 @@ def _images(rec: dict[str, Any], by_index: dict[str, str], images: ImageResolver
 
 
 def _problem(
-    key: str | None, rec: dict[str, Any], images: ImageResolver, by_index: dict[str, str]
+    key: str | None,
+    rec: dict[str, Any],
+    images: ImageResolver,
+    by_index: dict[str, str],
+    dumped: Path | None = None,
 ) -> Problem:
     pid = text_or_none(rec.get("index")) or text_or_none(rec.get("id")) or str(key)
-    paths, missing = _images(rec, by_index, images)
+    paths, missing = _images(rec, by_index, images, dumped)
     question = text_or_none(rec.get("question")) or ""
     if not question and not paths:
         raise SkipRow(MISSING_QUESTION)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from slowthink.engines import EngineSpec, load_engine
@@ -144,6 +146,46 @@ class TestParallelSequences:
         for a, b, w, s in zip(alone, batched, warm, shared):
             assert a.text == b.text == w.text == s.text
             assert a.logprobs == b.logprobs == w.logprobs == s.logprobs  # bit for bit (flash attention off)
+
+    def test_prompts_read_together_give_what_each_gives_alone(self, par_engine, monkeypatch):
+        """Unrelated prompts of different lengths are prefilled together (rounds of an equal token
+        count per sequence, none left with one token); each one's logits and samples are bit for bit
+        what it gets alone."""
+        questions = [
+            "Name a color.",
+            "What is 12 * 3? Answer with the number only, please, and nothing else at all.",
+            "Write one short sentence about the sea and the wind and the rain in the evening light.",
+            "Is 7 prime?",
+            "List three fruits that are red when they are ripe, separated by commas, no other words.",
+        ]
+        reqs = [
+            Request(
+                [Message("system", f"{i}: answer briefly."), Message("user", q)],
+                max_tokens=6,
+                temperature=0.8,
+                seed=40 + i,
+                logprobs=True,
+            )
+            for i, q in enumerate(questions)
+        ]
+        alone = []
+        for r in reqs:
+            par_engine.reset_cache()
+            alone.append(par_engine.generate([r])[0][0])
+        decoder = par_engine._decoder
+        calls: list[list[tuple[int, int, int, bool]]] = []
+        real = decoder._decode
+        monkeypatch.setattr(decoder, "_decode", lambda items: (calls.append(list(items)), real(items))[1])
+        par_engine.reset_cache()
+        together = [c[0] for c in par_engine.generate(reqs)]
+        assert [(c.text, c.logprobs) for c in together] == [(c.text, c.logprobs) for c in alone]
+        prefill = [
+            c for c in calls if any(not out for *_, out in c)
+        ]  # prompt pieces (not every row wants logits)
+        assert max(len({seq for _, _, seq, _ in c}) for c in prefill) >= 3  # several prompts in one call
+        for c in prefill:  # equal pieces, never one token of a sequence
+            per_seq = Counter(seq for _, _, seq, _ in c)
+            assert len(set(per_seq.values())) == 1 and min(per_seq.values()) >= 2
 
     def test_seeds_do_not_depend_on_the_number_of_sequences(self, par_engine):
         narrow = load_engine("llamacpp", n_threads=1, n_ctx=256, n_seq=2)

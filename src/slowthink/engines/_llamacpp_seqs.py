@@ -53,6 +53,9 @@ from slowthink.types import Completion, Request
 
 #: Candidates sorted first for top-p (the nucleus is usually small); the window grows if not.
 _TOP_P_WINDOW = 256
+#: A prompt waits one prefill round to copy a prompt of the same round when that shares more than
+#: this many tokens beyond what the cache already holds for it (a system prompt, not a template tag).
+_WAIT_FOR = 8
 
 
 def log_normalizer(x: np.ndarray) -> float:
@@ -326,13 +329,20 @@ class SequenceDecoder:
                     job.error = f"llamacpp: {e}"
                 self.clear()
 
-    def _plan(self, job: Job, claimed: set[int]) -> tuple[_Slot, int]:
-        """The base slot of ``job`` and how many prompt tokens it keeps from the cache."""
+    def _plan(
+        self, job: Job, claimed: set[int], promised: dict[int, list[int]] | None = None
+    ) -> tuple[_Slot, int] | None:
+        """The base slot of ``job`` and how many prompt tokens it keeps from the cache; ``None``
+        (nothing changed) when a prompt planned in the same prefill round (``promised``: slot ->
+        its prompt) will share more with it than any cached sequence: the job waits for the next
+        round and copies that prompt's cells then (a shared system prompt is decoded once)."""
         best, lcp = None, 0
         for slot in self.slots:  # a base already prefilled in this wave may be copied, not continued
             n = common_prefix(slot.tokens, job.tokens)
             if n > lcp or (n == lcp and best is not None and best.seq in claimed and slot.seq not in claimed):
                 best, lcp = slot, n
+        if promised and max(common_prefix(t, job.tokens) for t in promised.values()) > lcp + _WAIT_FOR:
+            return None
         # Keep at most len-2 tokens: the logits of the last prompt token are needed, and a prompt
         # piece of ONE token per sequence takes llama.cpp's one-row path, whose rounding differs.
         keep = max(0, min(lcp, len(job.tokens) - 2))
@@ -350,31 +360,73 @@ class SequenceDecoder:
         self._drop(base, keep)
         return base, keep
 
-    def _prefill(self, base: _Slot, tokens: list[int], keep: int) -> np.ndarray:
-        """Decode ``tokens[keep:]`` into ``base``, in pieces of at most ``n_batch`` and at least two
-        tokens (see :meth:`_plan`), one sequence per call; the logits of the last token."""
-        n = len(tokens)
-        cuts = list(range(keep, n, self.n_batch)) + [n]
-        if len(cuts) > 2 and cuts[-1] - cuts[-2] == 1:
-            cuts[-2] -= 1
-        for lo, hi in zip(cuts, cuts[1:]):
-            self._decode([(tokens[p], p, base.seq, p == n - 1) for p in range(lo, hi)])
-        self.stats["prompt_tokens_decoded"] += n - keep
-        self.stats["prompt_tokens_reused"] += keep
-        base.tokens = list(tokens)
-        return self._logits(hi - lo - 1).copy()
+    def _prefill(self, jobs: Sequence[tuple[_Slot, list[int], int]]) -> list[np.ndarray]:
+        """Decode each ``(base, tokens, keep)``'s ``tokens[keep:]`` into its base sequence, all of
+        them together; the logits of each prompt's last token, in order.
+
+        One ``llama_decode`` per round: every prompt still being read adds the same number ``c``
+        of tokens (llama.cpp's non-unified cache cuts a batch into ubatches with an equal count per
+        sequence; ``c`` times the prompts fits one ubatch, so it is cut nowhere else), never leaving
+        a prompt with ONE token for a later round (a one-row attention rounds differently, see
+        :meth:`_plan`): such a prompt sits the round out."""
+        left = {i: len(tokens) - keep for i, (_, tokens, keep) in enumerate(jobs)}
+        pos = {i: keep for i, (_, _, keep) in enumerate(jobs)}
+        out: dict[int, np.ndarray] = {}
+        while left:
+            active = sorted(left, key=lambda i: jobs[i][0].seq)  # a ubatch takes increasing sequence ids
+            cap = max(2, self.n_batch // len(active))
+            c = min(min(left.values()), cap)
+            part = [i for i in active if left[i] - c != 1]
+            if not part:  # every prompt has c + 1 left (c was capped): take one token less
+                c -= 1
+                part = active
+            if c < 2:  # only when n_batch is tiny: read the rest of one prompt alone
+                c, part = left[active[0]], active[:1]
+            items: list[tuple[int, int, int, bool]] = []
+            last: dict[int, int] = {}
+            for i in part:
+                base, tokens, _ = jobs[i]
+                for p in range(pos[i], pos[i] + c):
+                    items.append((tokens[p], p, base.seq, p == len(tokens) - 1))
+                if pos[i] + c == len(tokens):
+                    last[i] = len(items) - 1
+            self._decode(items)
+            for i in part:
+                pos[i] += c
+                left[i] -= c
+                if i in last:
+                    out[i] = self._logits(last[i]).copy()
+                    del left[i]
+        for base, tokens, keep in jobs:
+            self.stats["prompt_tokens_decoded"] += len(tokens) - keep
+            self.stats["prompt_tokens_reused"] += keep
+            base.tokens = list(tokens)
+        return [out[i] for i in range(len(jobs))]
 
     def _run_wave(self, wave: list[Job]) -> None:
         self._clock += 1
         claimed: set[int] = set()
-        bases, first = [], []
-        for job in wave:  # one after the other: a prompt can copy the system prompt of the one before
-            base, keep = self._plan(job, claimed)
-            bases.append((base, keep))
-            first.append(self._prefill(base, job.tokens, keep))
+        bases: dict[int, tuple[_Slot, int]] = {}
+        first: dict[int, np.ndarray] = {}
+        pending = list(range(len(wave)))
+        while pending:  # prefill rounds: a prompt that copies another's cells waits for its round
+            promised: dict[int, list[int]] = {}
+            planned, deferred = [], []
+            for j in pending:
+                plan = self._plan(wave[j], claimed, promised)
+                if plan is None:
+                    deferred.append(j)
+                    continue
+                bases[j] = plan
+                promised[plan[0].seq] = wave[j].tokens
+                planned.append(j)
+            logits = self._prefill([(bases[j][0], wave[j].tokens, bases[j][1]) for j in planned])
+            first.update(zip(planned, logits))
+            pending = deferred
         # one sequence per sample, copied from the base after its prefill
         live: list[tuple[_Live, np.ndarray]] = []
-        for job, (base, _), logits in zip(wave, bases, first):
+        for j, job in enumerate(wave):
+            base, logits = bases[j][0], first[j]
             for k, (idx, state) in enumerate(zip(job.indices, job.states)):
                 slot = base if k == 0 else self._take(claimed)
                 if slot is not base:

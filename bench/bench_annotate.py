@@ -142,12 +142,16 @@ def chain_sum_training(size: int, seed: int, max_terms: int = 2) -> tuple[str, d
         "generated": len(train),
         "in_test_set": sum(p.question in test for p in train),
         "kept": len(kept),
-        "kept_by_terms": dict(Counter(p.question.count(" + ") + p.question.count(" - ") + 1 for p in kept.values())),
+        "kept_by_terms": dict(
+            Counter(p.question.count(" + ") + p.question.count(" - ") + 1 for p in kept.values())
+        ),
     }
     return str(path), counts
 
 
-def _rollout_run(args, engine, data: str, folder: Path, *, batched: bool, limit: int | None) -> tuple[dict, list]:
+def _rollout_run(
+    args, engine, data: str, folder: Path, *, batched: bool, limit: int | None
+) -> tuple[dict, list]:
     shutil.rmtree(folder, ignore_errors=True)
     engine.calls.clear()
     config = AnnotateConfig(
@@ -197,8 +201,8 @@ def part_rollouts(args, data_dir: Path) -> dict:
     on the same warm in-process engine (the parallel llama.cpp engine: one call decodes all its
     prefixes' samples together; one call per prefix decodes only that prefix's k samples together)."""
     data, counts = chain_sum_training(args.rollout_items, args.rg_seed, args.rollout_max_terms)
-    engine = RecordingEngine(load_engine("llamacpp", n_threads=1))
-    out: dict = {}
+    engine = RecordingEngine(load_engine("llamacpp", n_threads=1, n_seq=args.n_seq))
+    out: dict = {"n_seq": args.n_seq}
     timing_n = min(args.rollout_timing_items, counts["kept"])
     if timing_n:
         _rollout_run(args, engine, data, data_dir / "rollouts-warmup", batched=True, limit=1)  # load, page in
@@ -285,8 +289,18 @@ def main() -> None:
     ap.add_argument("--segment-tokens", type=int, default=256)
     ap.add_argument("--rollout-items", type=int, default=200)
     ap.add_argument("--rollout-batch", type=int, default=16)
-    ap.add_argument("--rollout-max-terms", type=int, default=2, help="3: add 3-term questions (more distinct)")
-    ap.add_argument("--rollout-timing-items", type=int, default=24, help="items of the batched vs per-prefix run")
+    ap.add_argument(
+        "--rollout-max-terms", type=int, default=2, help="3: add 3-term questions (more distinct)"
+    )
+    ap.add_argument(
+        "--rollout-timing-items", type=int, default=24, help="items of the batched vs per-prefix run"
+    )
+    ap.add_argument(
+        "--n-seq",
+        type=int,
+        default=8,
+        help="llama.cpp sequences of the policy (8: one prefix's k=8 samples per wave)",
+    )
     ap.add_argument("--rg-seed", type=int, default=20261202)
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--rollout-tokens", type=int, default=64)

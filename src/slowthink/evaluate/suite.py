@@ -27,9 +27,11 @@ from typing import Any
 from slowthink.benchmarks import hallusionbench, mmbench, vlmeval
 from slowthink.benchmarks.choices import LETTERS
 from slowthink.evaluate.config import EvalConfig, Job, plan_jobs
+from slowthink.evaluate.metrics import Grader
 from slowthink.evaluate.official import METRICS, Item, Split
 from slowthink.evaluate.records import RECORDS, RecordWriter, read_records, write_json
 from slowthink.evaluate.runner import EvalResult, check_engine_spec, make_engine, run_eval
+from slowthink.evaluate.subsample import derive
 from slowthink.formats import Format, get_format
 from slowthink.grading.mmvet import MMVetGrader, MMVetItem
 from slowthink.grading.yesno import yes_no
@@ -406,8 +408,6 @@ def derived_predictions(
     """Per subset, every problem's prediction and grade at N = ``k``, from the selection rule re-run
     on ``k`` of the recorded samples (:func:`~slowthink.evaluate.subsample.derive`, the subsets the
     run's own metrics use). Problems with fewer subsets (a smaller sample pool) repeat theirs."""
-    from slowthink.evaluate.subsample import derive
-
     per_problem: list[list[tuple[str, bool]]] = []
     for p, rec in pairs:
         trace_d = (rec or {}).get("trace")
@@ -444,7 +444,6 @@ def score_run(
     """Every job of a finished run scored with the entry's official metric, and its prediction file;
     a path-wise job also at each smaller N it reports (derived from its samples, as the run's own
     metrics derive them: the mean over the subsets of the official scores)."""
-    from slowthink.evaluate.metrics import Grader
 
     records, _ = read_records(result.out_dir / RECORDS)
     metric = METRICS[entry.metric]

@@ -169,13 +169,20 @@ def prediction_text(rec: Mapping[str, Any] | None, fmt: Format) -> str:
     trace = rec.get("trace")
     if isinstance(trace, dict):
         try:
-            problem = Problem.from_dict(rec["problem"])
-            response = Trace.from_dict(trace).response
-            text = fmt.parse(response).answer_text
-            if text and text.strip() and fmt.answer(response, problem) == answer:
-                return text.strip()
+            return answer_part(
+                Trace.from_dict(trace).response, Problem.from_dict(rec["problem"]), answer, fmt
+            )
         except (KeyError, TypeError, ValueError):
             pass  # an unreadable old record: its answer below
+    return "" if answer is None else str(answer)
+
+
+def answer_part(response: str, problem: Problem, answer: str | None, fmt: Format) -> str:
+    """The answer part of ``response`` as ``fmt`` cuts it when it yields ``answer``, else
+    ``answer`` itself (``""`` for none)."""
+    text = fmt.parse(response).answer_text
+    if text and text.strip() and fmt.answer(response, problem) == answer:
+        return text.strip()
     return "" if answer is None else str(answer)
 
 
@@ -403,7 +410,7 @@ def _mean_splits(runs: Sequence[list[Split]]) -> list[Split]:
 
 
 def derived_predictions(
-    pairs: Sequence[tuple[Problem, dict[str, Any] | None]], k: int, seeds: int, fmt: Format, grader: Any
+    pairs: Sequence[tuple[Problem, dict[str, Any] | None]], k: int, seeds: int, fmt: Format, grader: Grader
 ) -> list[tuple[list[str], list[bool]]]:
     """Per subset, every problem's prediction and grade at N = ``k``, from the selection rule re-run
     on ``k`` of the recorded samples (:func:`~slowthink.evaluate.subsample.derive`, the subsets the
@@ -423,13 +430,7 @@ def derived_predictions(
             if d.answer is None or d.winner is None:
                 subs.append(("", False))
                 continue
-            text = fmt.parse(by_id[d.winner].text).answer_text
-            pred = (
-                text.strip()
-                if text and text.strip() and fmt.answer(by_id[d.winner].text, p) == d.answer
-                else d.answer
-            )
-            subs.append((str(pred), bool(grader(d.answer, p))))
+            subs.append((answer_part(by_id[d.winner].text, p, d.answer, fmt), bool(grader(d.answer, p))))
         per_problem.append(subs or [("", False)])
     count = max(len(x) for x in per_problem) if per_problem else 0
     return [
@@ -444,7 +445,6 @@ def score_run(
     """Every job of a finished run scored with the entry's official metric, and its prediction file;
     a path-wise job also at each smaller N it reports (derived from its samples, as the run's own
     metrics derive them: the mean over the subsets of the official scores)."""
-
     records, _ = read_records(result.out_dir / RECORDS)
     metric = METRICS[entry.metric]
     fmt = get_format(config.format)

@@ -63,6 +63,10 @@ TEST_SEED = 1234
 VARIANTS = (("last", "score"), ("min", "score"), ("mean", "score"), ("last", "weighted"))
 
 
+#: The step-wise stages and the strategy each runs with the PRM.
+STEPWISE = {"greedy": "greedy_step", "beam": "step_beam"}
+
+
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
@@ -325,30 +329,22 @@ class Study:
             out[name] = self.run(cfg, scorer=scorer)
         return out
 
-    def greedy(self) -> dict:
-        folder = f"chain_sum-atomic-prm-{self.prm.name}-greedy"  # its own: best_of_n folders fix select
+    def stepwise(self, strategy: str, suffix: str, ns: str, **options) -> dict:
+        """``strategy`` (greedy_step or step_beam) with the PRM at ``ns`` candidates per step, in its
+        own folder (best_of_n folders fix select)."""
+        folder = f"chain_sum-atomic-prm-{self.prm.name}-{suffix}"
         cfg = self.eval_config(
-            folder,
-            ["greedy_step"],
-            f"prm:{self.prm}",
-            aggregate="last",
-            stepwise_ns=self.args.greedy_ns,
+            folder, [strategy], f"prm:{self.prm}", aggregate="last", stepwise_ns=ns, **options
         )
         return self.run(cfg, scorer=self.prm_scorer())
+
+    def greedy(self) -> dict:
+        return self.stepwise("greedy_step", "greedy", self.args.greedy_ns)
 
     def beam(self) -> dict:
         """step_beam with the PRM (beam width ``--beam-width``, ``--beam-ns`` candidates per beam
         and depth): the paper's step-level beam search with a learned verifier."""
-        folder = f"chain_sum-atomic-prm-{self.prm.name}-beam"
-        cfg = self.eval_config(
-            folder,
-            ["step_beam"],
-            f"prm:{self.prm}",
-            aggregate="last",
-            stepwise_ns=self.args.beam_ns,
-            beam=self.args.beam_width,
-        )
-        return self.run(cfg, scorer=self.prm_scorer())
+        return self.stepwise("step_beam", "beam", self.args.beam_ns, beam=self.args.beam_width)
 
     def fit(self) -> dict:
         """The PRM on its own training rows: AUROC of its step scores against the hard step
@@ -399,14 +395,15 @@ class Study:
         for name, part in (
             [("symbolic", results.get("sample"))]
             + [(f"prm-{a}", v) for a, v in (results.get("prm") or {}).items()]
-            + [("prm-greedy", results.get("greedy")), ("prm-beam", results.get("beam"))]
+            + [(f"prm-{stage}", results.get(stage)) for stage in STEPWISE]
         ):
             for r in (part or {}).get("rows", []):
                 if name.startswith("prm") and r["strategy"] == "majority":
                     continue
-                if name == "prm-greedy" and r["strategy"] != "greedy_step":
-                    continue
-                if name == "prm-beam" and r["strategy"] != "step_beam":
+                if (
+                    name.removeprefix("prm-") in STEPWISE
+                    and r["strategy"] != STEPWISE[name.removeprefix("prm-")]
+                ):
                     continue
                 label = r["strategy"] if r["strategy"] == "majority" else f"{r['strategy']}+{name}"
                 rows[f"{label}@{r['n']}"] = r
@@ -419,11 +416,8 @@ class Study:
         for key, r in rows.items():
             k = r["problems"]
             prm = r.get("scorer_prompt_tokens") or 0
-            extra = (
-                paid.get(r["n"], 0)
-                if "+prm-" in key and "greedy" not in key and "beam" not in key and not prm
-                else 0
-            )
+            stepwise = r["strategy"] in STEPWISE.values()  # pays its own PRM passes
+            extra = paid.get(r["n"], 0) if "+prm-" in key and not stepwise and not prm else 0
             table[key] = {
                 "accuracy": r["accuracy"],
                 "ci95": r.get("ci95") or list(wilson(r["accuracy"] * k, k)),

@@ -30,6 +30,7 @@ from collections import Counter
 import numpy as np
 
 from slowthink.engines import load_engine
+from slowthink.engines._llamacpp_seqs import log_normalizer
 from slowthink.types import Message, Request
 
 QUESTION = "What is 7 + 8 + 6? Think step by step, one step per line."
@@ -114,7 +115,7 @@ def main() -> None:
 
     def log_softmax(x: np.ndarray) -> np.ndarray:
         z = x / T
-        return z - z.max() - math.log(float(np.exp(z - z.max()).sum()))
+        return z - log_normalizer(z)
 
     def first_logits(kernel: str) -> np.ndarray:
         llm.reset()
